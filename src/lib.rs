@@ -1,0 +1,7 @@
+//! sesscache: a TLS session cache that models OpenSSL's `SSL_SESSION` and per-context cache,
+//! with the reference-counting hazards of the C API ruled out by the type system.
+//!
+//! This umbrella crate re-exports the workspace's libraries; see `docs/ARCHITECTURE.md`.
+
+pub use session_cache as cache;
+pub use session_core as core;
