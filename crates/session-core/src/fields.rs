@@ -232,7 +232,7 @@ impl fmt::Debug for SidCtx {
 
 /// The master key (TLS 1.2 and earlier, 48 bytes) or resumption secret (TLS 1.3, up to 64
 /// bytes; OpenSSL's buffer takes 512). Zeroized when dropped; never shown by `Debug`.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey(Box<[u8]>);
 
 impl MasterKey {
@@ -253,12 +253,6 @@ impl MasterKey {
     /// The secret's bytes: handle with care.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
-    }
-}
-
-impl Default for MasterKey {
-    fn default() -> Self {
-        Self(Box::default())
     }
 }
 
