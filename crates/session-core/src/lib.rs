@@ -22,5 +22,7 @@ pub use fields::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, ProtocolVersion, SessionId,
     SidCtx, Ticket,
 };
-pub use session::{Session, SessionBuilder, SessionData, SessionRef, DEFAULT_SESSION_TIMEOUT};
+pub use session::{
+    Session, SessionBuilder, SessionData, SessionRef, WeakSession, DEFAULT_SESSION_TIMEOUT,
+};
 pub use time::{Clock, ManualClock, SystemClock, UnixTime};

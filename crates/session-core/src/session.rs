@@ -256,6 +256,12 @@ impl Session {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// A handle that does not keep the session alive and does not count as a reference.
+    /// The cache's expiry index uses one to find the session it must remove.
+    pub fn downgrade(&self) -> WeakSession {
+        WeakSession(Arc::downgrade(&self.0))
+    }
+
     /// How many references to this session exist now (OpenSSL's `references`). Only a
     /// snapshot: other threads may take or give back references at any time.
     pub fn ref_count(&self) -> usize {
@@ -274,6 +280,24 @@ impl Deref for Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// A non-owning handle to a session: not a reference in OpenSSL's sense. It can be turned
+/// into one only while some reference still exists, so it can never dangle.
+#[derive(Clone)]
+pub struct WeakSession(std::sync::Weak<SessionData>);
+
+impl WeakSession {
+    /// An owned reference, if the session has not been freed.
+    pub fn upgrade(&self) -> Option<Session> {
+        self.0.upgrade().map(Session)
+    }
+}
+
+impl fmt::Debug for WeakSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakSession")
     }
 }
 
@@ -560,6 +584,16 @@ mod tests {
             std::ptr::eq(d.peer_certificates(), s.peer_certificates()),
             "peer certificates are shared between copies"
         );
+    }
+
+    #[test]
+    fn weak_handles_do_not_count_and_cannot_dangle() {
+        let s = session(b"w");
+        let weak = s.downgrade();
+        assert_eq!(s.ref_count(), 1);
+        assert!(weak.upgrade().unwrap().ptr_eq(&s));
+        drop(s);
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

@@ -1,0 +1,1234 @@
+//! The cache itself: a sharded map from (version, session id) to the cache's reference, the
+//! expiry index beside it, the size bound, the mode, the callbacks and the statistics.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::sync::Arc;
+
+use dashmap::mapref::entry::{Entry, OccupiedEntry};
+use dashmap::DashMap;
+use session_core::{Clock, ProtocolVersion, Session, SidCtx, SystemClock, UnixTime};
+use tracing::{debug, trace};
+
+use crate::callbacks::{
+    Callbacks, GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
+};
+use crate::capacity::Capacity;
+use crate::index::{ExpiryIndex, Stamp};
+use crate::key::{Cached, KeyView, Probe};
+use crate::stats::{Counters, Handshake, Stats};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::{CacheMode, Error};
+
+/// OpenSSL's default cache size (`SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`).
+pub const DEFAULT_CACHE_SIZE: usize = 20_480;
+
+/// OpenSSL's default session timeout for a TLS context, in seconds.
+pub const DEFAULT_TIMEOUT: u64 = 7_200;
+
+/// How many expired entries a flush unlinks between two looks at the index, so that no lock
+/// is held for long and remove callbacks run as the flush goes.
+const FLUSH_BATCH: usize = 256;
+
+/// How a cache starts out.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// The most sessions the cache holds; 0 means no limit.
+    pub size: usize,
+    /// The mode bits.
+    pub mode: CacheMode,
+    /// The context's default session timeout in seconds (`SSL_CTX_set_timeout`).
+    pub timeout: u64,
+    /// Where the cache reads the time.
+    pub clock: Arc<dyn Clock>,
+    /// How many shards the map and the expiry index have (rounded up to a power of two).
+    pub shards: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            size: DEFAULT_CACHE_SIZE,
+            mode: CacheMode::default(),
+            timeout: DEFAULT_TIMEOUT,
+            clock: Arc::new(SystemClock),
+            shards: (cores * 8).next_power_of_two().max(16),
+        }
+    }
+}
+
+/// What [`SessionCache::add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Added {
+    /// The session was not cached under its key; now it is.
+    New,
+    /// Another session was cached under the same key; this one replaced it. Counts as added.
+    Replaced,
+    /// This very session was already cached: nothing was added (with `UPDATE_TIME`, its time
+    /// was refreshed).
+    AlreadyCached,
+}
+
+impl Added {
+    /// `SSL_CTX_add_session`'s return value: whether the session counts as added.
+    pub fn is_added(self) -> bool {
+        matches!(self, Self::New | Self::Replaced)
+    }
+}
+
+/// What a server looks for when a ClientHello offers a session id.
+#[derive(Debug, Clone, Copy)]
+pub struct LookupRequest<'a> {
+    /// The protocol version being negotiated.
+    pub version: ProtocolVersion,
+    /// The offered session id, as it came from the network.
+    pub id: &'a [u8],
+    /// The server's session id context.
+    pub sid_ctx: SidCtx,
+    /// Whether the ClientHello carries the extended master secret extension.
+    pub extended_master_secret: bool,
+}
+
+impl<'a> LookupRequest<'a> {
+    /// A request without the extended master secret.
+    pub fn new(version: ProtocolVersion, id: &'a [u8], sid_ctx: SidCtx) -> Self {
+        Self {
+            version,
+            id,
+            sid_ctx,
+            extended_master_secret: false,
+        }
+    }
+}
+
+/// The outcome of a [`SessionCache::lookup`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// A session to resume, with a reference of the caller's own.
+    Hit(Session),
+    /// Nothing to resume: no such session, or one for another context or version.
+    Miss,
+    /// The session had expired; it was removed.
+    Timeout,
+    /// The session used the extended master secret and this handshake does not: RFC 7627
+    /// says the handshake must be aborted.
+    Abort,
+}
+
+/// A per-context session cache (the cache inside OpenSSL's `SSL_CTX`).
+///
+/// Every method takes `&self` and may be called from any number of threads at once.
+/// Dropping the cache flushes it: the remove callback sees every session that was in it,
+/// and sessions held elsewhere stay valid.
+pub struct SessionCache {
+    map: DashMap<Cached, u64, RandomState>,
+    index: ExpiryIndex,
+    capacity: Capacity,
+    next_seq: AtomicU64,
+    mode: AtomicU32,
+    timeout: AtomicU64,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    callbacks: Callbacks,
+}
+
+impl SessionCache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
+        let shards = config.shards.max(2).next_power_of_two();
+        Self {
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(0, RandomState::new(), shards),
+            index: ExpiryIndex::new(shards),
+            capacity: Capacity::new(config.size),
+            next_seq: AtomicU64::new(0),
+            mode: AtomicU32::new(config.mode.bits()),
+            timeout: AtomicU64::new(config.timeout),
+            clock: config.clock,
+            counters: Counters::new(),
+            callbacks: Callbacks::new(),
+        }
+    }
+
+    /// The time now, by the cache's clock.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The cache's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Adds a session; the cache takes a reference of its own.
+    ///
+    /// A different session under the same (version, id) is replaced, and the new one counts
+    /// as added; the very same session again is not added. When the cache is full, the
+    /// session that expires soonest is evicted first (never the one being added). With
+    /// [`CacheMode::UPDATE_TIME`] the cache stores a copy whose time is now (shared sessions
+    /// are immutable); [`get`](Self::get) returns it. The mode bits do not otherwise matter.
+    #[doc(alias = "SSL_CTX_add_session")]
+    pub fn add(&self, session: &Session) -> Result<Added, Error> {
+        if session.id().is_empty() {
+            return Err(Error::EmptySessionId);
+        }
+        let now = self.now();
+        let candidate = if self.mode().contains(CacheMode::UPDATE_TIME) && session.time() != now {
+            session.with_time(now)
+        } else {
+            session.clone()
+        };
+        loop {
+            match self.map.entry(Cached(candidate.clone())) {
+                Entry::Occupied(entry) => {
+                    let same = entry.key().0.ptr_eq(session);
+                    if same && candidate.ptr_eq(session) {
+                        return Ok(Added::AlreadyCached);
+                    }
+                    self.relink(entry, &candidate);
+                    trace!(version = session.version().wire(), same, "session re-added");
+                    return Ok(if same {
+                        Added::AlreadyCached
+                    } else {
+                        Added::Replaced
+                    });
+                }
+                Entry::Vacant(entry) => {
+                    if !self.capacity.try_reserve() {
+                        drop(entry);
+                        match self.evict_one() {
+                            Some(evicted) => self.removed(vec![evicted], RemovalCause::Evicted),
+                            // Every slot is reserved by an add that is linking its entry
+                            // right now: let it finish.
+                            None => std::thread::yield_now(),
+                        }
+                        continue;
+                    }
+                    let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                    let stamp = Stamp {
+                        expiry: candidate.expiry(),
+                        seq,
+                    };
+                    self.index.insert(stamp, candidate.downgrade());
+                    entry.insert(seq);
+                    trace!(version = session.version().wire(), "session added");
+                    return Ok(Added::New);
+                }
+            }
+        }
+    }
+
+    /// Puts `with` in place of the session an occupied entry holds, at a new place in expiry
+    /// order. The old reference is dropped after the entry's lock is released.
+    fn relink(&self, entry: OccupiedEntry<'_, Cached, u64>, with: &Session) {
+        let old = Stamp {
+            expiry: entry.key().0.expiry(),
+            seq: *entry.get(),
+        };
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.index.remove(old);
+        self.index.insert(
+            Stamp {
+                expiry: with.expiry(),
+                seq,
+            },
+            with.downgrade(),
+        );
+        // Replaces the key too: the entry's key is the cache's reference.
+        let (old_key, _) = entry.replace_entry(seq);
+        drop(old_key);
+    }
+
+    /// Unlinks the entry under `probe`'s key if `keep` says so, returning the cache's
+    /// reference. The index entry goes under the same map lock, so the two never disagree.
+    fn unlink_if(
+        &self,
+        probe: &Probe<'_>,
+        unlink: impl FnOnce(&Session, u64) -> bool,
+    ) -> Option<Session> {
+        let (key, _) = self.map.remove_if(probe as &dyn KeyView, |key, &seq| {
+            if !unlink(&key.0, seq) {
+                return false;
+            }
+            self.index.remove(Stamp {
+                expiry: key.0.expiry(),
+                seq,
+            });
+            true
+        })?;
+        self.capacity.release();
+        Some(key.0)
+    }
+
+    /// Unlinks the entry the index lists under `stamp`, if it is still that entry.
+    fn unlink_stamp(&self, stamp: Stamp, session: &Session) -> Option<Session> {
+        let found = self.unlink_if(&Probe::of(session), |s, seq| {
+            s.ptr_eq(session) && seq == stamp.seq
+        });
+        if found.is_none() {
+            // The entry went another way and took its index entry with it; this only makes
+            // sure that a flush or an eviction can never spin on a stale one.
+            self.index.remove(stamp);
+        }
+        found
+    }
+
+    /// Evicts the session that expires soonest, returning it.
+    fn evict_one(&self) -> Option<Session> {
+        loop {
+            let (stamp, weak) = self.index.soonest()?;
+            let evicted = match weak.upgrade() {
+                Some(session) => self.unlink_stamp(stamp, &session),
+                None => {
+                    self.index.remove(stamp);
+                    None
+                }
+            };
+            if let Some(evicted) = evicted {
+                self.counters.cache_full.inc();
+                return Some(evicted);
+            }
+        }
+    }
+
+    /// Runs the remove callback for sessions that have left the cache, then drops the cache's
+    /// references. Called with no lock held.
+    fn removed(&self, sessions: Vec<Session>, cause: RemovalCause) {
+        for s in &sessions {
+            trace!(
+                version = s.version().wire(),
+                ?cause,
+                "session left the cache"
+            );
+        }
+        if let Some(cb) = self.callbacks.remove_session() {
+            for s in &sessions {
+                cb(s, cause);
+            }
+        }
+    }
+
+    /// Removes whatever session is cached under `session`'s (version, id), marks `session`
+    /// not resumable, and runs the remove callback with it, whether or not anything was
+    /// cached, as OpenSSL does. Returns whether an entry was found. A session with an empty id
+    /// is left alone and gives `false`.
+    #[doc(alias = "SSL_CTX_remove_session")]
+    pub fn remove(&self, session: &Session) -> bool {
+        if session.id().is_empty() {
+            return false;
+        }
+        let unlinked = self.unlink_if(&Probe::of(session), |_, _| true);
+        session.mark_not_resumable();
+        trace!(
+            version = session.version().wire(),
+            found = unlinked.is_some(),
+            "session removed"
+        );
+        if let Some(cb) = self.callbacks.remove_session() {
+            cb(session, RemovalCause::Removed);
+        }
+        unlinked.is_some()
+    }
+
+    /// Removes the session cached under (version, id) and hands the cache's reference to the
+    /// caller: a single-use ticket's lookup (rustls's `take`). The remove callback runs.
+    pub fn take(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
+        let taken = self.unlink_if(
+            &Probe {
+                version: version.wire(),
+                id,
+            },
+            |_, _| true,
+        )?;
+        if let Some(cb) = self.callbacks.remove_session() {
+            cb(&taken, RemovalCause::Taken);
+        }
+        Some(taken)
+    }
+
+    /// The session cached under (version, id), if any: no statistics, no expiry check, no
+    /// callback.
+    pub fn get(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
+        let probe = Probe {
+            version: version.wire(),
+            id,
+        };
+        self.map
+            .get(&probe as &dyn KeyView)
+            .map(|entry| entry.key().0.clone())
+    }
+
+    /// Whether this very session is in the cache.
+    pub fn contains(&self, session: &Session) -> bool {
+        self.map
+            .get(&Probe::of(session) as &dyn KeyView)
+            .is_some_and(|entry| entry.key().0.ptr_eq(session))
+    }
+
+    /// A server's lookup of an offered session id, as OpenSSL's handshake does it: the
+    /// internal cache (unless [`CacheMode::NO_INTERNAL_LOOKUP`]), then on a miss the get
+    /// callback (whose session is stored unless [`CacheMode::NO_INTERNAL_STORE`]); then the
+    /// version, session id context, expiry and extended-master-secret checks.
+    ///
+    /// Counting follows OpenSSL: an internal miss counts in `misses`, a session from the get
+    /// callback in `cb_hits`, an expired one in `timeouts` (and it is removed), a resumable
+    /// one in `hits`. A session found internally but refused by the checks counts as a miss.
+    /// So without a get callback every lookup counts once in exactly one of `hits`, `misses`
+    /// and `timeouts`.
+    pub fn lookup(&self, request: &LookupRequest<'_>) -> Lookup {
+        let mode = self.mode();
+        let mut internal = None;
+        if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            internal = self.get(request.version, request.id);
+            if internal.is_none() {
+                self.counters.misses.inc();
+            }
+        }
+        let from_cache = internal.is_some();
+        let session = match internal {
+            Some(s) => s,
+            None => match self.external_lookup(request, mode) {
+                Some(s) => s,
+                None => return Lookup::Miss,
+            },
+        };
+        let refuse = || {
+            if from_cache {
+                self.counters.misses.inc();
+            }
+        };
+        if session.version() != request.version || *session.sid_ctx() != request.sid_ctx {
+            refuse();
+            return Lookup::Miss;
+        }
+        if session.is_expired_at(self.now()) {
+            self.counters.timeouts.inc();
+            let unlinked = self.unlink_if(&Probe::of(&session), |s, _| s.ptr_eq(&session));
+            session.mark_not_resumable();
+            trace!(
+                version = session.version().wire(),
+                "session expired at lookup"
+            );
+            if let Some(cb) = self.callbacks.remove_session() {
+                cb(&session, RemovalCause::Expired);
+            }
+            drop(unlinked);
+            return Lookup::Timeout;
+        }
+        match (
+            session.extended_master_secret(),
+            request.extended_master_secret,
+        ) {
+            (true, false) => {
+                refuse();
+                return Lookup::Abort;
+            }
+            (false, true) => {
+                refuse();
+                return Lookup::Miss;
+            }
+            _ => {}
+        }
+        self.counters.hits.inc();
+        Lookup::Hit(session)
+    }
+
+    fn external_lookup(&self, request: &LookupRequest<'_>, mode: CacheMode) -> Option<Session> {
+        let cb = self.callbacks.get_session()?;
+        let session = cb(request.version, request.id)?;
+        if !session.is_resumable() {
+            return None;
+        }
+        self.counters.cb_hits.inc();
+        if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+            // An empty id from the callback cannot be stored; it can still be resumed.
+            let _ = self.add(&session);
+        }
+        Some(session)
+    }
+
+    /// Removes exactly the sessions that have expired at `at` (expiry < `at`), marking each
+    /// not resumable and running the remove callback for it. Returns how many it removed.
+    ///
+    /// The cost follows the number of expired sessions, not the size of the cache, and no
+    /// lock is held for more than a small batch. Sessions added while the flush runs are left
+    /// for the next one.
+    #[doc(alias = "SSL_CTX_flush_sessions_ex")]
+    pub fn flush_expired(&self, at: UnixTime) -> usize {
+        self.flush_before(Some(at))
+    }
+
+    /// Removes every session (OpenSSL's flush with time 0).
+    pub fn flush_all(&self) -> usize {
+        self.flush_before(None)
+    }
+
+    /// Removes the sessions expired now, by the cache's clock.
+    #[doc(alias = "SSL_CTX_flush_sessions")]
+    pub fn flush(&self) -> usize {
+        self.flush_expired(self.now())
+    }
+
+    fn flush_before(&self, at: Option<UnixTime>) -> usize {
+        let seq_limit = self.next_seq.load(Ordering::Acquire);
+        let mut total = 0;
+        for shard in 0..self.index.shard_count() {
+            loop {
+                let batch = self.index.expired_in(shard, at, seq_limit, FLUSH_BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                let mut removed = Vec::with_capacity(batch.len());
+                for (stamp, weak) in batch {
+                    let Some(session) = weak.upgrade() else {
+                        self.index.remove(stamp);
+                        continue;
+                    };
+                    if let Some(s) = self.unlink_stamp(stamp, &session) {
+                        s.mark_not_resumable();
+                        removed.push(s);
+                    }
+                }
+                total += removed.len();
+                self.removed(removed, RemovalCause::Flushed);
+            }
+        }
+        debug!(?at, removed = total, "cache flushed");
+        total
+    }
+
+    /// Gives a cached session a new timeout: a renewed copy takes its place, at its new place
+    /// in expiry order, and is returned. `None` if this very session is not cached (then use
+    /// [`Session::with_timeout`]).
+    #[doc(alias = "SSL_SESSION_set_timeout")]
+    pub fn set_session_timeout(&self, session: &Session, timeout: u64) -> Option<Session> {
+        self.renew(session, session.with_timeout(timeout))
+    }
+
+    /// Gives a cached session a new time, as [`set_session_timeout`](Self::set_session_timeout)
+    /// does its timeout.
+    #[doc(alias = "SSL_SESSION_set_time")]
+    pub fn set_session_time(&self, session: &Session, time: UnixTime) -> Option<Session> {
+        self.renew(session, session.with_time(time))
+    }
+
+    fn renew(&self, session: &Session, renewed: Session) -> Option<Session> {
+        match self.map.entry(Cached(renewed.clone())) {
+            Entry::Occupied(entry) if entry.key().0.ptr_eq(session) => {
+                self.relink(entry, &renewed);
+                Some(renewed)
+            }
+            _ => None,
+        }
+    }
+
+    /// The size limit (0 = none).
+    #[doc(alias = "SSL_CTX_sess_get_cache_size")]
+    pub fn size(&self) -> usize {
+        self.capacity.limit()
+    }
+
+    /// Sets the size limit (0 = none), evicting soonest-to-expire sessions at once until the
+    /// cache fits, and returns the old limit.
+    #[doc(alias = "SSL_CTX_sess_set_cache_size")]
+    pub fn set_size(&self, size: usize) -> usize {
+        let old = self.capacity.set_limit(size);
+        while self.capacity.over_limit() {
+            match self.evict_one() {
+                Some(evicted) => self.removed(vec![evicted], RemovalCause::Evicted),
+                None => break,
+            }
+        }
+        old
+    }
+
+    /// How many sessions are cached (`SSL_CTX_sess_number`).
+    #[doc(alias = "SSL_CTX_sess_number")]
+    pub fn len(&self) -> usize {
+        self.capacity.used()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The mode bits.
+    #[doc(alias = "SSL_CTX_get_session_cache_mode")]
+    pub fn mode(&self) -> CacheMode {
+        CacheMode::from_bits_retain(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// Sets the mode bits, returning the old ones.
+    #[doc(alias = "SSL_CTX_set_session_cache_mode")]
+    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
+        CacheMode::from_bits_retain(self.mode.swap(mode.bits(), Ordering::Relaxed))
+    }
+
+    /// The context's default session timeout, in seconds.
+    #[doc(alias = "SSL_CTX_get_timeout")]
+    pub fn timeout(&self) -> u64 {
+        self.timeout.load(Ordering::Relaxed)
+    }
+
+    /// Sets the context's default session timeout, returning the old one. Sessions already
+    /// made keep theirs.
+    #[doc(alias = "SSL_CTX_set_timeout")]
+    pub fn set_timeout(&self, timeout: u64) -> u64 {
+        self.timeout.swap(timeout, Ordering::Relaxed)
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot(self.len())
+    }
+
+    /// Counts a handshake event; returns the counter's new value.
+    pub fn record(&self, event: Handshake) -> u64 {
+        self.counters.record(event)
+    }
+
+    /// References to every cached session, in no particular order.
+    pub fn sessions(&self) -> Vec<Session> {
+        self.map.iter().map(|entry| entry.key().0.clone()).collect()
+    }
+
+    /// Sets or clears the new-session callback.
+    #[doc(alias = "SSL_CTX_sess_set_new_cb")]
+    pub fn set_new_session_callback(&self, cb: Option<NewSessionCallback>) {
+        self.callbacks.set_new_session(cb);
+    }
+
+    /// Sets or clears the remove-session callback.
+    #[doc(alias = "SSL_CTX_sess_set_remove_cb")]
+    pub fn set_remove_session_callback(&self, cb: Option<RemoveSessionCallback>) {
+        self.callbacks.set_remove_session(cb);
+    }
+
+    /// Sets or clears the get-session callback (the external cache).
+    #[doc(alias = "SSL_CTX_sess_set_get_cb")]
+    pub fn set_get_session_callback(&self, cb: Option<GetSessionCallback>) {
+        self.callbacks.set_get_session(cb);
+    }
+
+    /// Runs the new-session callback, if one is set: the context calls this after a
+    /// handshake established `session`.
+    pub fn notify_new_session(&self, session: &Session) {
+        if let Some(cb) = self.callbacks.new_session() {
+            cb(session);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn index_len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+impl Drop for SessionCache {
+    fn drop(&mut self) {
+        self.flush_all();
+    }
+}
+
+impl fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("len", &self.len())
+            .field("size", &self.size())
+            .field("mode", &self.mode())
+            .field("timeout", &self.timeout())
+            .field("stats", &self.counters)
+            .field("callbacks", &self.callbacks)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(sesscache_loom)))]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use session_core::{ManualClock, MasterKey, SessionBuilder, SessionId};
+
+    use super::*;
+
+    const NOW: u64 = 1_000_000;
+
+    fn cache(size: usize) -> (SessionCache, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let cache = SessionCache::new(CacheConfig {
+            size,
+            clock: clock.clone(),
+            ..CacheConfig::default()
+        });
+        (cache, clock)
+    }
+
+    fn session(id: &[u8], time: u64, timeout: u64) -> Session {
+        SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+            .id(SessionId::new(id).unwrap())
+            .master_key(MasterKey::new(&[9; 48]).unwrap())
+            .timeout(timeout)
+            .build()
+    }
+
+    fn request(id: &[u8]) -> LookupRequest<'_> {
+        LookupRequest::new(ProtocolVersion::TLS1_2, id, SidCtx::empty())
+    }
+
+    type Removals = Arc<Mutex<Vec<(Vec<u8>, RemovalCause)>>>;
+
+    /// Records every remove callback as (id, cause).
+    fn record_removals(cache: &SessionCache) -> Removals {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        cache.set_remove_session_callback(Some(Arc::new(move |s: &Session, cause| {
+            sink.lock()
+                .unwrap()
+                .push((s.id().as_bytes().to_vec(), cause));
+        })));
+        seen
+    }
+
+    #[track_caller]
+    fn check_consistent(cache: &SessionCache) {
+        assert_eq!(cache.len(), cache.map.len(), "count vs map");
+        assert_eq!(cache.index_len(), cache.map.len(), "index vs map");
+    }
+
+    #[test]
+    fn the_cache_holds_exactly_one_reference() {
+        let (cache, _) = cache(10);
+        let s = session(b"a", NOW, 100);
+        assert_eq!(cache.add(&s), Ok(Added::New));
+        assert_eq!(s.ref_count(), 2);
+        assert!(cache.remove(&s));
+        assert_eq!(s.ref_count(), 1);
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn adding_the_same_session_again_is_not_added() {
+        let (cache, _) = cache(10);
+        let s = session(b"a", NOW, 100);
+        assert!(cache.add(&s).unwrap().is_added());
+        assert_eq!(cache.add(&s), Ok(Added::AlreadyCached));
+        assert!(!Added::AlreadyCached.is_added());
+        assert_eq!(cache.len(), 1);
+        assert_eq!(s.ref_count(), 2);
+    }
+
+    #[test]
+    fn a_different_session_under_the_same_key_replaces_the_old_one() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let old = session(b"a", NOW, 100);
+        let new = session(b"a", NOW, 100);
+        cache.add(&old).unwrap();
+        assert_eq!(cache.add(&new), Ok(Added::Replaced));
+        assert!(Added::Replaced.is_added());
+        assert_eq!(cache.len(), 1);
+        assert_eq!(old.ref_count(), 1, "the cache let go of the old session");
+        assert!(cache.contains(&new) && !cache.contains(&old));
+        assert!(
+            removals.lock().unwrap().is_empty(),
+            "OpenSSL runs no callback here"
+        );
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn the_key_includes_the_protocol_version() {
+        let (cache, _) = cache(10);
+        let tls12 = session(b"a", NOW, 100);
+        let tls13 = tls12.to_builder().version(ProtocolVersion::TLS1_3).build();
+        assert_eq!(cache.add(&tls12), Ok(Added::New));
+        assert_eq!(cache.add(&tls13), Ok(Added::New));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn empty_ids_are_refused() {
+        let (cache, _) = cache(10);
+        let s = session(b"", NOW, 100);
+        assert_eq!(cache.add(&s), Err(Error::EmptySessionId));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn ids_of_up_to_32_bytes_work() {
+        let (cache, _) = cache(10);
+        let s = session(&[0xEE; 32], NOW, 100);
+        cache.add(&s).unwrap();
+        assert!(matches!(cache.lookup(&request(&[0xEE; 32])), Lookup::Hit(h) if h.ptr_eq(&s)));
+        assert!(matches!(cache.lookup(&request(&[0xEE; 33])), Lookup::Miss));
+        assert!(matches!(cache.lookup(&request(&[0xEE; 31])), Lookup::Miss));
+        assert_eq!(cache.stats().misses, 2);
+    }
+
+    #[test]
+    fn update_time_stores_a_renewed_copy() {
+        let (cache, _) = cache(10);
+        cache.set_mode(CacheMode::SERVER | CacheMode::UPDATE_TIME);
+        let s = session(b"a", NOW - 50, 100);
+        assert_eq!(cache.add(&s), Ok(Added::New));
+        let cached = cache.get(ProtocolVersion::TLS1_2, b"a").unwrap();
+        assert_eq!(cached.time(), NOW);
+        assert_eq!(s.time(), NOW - 50, "the shared session did not change");
+        assert_eq!(cached.master_key(), s.master_key());
+        assert_eq!(cache.add(&cached), Ok(Added::AlreadyCached));
+    }
+
+    #[test]
+    fn update_time_refreshes_a_session_added_again() {
+        let (cache, clock) = cache(10);
+        cache.set_mode(CacheMode::SERVER | CacheMode::UPDATE_TIME);
+        let s = session(b"a", NOW, 100);
+        cache.add(&s).unwrap();
+        let cached = cache.get(ProtocolVersion::TLS1_2, b"a").unwrap();
+        assert!(cached.ptr_eq(&s), "time already current: no copy");
+        clock.advance(60);
+        assert_eq!(cache.add(&s), Ok(Added::AlreadyCached));
+        assert_eq!(
+            cache.get(ProtocolVersion::TLS1_2, b"a").unwrap().time(),
+            NOW + 60
+        );
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn remove_marks_and_calls_back_whether_or_not_cached() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let cached = session(b"a", NOW, 100);
+        let absent = session(b"b", NOW, 100);
+        cache.add(&cached).unwrap();
+        assert!(cache.remove(&cached));
+        assert!(!cache.remove(&absent));
+        assert!(!cached.is_resumable() && !absent.is_resumable());
+        assert_eq!(
+            *removals.lock().unwrap(),
+            [
+                (b"a".to_vec(), RemovalCause::Removed),
+                (b"b".to_vec(), RemovalCause::Removed)
+            ]
+        );
+    }
+
+    #[test]
+    fn remove_with_an_empty_id_does_nothing() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let s = session(b"", NOW, 100);
+        assert!(!cache.remove(&s));
+        assert!(removals.lock().unwrap().is_empty());
+        assert!(!s.is_resumable(), "it never was: no id, no ticket");
+    }
+
+    #[test]
+    fn remove_unlinks_whatever_session_holds_the_key() {
+        let (cache, _) = cache(10);
+        let cached = session(b"a", NOW, 100);
+        let other = session(b"a", NOW, 100);
+        cache.add(&cached).unwrap();
+        assert!(cache.remove(&other), "OpenSSL removes by key");
+        assert!(cache.is_empty());
+        assert!(cached.is_resumable() && !other.is_resumable());
+    }
+
+    #[test]
+    fn take_hands_over_the_cache_reference() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let s = session(b"t", NOW, 100);
+        cache.add(&s).unwrap();
+        let taken = cache.take(ProtocolVersion::TLS1_2, b"t").unwrap();
+        assert!(taken.ptr_eq(&s));
+        assert_eq!(s.ref_count(), 2);
+        assert!(
+            cache.take(ProtocolVersion::TLS1_2, b"t").is_none(),
+            "only once"
+        );
+        assert_eq!(
+            *removals.lock().unwrap(),
+            [(b"t".to_vec(), RemovalCause::Taken)]
+        );
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn lookup_checks_sid_ctx_and_counts_a_miss() {
+        let (cache, _) = cache(10);
+        let s = session(b"a", NOW, 100)
+            .to_builder()
+            .sid_ctx(SidCtx::new(b"app").unwrap())
+            .build();
+        cache.add(&s).unwrap();
+        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Miss));
+        let mut right = request(b"a");
+        right.sid_ctx = SidCtx::new(b"app").unwrap();
+        assert!(matches!(cache.lookup(&right), Lookup::Hit(_)));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 1, 0));
+    }
+
+    #[test]
+    fn expired_hits_are_removed_and_counted_as_timeouts() {
+        let (cache, clock) = cache(10);
+        let removals = record_removals(&cache);
+        let s = session(b"a", NOW, 10);
+        cache.add(&s).unwrap();
+        clock.set(NOW + 10);
+        assert!(
+            matches!(cache.lookup(&request(b"a")), Lookup::Hit(_)),
+            "live at expiry"
+        );
+        clock.set(NOW + 11);
+        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Timeout));
+        assert!(cache.is_empty());
+        assert!(!s.is_resumable());
+        assert_eq!(
+            *removals.lock().unwrap(),
+            [(b"a".to_vec(), RemovalCause::Expired)]
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 0, 1));
+        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Miss));
+    }
+
+    #[test]
+    fn extended_master_secret_must_agree() {
+        let (cache, _) = cache(10);
+        let ems = session(b"e", NOW, 100)
+            .to_builder()
+            .extended_master_secret(true)
+            .build();
+        let plain = session(b"p", NOW, 100);
+        cache.add(&ems).unwrap();
+        cache.add(&plain).unwrap();
+        assert!(matches!(cache.lookup(&request(b"e")), Lookup::Abort));
+        let mut with_ems = request(b"p");
+        with_ems.extended_master_secret = true;
+        assert!(matches!(cache.lookup(&with_ems), Lookup::Miss));
+        with_ems.id = b"e";
+        assert!(matches!(cache.lookup(&with_ems), Lookup::Hit(_)));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 2));
+    }
+
+    #[test]
+    fn the_get_callback_answers_misses_and_fills_the_cache() {
+        let (cache, _) = cache(10);
+        let external = session(b"x", NOW, 100);
+        let served = external.clone();
+        cache.set_get_session_callback(Some(Arc::new(move |_, id: &[u8]| {
+            (id == b"x").then(|| served.clone())
+        })));
+        assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(s) if s.ptr_eq(&external)));
+        assert!(cache.contains(&external), "stored in the internal cache");
+        assert!(matches!(cache.lookup(&request(b"y")), Lookup::Miss));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.cb_hits, stats.misses), (1, 1, 2));
+        // The next lookup is answered internally.
+        assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(_)));
+        assert_eq!(cache.stats().cb_hits, 1);
+    }
+
+    #[test]
+    fn no_internal_store_and_lookup_are_honoured() {
+        let (cache, _) = cache(10);
+        cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
+        let external = session(b"x", NOW, 100);
+        let served = external.clone();
+        cache.set_get_session_callback(Some(Arc::new(move |_, _: &[u8]| Some(served.clone()))));
+        assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(_)));
+        assert!(cache.is_empty());
+
+        cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_LOOKUP);
+        let internal = session(b"i", NOW, 100);
+        cache.add(&internal).unwrap();
+        cache.set_get_session_callback(None);
+        assert!(matches!(cache.lookup(&request(b"i")), Lookup::Miss));
+        assert_eq!(
+            cache.stats().misses,
+            1,
+            "only the first lookup missed internally"
+        );
+    }
+
+    #[test]
+    fn a_callback_session_that_is_not_resumable_is_refused() {
+        let (cache, _) = cache(10);
+        let dead = session(b"x", NOW, 100);
+        dead.mark_not_resumable();
+        cache.set_get_session_callback(Some(Arc::new(move |_, _: &[u8]| Some(dead.clone()))));
+        assert!(matches!(cache.lookup(&request(b"x")), Lookup::Miss));
+        assert_eq!(cache.stats().cb_hits, 0);
+    }
+
+    #[test]
+    fn flush_removes_exactly_what_expired_at_the_given_time() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let a = session(b"a", NOW - 10, 10); // expires at NOW
+        let b = session(b"b", NOW, 10); // NOW + 10
+        let c = session(b"c", NOW + 10, 10); // NOW + 20
+        for s in [&c, &a, &b] {
+            cache.add(s).unwrap();
+        }
+        assert_eq!(
+            cache.flush_expired(NOW),
+            0,
+            "at exactly the expiry second: live"
+        );
+        assert_eq!(cache.flush_expired(NOW + 9), 1);
+        assert!(!cache.contains(&a) && !a.is_resumable());
+        assert_eq!(cache.flush_expired(NOW + 11), 1);
+        assert!(!cache.contains(&b));
+        assert_eq!(cache.flush_expired(NOW + 21), 1);
+        assert!(cache.is_empty());
+        let causes: Vec<_> = removals.lock().unwrap().iter().map(|r| r.1).collect();
+        assert_eq!(causes, [RemovalCause::Flushed; 3]);
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn flush_all_removes_even_sessions_that_never_expire() {
+        let (cache, _) = cache(10);
+        let forever = session(b"f", u64::MAX - 1, 100);
+        let normal = session(b"n", NOW, 100);
+        cache.add(&forever).unwrap();
+        cache.add(&normal).unwrap();
+        assert_eq!(forever.expiry(), u64::MAX);
+        assert_eq!(
+            cache.flush_expired(u64::MAX),
+            1,
+            "an overflowed expiry never expires"
+        );
+        assert!(cache.contains(&forever));
+        assert_eq!(cache.flush_all(), 1);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn flush_uses_the_clock() {
+        let (cache, clock) = cache(10);
+        cache.add(&session(b"a", NOW, 5)).unwrap();
+        assert_eq!(cache.flush(), 0);
+        clock.advance(6);
+        assert_eq!(cache.flush(), 1);
+    }
+
+    #[test]
+    fn a_large_flush_goes_in_batches_and_misses_nothing() {
+        let (cache, _) = cache(0);
+        for i in 0..2_000u32 {
+            let expiry_offset = u64::from(i % 2) * 1_000;
+            cache
+                .add(&session(&i.to_be_bytes(), NOW + expiry_offset, 10))
+                .unwrap();
+        }
+        assert_eq!(cache.flush_expired(NOW + 11), 1_000);
+        assert_eq!(cache.len(), 1_000);
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn size_zero_is_unlimited() {
+        let (cache, _) = cache(0);
+        for i in 0..100u32 {
+            cache.add(&session(&i.to_be_bytes(), NOW, 100)).unwrap();
+        }
+        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.stats().cache_full, 0);
+    }
+
+    #[test]
+    fn size_one_evicts_the_old_session_for_the_new() {
+        let (cache, _) = cache(1);
+        let removals = record_removals(&cache);
+        let a = session(b"a", NOW, 100);
+        let b = session(b"b", NOW, 100);
+        cache.add(&a).unwrap();
+        assert_eq!(cache.add(&b), Ok(Added::New));
+        assert!(!cache.contains(&a) && cache.contains(&b));
+        assert_eq!(cache.stats().cache_full, 1);
+        assert_eq!(a.ref_count(), 1);
+        assert_eq!(
+            *removals.lock().unwrap(),
+            [(b"a".to_vec(), RemovalCause::Evicted)]
+        );
+    }
+
+    #[test]
+    fn eviction_takes_the_soonest_to_expire_then_the_oldest() {
+        let (cache, _) = cache(3);
+        let late = session(b"late", NOW, 300);
+        let soon = session(b"soon", NOW, 100);
+        let tie_old = session(b"tie1", NOW, 200);
+        cache.add(&late).unwrap();
+        cache.add(&soon).unwrap();
+        cache.add(&tie_old).unwrap();
+        // Looking a session up does not protect it: this is not LRU.
+        assert!(matches!(cache.lookup(&request(b"soon")), Lookup::Hit(_)));
+        cache.add(&session(b"tie2", NOW, 200)).unwrap();
+        assert!(!cache.contains(&soon));
+        // Now tie1 and tie2 expire together: the older goes first.
+        cache.add(&session(b"new", NOW, 1_000)).unwrap();
+        assert!(!cache.contains(&tie_old));
+        assert!(cache.contains(&late));
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.stats().cache_full, 2);
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn the_session_being_added_is_never_the_one_evicted() {
+        let (cache, _) = cache(1);
+        let long = session(b"long", NOW, 1_000);
+        let short = session(b"short", NOW, 1);
+        cache.add(&long).unwrap();
+        cache.add(&short).unwrap();
+        assert!(
+            cache.contains(&short),
+            "the new session is linked after the eviction"
+        );
+    }
+
+    #[test]
+    fn lowering_the_size_evicts_at_once() {
+        let (cache, _) = cache(10);
+        for i in 0..10u64 {
+            cache.add(&session(&i.to_be_bytes(), NOW, 100 + i)).unwrap();
+        }
+        assert_eq!(cache.set_size(4), 10);
+        assert_eq!(cache.len(), 4);
+        assert_eq!(cache.stats().cache_full, 6);
+        let mut left: Vec<u64> = cache.sessions().iter().map(|s| s.timeout()).collect();
+        left.sort_unstable();
+        assert_eq!(left, [106, 107, 108, 109], "the longest-lived stay");
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn changing_a_cached_timeout_repositions_it() {
+        let (cache, _) = cache(2);
+        let a = session(b"a", NOW, 100);
+        let b = session(b"b", NOW, 200);
+        cache.add(&a).unwrap();
+        cache.add(&b).unwrap();
+        let renewed = cache.set_session_timeout(&a, 1_000).unwrap();
+        assert_eq!(renewed.timeout(), 1_000);
+        assert_eq!(a.timeout(), 100, "the shared session is unchanged");
+        assert!(cache.contains(&renewed) && !cache.contains(&a));
+        cache.add(&session(b"c", NOW, 500)).unwrap();
+        assert!(!cache.contains(&b), "b now expires first");
+        assert!(cache.contains(&renewed));
+        let moved = cache.set_session_time(&renewed, NOW - 2_000).unwrap();
+        assert_eq!(cache.flush_expired(NOW), 1);
+        assert!(!cache.contains(&moved));
+        assert!(
+            cache.set_session_timeout(&a, 5).is_none(),
+            "a is not cached any more"
+        );
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn timeout_overflow_never_expires() {
+        let (cache, clock) = cache(10);
+        let s = session(b"a", NOW, u64::MAX);
+        cache.add(&s).unwrap();
+        clock.set(u64::MAX);
+        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Hit(_)));
+        assert_eq!(cache.flush(), 0);
+    }
+
+    /// A callback that calls back into the cache must not deadlock (OpenSSL issue 31540).
+    /// The work runs on another thread so that a deadlock fails the test instead of hanging it.
+    #[test]
+    fn callbacks_may_reenter_the_cache() {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (cache, clock) = cache(2);
+            let cache = Arc::new(cache);
+            let weak = Arc::downgrade(&cache);
+            cache.set_remove_session_callback(Some(Arc::new(move |s: &Session, cause| {
+                let Some(cache) = weak.upgrade() else { return };
+                // Every kind of call, from inside the callback.
+                let _ = cache.lookup(&request(b"zzz"));
+                let _ = cache.stats();
+                let _ = cache.flush_expired(0);
+                if cause == RemovalCause::Evicted {
+                    let again = s.dup();
+                    let _ = cache.add(&again);
+                    cache.remove(&again);
+                }
+            })));
+            let weak = Arc::downgrade(&cache);
+            cache.set_get_session_callback(Some(Arc::new(move |_, id: &[u8]| {
+                let cache = weak.upgrade()?;
+                cache.get(ProtocolVersion::TLS1_2, id);
+                cache.set_size(2);
+                None
+            })));
+            for i in 0..20u32 {
+                cache
+                    .add(&session(&i.to_be_bytes(), NOW, 10 + u64::from(i)))
+                    .unwrap();
+            }
+            let _ = cache.lookup(&request(b"missing"));
+            clock.advance(100);
+            cache.flush();
+            cache.remove(&session(b"x", NOW, 1));
+            tx.send(cache.len()).unwrap();
+        });
+        let len = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a callback that re-entered the cache deadlocked it");
+        assert_eq!(len, 0);
+    }
+
+    #[test]
+    fn dropping_the_cache_flushes_it_but_held_sessions_live_on() {
+        let (cache, _) = cache(10);
+        let removals = record_removals(&cache);
+        let held = session(b"held", NOW, 100);
+        cache.add(&held).unwrap();
+        cache.add(&session(b"other", NOW, 100)).unwrap();
+        drop(cache);
+        assert_eq!(removals.lock().unwrap().len(), 2);
+        assert_eq!(held.ref_count(), 1);
+        assert_eq!(held.master_key(), &[9; 48]);
+    }
+
+    #[test]
+    fn handshake_counters_and_the_new_session_callback() {
+        let (cache, _) = cache(10);
+        assert_eq!(cache.record(Handshake::AcceptGood), 1);
+        assert_eq!(cache.record(Handshake::AcceptGood), 2);
+        cache.record(Handshake::Connect);
+        let stats = cache.stats();
+        assert_eq!((stats.accept_good, stats.connect), (2, 1));
+        let seen = Arc::new(Mutex::new(0));
+        let sink = seen.clone();
+        cache.set_new_session_callback(Some(Arc::new(move |_: &Session| {
+            *sink.lock().unwrap() += 1;
+        })));
+        cache.notify_new_session(&session(b"n", NOW, 1));
+        assert_eq!(*seen.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn debug_output_shows_no_session_data() {
+        let (cache, _) = cache(10);
+        cache.add(&session(&[0xAB; 32], NOW, 100)).unwrap();
+        let text = format!("{cache:?}");
+        assert!(text.contains("len: 1"), "{text}");
+        assert!(!text.contains("171"), "{text}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The application's callbacks, published read-copy-update style with crossbeam-epoch.
+//!
+//! Every removal, eviction, flush and miss reads the callback set, from any number of threads
+//! at once; the application replaces it rarely. Readers pin the epoch (a thread-local
+//! operation) and load one pointer: they never write a shared lock word or reference count,
+//! so a cache with no callbacks pays nothing on these paths. A replaced set is destroyed only
+//! once no pinned reader can still see it.
+//!
+//! This is the only module with `unsafe` code. Invariant: the epoch is pinned only while no
+//! cache lock is held, so a deferred destructor (which drops the application's closures) never
+//! runs under a cache lock.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crossbeam_epoch::{self as epoch, Atomic, Owned};
+use session_core::{ProtocolVersion, Session};
+
+use crate::sync::{lock, Mutex, Ordering};
+
+/// Why a session left the cache, as told to the remove callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// [`SessionCache::remove`](crate::SessionCache::remove) was asked for it (whether or not
+    /// it was cached, as OpenSSL calls the callback either way).
+    Removed,
+    /// [`SessionCache::take`](crate::SessionCache::take) handed it out.
+    Taken,
+    /// A lookup found it expired.
+    Expired,
+    /// It was evicted to make room.
+    Evicted,
+    /// A flush removed it.
+    Flushed,
+}
+
+/// Called after a handshake established a session (`SSL_CTX_sess_set_new_cb`). To keep the
+/// session, clone the handle: no return value decides who owns what.
+pub type NewSessionCallback = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// Called for every session that leaves the cache (`SSL_CTX_sess_set_remove_cb`), after the
+/// cache has released its locks: the callback may call back into the cache.
+pub type RemoveSessionCallback = Arc<dyn Fn(&Session, RemovalCause) + Send + Sync>;
+
+/// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`): an external cache returns an owned
+/// reference or `None`. There is no `copy` flag to get wrong.
+pub type GetSessionCallback = Arc<dyn Fn(ProtocolVersion, &[u8]) -> Option<Session> + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Set {
+    new_session: Option<NewSessionCallback>,
+    remove_session: Option<RemoveSessionCallback>,
+    get_session: Option<GetSessionCallback>,
+}
+
+/// The current callback set.
+pub(crate) struct Callbacks {
+    current: Atomic<Set>,
+    /// Serializes writers, so that two setters cannot lose each other's change.
+    writer: Mutex<()>,
+}
+
+impl Callbacks {
+    pub(crate) fn new() -> Self {
+        Self {
+            current: Atomic::new(Set::default()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Reads one callback out of the current set.
+    fn read<T>(&self, pick: impl FnOnce(&Set) -> Option<T>) -> Option<T> {
+        let guard = epoch::pin();
+        let shared = self.current.load(Ordering::Acquire, &guard);
+        // SAFETY: `current` always holds a valid pointer (set in `new`, replaced only by
+        // `update` with another valid one), and a replaced set is destroyed through
+        // `defer_destroy`, i.e. only after every thread pinned now, this one included, has
+        // unpinned. `guard` lives until the end of this function.
+        let set = unsafe { shared.deref() };
+        pick(set)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Set)) {
+        let _writer = lock(&self.writer);
+        let guard = epoch::pin();
+        let shared = self.current.load(Ordering::Acquire, &guard);
+        // SAFETY: as in `read`; and writers are serialized, so no one replaces `shared` while
+        // we copy it.
+        let mut next = unsafe { shared.deref() }.clone();
+        change(&mut next);
+        let old = self
+            .current
+            .swap(Owned::new(next), Ordering::AcqRel, &guard);
+        // SAFETY: `old` was just unlinked, so no thread that pins from now on can reach it;
+        // threads pinned before may still read it, which `defer_destroy` waits out.
+        unsafe { guard.defer_destroy(old) };
+    }
+
+    pub(crate) fn new_session(&self) -> Option<NewSessionCallback> {
+        self.read(|s| s.new_session.clone())
+    }
+
+    pub(crate) fn remove_session(&self) -> Option<RemoveSessionCallback> {
+        self.read(|s| s.remove_session.clone())
+    }
+
+    pub(crate) fn get_session(&self) -> Option<GetSessionCallback> {
+        self.read(|s| s.get_session.clone())
+    }
+
+    pub(crate) fn set_new_session(&self, cb: Option<NewSessionCallback>) {
+        self.update(|s| s.new_session = cb);
+    }
+
+    pub(crate) fn set_remove_session(&self, cb: Option<RemoveSessionCallback>) {
+        self.update(|s| s.remove_session = cb);
+    }
+
+    pub(crate) fn set_get_session(&self, cb: Option<GetSessionCallback>) {
+        self.update(|s| s.get_session = cb);
+    }
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no other thread can load `current` any more, and every
+        // earlier reader has returned from `read` (which borrows `self`), so the set can be
+        // taken back and dropped now.
+        unsafe {
+            let guard = epoch::unprotected();
+            drop(self.current.load(Ordering::Acquire, guard).into_owned());
+        }
+    }
+}
+
+impl fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("new_session", &self.new_session().is_some())
+            .field("remove_session", &self.remove_session().is_some())
+            .field("get_session", &self.get_session().is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,139 @@
+//! The size bound: slots are reserved before an entry is linked, so the cache never holds more
+//! than its limit, however many threads add at once.
+
+use crate::sync::{AtomicUsize, Ordering};
+
+/// Counts the entries in the cache (plus those being linked right now) against the limit.
+#[derive(Debug)]
+pub(crate) struct Capacity {
+    used: AtomicUsize,
+    /// 0 means unlimited.
+    limit: AtomicUsize,
+}
+
+impl Capacity {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+        }
+    }
+
+    /// Takes a slot if one is free. A caller that fails evicts one entry and tries again.
+    pub(crate) fn try_reserve(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        let mut used = self.used.load(Ordering::Acquire);
+        loop {
+            if limit != 0 && used >= limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives a slot back: its entry was unlinked, or was never linked.
+    pub(crate) fn release(&self) {
+        self.used.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// Sets the limit and returns the old one.
+    pub(crate) fn set_limit(&self, limit: usize) -> usize {
+        self.limit.swap(limit, Ordering::AcqRel)
+    }
+
+    /// Whether more entries are linked than the limit allows (after the limit was lowered).
+    pub(crate) fn over_limit(&self) -> bool {
+        let limit = self.limit();
+        limit != 0 && self.used() > limit
+    }
+}
+
+#[cfg(all(test, not(sesscache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_up_to_the_limit_then_refuse() {
+        let c = Capacity::new(2);
+        assert!(c.try_reserve());
+        assert!(c.try_reserve());
+        assert!(!c.try_reserve());
+        c.release();
+        assert!(c.try_reserve());
+        assert_eq!(c.set_limit(1), 2);
+        assert!(c.over_limit());
+    }
+
+    #[test]
+    fn zero_is_unlimited() {
+        let c = Capacity::new(0);
+        for _ in 0..10_000 {
+            assert!(c.try_reserve());
+        }
+        assert!(!c.over_limit());
+    }
+}
+
+/// Model-checks the add/evict protocol: run with
+/// `RUSTFLAGS="--cfg sesscache_loom" cargo test -p session-cache --lib capacity::loom`.
+#[cfg(all(test, sesscache_loom))]
+mod loom {
+    use super::*;
+    use crate::sync::{lock, Mutex};
+    use loom::sync::Arc;
+
+    /// Two threads each add one entry to a cache of size 1 that already holds one, using the
+    /// cache's protocol: reserve a slot, or evict the soonest entry and try again. In every
+    /// interleaving the number of linked entries never exceeds the limit, both adds finish,
+    /// and the count of slots equals the entries linked.
+    #[test]
+    fn adders_and_evictions_never_exceed_the_limit() {
+        loom::model(|| {
+            let cap = Arc::new(Capacity::new(1));
+            let linked = Arc::new(Mutex::new(vec![0u32]));
+            assert!(cap.try_reserve());
+            let threads: Vec<_> = (1..=2u32)
+                .map(|me| {
+                    let cap = cap.clone();
+                    let linked = linked.clone();
+                    loom::thread::spawn(move || loop {
+                        if cap.try_reserve() {
+                            let mut l = lock(&linked);
+                            l.push(me);
+                            assert!(l.len() <= 1, "over the limit: {l:?}");
+                            return;
+                        }
+                        let evicted = lock(&linked).pop();
+                        if evicted.is_some() {
+                            cap.release();
+                        } else {
+                            loom::thread::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let l = lock(&linked);
+            assert_eq!(l.len(), 1);
+            assert_eq!(cap.used(), 1);
+        });
+    }
+}

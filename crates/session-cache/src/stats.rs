@@ -1,0 +1,172 @@
+//! The statistics counters (`SSL_CTX_sess_*`). Lookup-path counters are striped over
+//! cache-padded slots so that threads looking up at once do not fight over one cache line.
+
+use std::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+const STRIPES: usize = 8;
+
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
+/// A counter that many threads bump often and few read.
+pub(crate) struct Striped([CachePadded<AtomicU64>; STRIPES]);
+
+impl Striped {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.0[stripe()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// A handshake the context reports to its cache's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handshake {
+    /// A client handshake started (`sess_connect`).
+    Connect,
+    /// A client renegotiation started (`sess_connect_renegotiate`).
+    ConnectRenegotiate,
+    /// A client handshake finished (`sess_connect_good`).
+    ConnectGood,
+    /// A server handshake started (`sess_accept`).
+    Accept,
+    /// A server renegotiation started (`sess_accept_renegotiate`).
+    AcceptRenegotiate,
+    /// A server handshake finished (`sess_accept_good`).
+    AcceptGood,
+}
+
+/// The live counters of one cache.
+pub(crate) struct Counters {
+    pub(crate) hits: Striped,
+    pub(crate) cb_hits: Striped,
+    pub(crate) misses: Striped,
+    pub(crate) timeouts: Striped,
+    pub(crate) cache_full: Striped,
+    handshakes: [CachePadded<AtomicU64>; 6],
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Self {
+            hits: Striped::new(),
+            cb_hits: Striped::new(),
+            misses: Striped::new(),
+            timeouts: Striped::new(),
+            cache_full: Striped::new(),
+            handshakes: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+        }
+    }
+
+    /// Counts a handshake event and returns the counter's new value, exactly (the context
+    /// flushes after every 255th good handshake).
+    pub(crate) fn record(&self, event: Handshake) -> u64 {
+        self.handshakes[event as usize].fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn snapshot(&self, number: usize) -> Stats {
+        let h = |e: Handshake| self.handshakes[e as usize].load(Ordering::Relaxed);
+        Stats {
+            number,
+            connect: h(Handshake::Connect),
+            connect_renegotiate: h(Handshake::ConnectRenegotiate),
+            connect_good: h(Handshake::ConnectGood),
+            accept: h(Handshake::Accept),
+            accept_renegotiate: h(Handshake::AcceptRenegotiate),
+            accept_good: h(Handshake::AcceptGood),
+            hits: self.hits.sum(),
+            cb_hits: self.cb_hits.sum(),
+            misses: self.misses.sum(),
+            timeouts: self.timeouts.sum(),
+            cache_full: self.cache_full.sum(),
+        }
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(0), f)
+    }
+}
+
+/// A snapshot of a cache's statistics, named as OpenSSL's `SSL_CTX_sess_*` functions.
+///
+/// Each counter is exact once the threads that move it have stopped; while they run, a
+/// snapshot may catch one counter before and another after the same lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sessions in the cache now (`SSL_CTX_sess_number`).
+    pub number: usize,
+    /// Client handshakes started (`SSL_CTX_sess_connect`).
+    pub connect: u64,
+    /// Client renegotiations started (`SSL_CTX_sess_connect_renegotiate`).
+    pub connect_renegotiate: u64,
+    /// Client handshakes finished (`SSL_CTX_sess_connect_good`).
+    pub connect_good: u64,
+    /// Server handshakes started (`SSL_CTX_sess_accept`).
+    pub accept: u64,
+    /// Server renegotiations started (`SSL_CTX_sess_accept_renegotiate`).
+    pub accept_renegotiate: u64,
+    /// Server handshakes finished (`SSL_CTX_sess_accept_good`).
+    pub accept_good: u64,
+    /// Lookups that resumed a session (`SSL_CTX_sess_hits`).
+    pub hits: u64,
+    /// Sessions found by the get callback (`SSL_CTX_sess_cb_hits`).
+    pub cb_hits: u64,
+    /// Lookups the internal cache could not answer (`SSL_CTX_sess_misses`).
+    pub misses: u64,
+    /// Sessions found expired at lookup (`SSL_CTX_sess_timeouts`).
+    pub timeouts: u64,
+    /// Sessions evicted because the cache was full (`SSL_CTX_sess_cache_full`).
+    pub cache_full: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn striped_counters_sum_across_threads() {
+        let c = Counters::new();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        c.hits.inc();
+                    }
+                    c.record(Handshake::AcceptGood);
+                });
+            }
+        });
+        let stats = c.snapshot(3);
+        assert_eq!(stats.hits, 4000);
+        assert_eq!(stats.accept_good, 4);
+        assert_eq!(stats.number, 3);
+        assert_eq!(
+            c.record(Handshake::AcceptGood),
+            5,
+            "record returns the new value"
+        );
+    }
+}
