@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -175,6 +176,30 @@ impl fmt::Debug for SessionData {
     }
 }
 
+/// A session's storage, wiped whole when the session is freed.
+///
+/// Zeroizing the secret fields is not enough: a session is built on the stack and moved
+/// into its allocation byte for byte, and the bytes no field initializes (padding, the
+/// payload of a `None`) carry whatever the stack held, which can be a copy of the session id
+/// or of a key. So after the fields are dropped (the master key and id zeroize themselves),
+/// every byte of the storage is overwritten before the memory goes back to the allocator.
+struct Wiped(ManuallyDrop<SessionData>);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        // SAFETY: the data is dropped exactly once, here, and never read again.
+        unsafe { ManuallyDrop::drop(&mut self.0) };
+        let base = std::ptr::addr_of_mut!(self.0).cast::<u8>();
+        for i in 0..size_of::<ManuallyDrop<SessionData>>() {
+            // SAFETY: `base..base + size_of` is this struct's own storage, which we may
+            // overwrite with any bytes since nothing reads it as a `SessionData` again.
+            // Volatile, so that the writes to memory about to be freed are not elided.
+            unsafe { base.add(i).write_volatile(0) };
+        }
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    }
+}
+
 /// An owned reference to a session (what OpenSSL's `get1` functions return).
 ///
 /// `clone` (or [`up_ref`](Self::up_ref)) takes another reference; `drop` (or
@@ -182,7 +207,7 @@ impl fmt::Debug for SessionData {
 /// session id are zeroized before the memory is released.
 #[derive(Clone)]
 #[doc(alias = "SSL_SESSION")]
-pub struct Session(Arc<SessionData>);
+pub struct Session(Arc<Wiped>);
 
 impl Session {
     /// Another reference to the same session.
@@ -211,7 +236,7 @@ impl Session {
     /// A builder that starts from a deep copy of this session: change it, then
     /// [`build`](SessionBuilder::build) a new session (shared sessions are immutable).
     pub fn to_builder(&self) -> SessionBuilder {
-        let d = &*self.0;
+        let d: &SessionData = self;
         SessionBuilder {
             version: d.version,
             cipher: d.cipher,
@@ -273,20 +298,20 @@ impl Deref for Session {
     type Target = SessionData;
 
     fn deref(&self) -> &SessionData {
-        &self.0
+        &self.0 .0
     }
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
 /// A non-owning handle to a session: not a reference in OpenSSL's sense. It can be turned
 /// into one only while some reference still exists, so it can never dangle.
 #[derive(Clone)]
-pub struct WeakSession(std::sync::Weak<SessionData>);
+pub struct WeakSession(std::sync::Weak<Wiped>);
 
 impl WeakSession {
     /// An owned reference, if the session has not been freed.
@@ -494,7 +519,7 @@ impl SessionBuilder {
     /// The session, with a reference count of one.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn build(self) -> Session {
-        Session(Arc::new(SessionData {
+        Session(Arc::new(Wiped(ManuallyDrop::new(SessionData {
             version: self.version,
             cipher: self.cipher,
             id: self.id,
@@ -511,7 +536,7 @@ impl SessionBuilder {
             verify_result: self.verify_result,
             not_resumable: AtomicBool::new(false),
             app_data: self.app_data,
-        }))
+        }))))
     }
 }
 

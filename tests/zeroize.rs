@@ -1,0 +1,102 @@
+//! The master key and the session id are zeroized before their memory is given back. A
+//! global allocator looks at every block freed while the test runs and remembers whether any
+//! still held the secret's byte pattern.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sesscache::cache::{CacheConfig, SessionCache};
+use sesscache::core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId};
+
+const KEY_BYTE: u8 = 0xC3;
+const ID_BYTE: u8 = 0x5E;
+/// A run this long of one byte is the secret (no allocation of the harness has one).
+const RUN: usize = 16;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static SAW_KEY: AtomicBool = AtomicBool::new(false);
+static SAW_ID: AtomicBool = AtomicBool::new(false);
+
+struct Inspecting;
+
+fn has_run(block: &[u8], byte: u8) -> bool {
+    block.windows(RUN).any(|w| w.iter().all(|&b| b == byte))
+}
+
+// SAFETY: every call is forwarded to `System` with the same arguments; `dealloc` only reads
+// the block it is given, which is still allocated and `layout.size()` bytes long.
+unsafe impl GlobalAlloc for Inspecting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.load(Ordering::SeqCst) {
+            // SAFETY: `ptr` points to a live block of `layout.size()` bytes that we own until
+            // it is handed back below.
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            if has_run(block, KEY_BYTE) {
+                SAW_KEY.store(true, Ordering::SeqCst);
+            }
+            if has_run(block, ID_BYTE) {
+                SAW_ID.store(true, Ordering::SeqCst);
+            }
+        }
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Inspecting = Inspecting;
+
+/// One test, so that nothing else allocates in this binary while the allocator looks.
+#[test]
+fn secrets_are_zeroized_before_their_memory_is_freed() {
+    // The detector works: a plain buffer with the pattern is seen when freed.
+    ARMED.store(true, Ordering::SeqCst);
+    drop(vec![KEY_BYTE; 48]);
+    drop(vec![ID_BYTE; 32]);
+    assert!(SAW_KEY.swap(false, Ordering::SeqCst) && SAW_ID.swap(false, Ordering::SeqCst));
+
+    let clock = Arc::new(ManualClock::new(100));
+    let cache = SessionCache::new(CacheConfig {
+        size: 4,
+        clock,
+        ..CacheConfig::default()
+    });
+    let session = SessionBuilder::new(ProtocolVersion::TLS1_2, 100)
+        .id(SessionId::new(&[ID_BYTE; 32]).unwrap())
+        .master_key(MasterKey::new(&[KEY_BYTE; 48]).unwrap())
+        .build();
+    let copy = session.dup();
+    let renewed = copy.with_timeout(9);
+    cache.add(&session).unwrap();
+    cache.add(&renewed).unwrap(); // replaces `session` in the cache
+    let held = cache.get(ProtocolVersion::TLS1_2, &[ID_BYTE; 32]).unwrap();
+    drop(session);
+    drop(copy);
+    assert!(
+        !SAW_KEY.load(Ordering::SeqCst),
+        "a freed session left its key behind"
+    );
+    assert_eq!(
+        held.master_key(),
+        &[KEY_BYTE; 48],
+        "the held session is intact"
+    );
+    drop(held);
+    drop(renewed);
+    drop(cache); // the last reference goes with the flush
+    ARMED.store(false, Ordering::SeqCst);
+    assert!(
+        !SAW_KEY.load(Ordering::SeqCst),
+        "a master key was freed without being zeroized"
+    );
+    assert!(
+        !SAW_ID.load(Ordering::SeqCst),
+        "a session id was freed without being zeroized"
+    );
+}
