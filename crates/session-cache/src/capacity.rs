@@ -91,12 +91,12 @@ mod tests {
 }
 
 /// Model-checks the add/evict protocol: run with
-/// `RUSTFLAGS="--cfg sesscache_loom" cargo test -p session-cache --lib capacity::loom`.
+/// `RUSTFLAGS="--cfg sesscache_loom" cargo test -p session-cache --lib capacity::model`.
 #[cfg(all(test, sesscache_loom))]
-mod loom {
+mod model {
     use super::*;
     use crate::sync::{lock, Mutex};
-    use loom::sync::Arc;
+    use ::loom::sync::Arc;
 
     /// Two threads each add one entry to a cache of size 1 that already holds one, using the
     /// cache's protocol: reserve a slot, or evict the soonest entry and try again. In every
@@ -104,7 +104,7 @@ mod loom {
     /// and the count of slots equals the entries linked.
     #[test]
     fn adders_and_evictions_never_exceed_the_limit() {
-        loom::model(|| {
+        ::loom::model(|| {
             let cap = Arc::new(Capacity::new(1));
             let linked = Arc::new(Mutex::new(vec![0u32]));
             assert!(cap.try_reserve());
@@ -112,7 +112,7 @@ mod loom {
                 .map(|me| {
                     let cap = cap.clone();
                     let linked = linked.clone();
-                    loom::thread::spawn(move || loop {
+                    ::loom::thread::spawn(move || loop {
                         if cap.try_reserve() {
                             let mut l = lock(&linked);
                             l.push(me);
@@ -123,7 +123,7 @@ mod loom {
                         if evicted.is_some() {
                             cap.release();
                         } else {
-                            loom::thread::yield_now();
+                            ::loom::thread::yield_now();
                         }
                     })
                 })
