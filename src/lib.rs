@@ -5,3 +5,8 @@
 
 pub use session_cache as cache;
 pub use session_core as core;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
