@@ -3,6 +3,7 @@
 //!
 //! This umbrella crate re-exports the workspace's libraries; see `docs/ARCHITECTURE.md`.
 
+pub use ctx;
 pub use session_cache as cache;
 pub use session_core as core;
 

@@ -1,0 +1,22 @@
+//! OpenSSL's `SSL_CTX` and `SSL`, modelled around the session cache.
+//!
+//! - [`Context`] owns its [`SessionCache`](session_cache::SessionCache): the cache is reached
+//!   only through the context, and lives exactly as long as the last handle to the context.
+//! - [`Connection`] is made from a context and keeps it alive, as an `SSL` holds its
+//!   `SSL_CTX`. It holds at most one session and offers OpenSSL's session calls.
+//! - The handshakes are simulations (no cryptography) that drive the cache as OpenSSL's
+//!   handshake code does: lookups with their checks and counters, caching new sessions by
+//!   mode, single-use TLS 1.3 tickets, the automatic flush every 255 good handshakes, and the
+//!   removal of a session whose connection ends without a clean shutdown.
+//!
+//! Architecture invariant: nothing here reaches into the cache's internals; every effect on
+//! the cache goes through its public API.
+
+mod connection;
+mod context;
+mod error;
+mod ids;
+
+pub use connection::{ClientHello, Connection, Role, ServerHello};
+pub use context::{Context, ContextConfig};
+pub use error::Error;
