@@ -389,7 +389,10 @@ mod tests {
             "the used ticket is gone, the new one cached"
         );
         assert!(!client.cache().sessions().iter().any(|s| s.ptr_eq(&first)));
-        assert!(!first.is_resumable(), "the client will not offer a used ticket again");
+        assert!(
+            !first.is_resumable(),
+            "the client will not offer a used ticket again"
+        );
         // Offered anyway, the server does not resume it twice.
         let mut s = server.new_connection(Role::Server);
         let replay = ClientHello {
