@@ -69,10 +69,8 @@ fn run(version: ProtocolVersion) {
                             .then(|| held.get((i * 7 + t) % held.len().max(1)))
                             .flatten();
                         c.set_session(offer);
-                        if !c.client_hello().session_id.is_empty() {
-                            offers += 1;
-                        }
-                        c.connect(&mut s).unwrap();
+                        let sent = c.connect(&mut s).unwrap();
+                        offers += u64::from(!sent.session_id.is_empty());
                         resumed += u64::from(s.session_reused());
                         let session = c.session_owned().unwrap();
                         check_intact(&session);
@@ -107,7 +105,7 @@ fn run(version: ProtocolVersion) {
             while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
                 clock.advance(1);
                 server.cache().flush();
-                if round % 7 == 0 {
+                if round.is_multiple_of(7) {
                     server.cache().set_timeout(30 + round % 60);
                 }
                 if let Some(s) = server.cache().sessions().first() {

@@ -273,9 +273,9 @@ impl Connection {
     /// The client side of a handshake (`SSL_connect`) against `server`: offers the session
     /// set on this connection, and keeps a copy of the server's session. A TLS 1.3 client
     /// removes a session it resumed from from its cache (tickets are single use); new sessions
-    /// are cached in `CLIENT` mode.
+    /// are cached in `CLIENT` mode. Returns the ClientHello it sent.
     #[doc(alias = "SSL_connect")]
-    pub fn connect(&mut self, server: &mut Connection) -> Result<(), Error> {
+    pub fn connect(&mut self, server: &mut Connection) -> Result<ClientHello, Error> {
         self.check(Role::Client)?;
         self.ctx.cache().record(Handshake::Connect);
         let hello = self.client_hello();
@@ -283,7 +283,7 @@ impl Connection {
         let resumed = answer.resumed && !hello.session_id.is_empty();
         if resumed && !answer.version.is_tls13_or_later() {
             self.finish(true);
-            return Ok(());
+            return Ok(hello);
         }
         if resumed {
             if let Some(used) = &self.session {
@@ -294,7 +294,7 @@ impl Connection {
         self.update_cache(&own);
         self.session = Some(own);
         self.finish(resumed);
-        Ok(())
+        Ok(hello)
     }
 }
 

@@ -1,0 +1,42 @@
+//! `sesscache`: the command-line tool. Thin: it parses arguments, calls the libraries and
+//! prints. Errors go to stderr with exit code 2.
+
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A TLS session cache with OpenSSL's behaviour, without its reference-counting hazards.
+#[derive(Debug, Parser)]
+#[command(name = "sesscache", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a churn of concurrent simulated TLS connections against one context's cache and
+    /// report what the cache did.
+    ///
+    /// Clients connect again and again; a client that holds a session offers it (as often as
+    /// --resumption-ratio says), and the server resumes it if its cache still has it. Time
+    /// is simulated: --time-scale simulated seconds pass per real second, so that sessions
+    /// expire and flushes run within a short run.
+    Simulate(simulate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sesscache: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

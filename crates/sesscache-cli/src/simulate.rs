@@ -1,0 +1,450 @@
+//! `sesscache simulate`: concurrent simulated connections against one server context.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::ValueEnum;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::Serialize;
+use session_cache::{CacheConfig, CacheMode, Stats};
+use session_core::{Clock, ManualClock, ProtocolVersion, Session};
+
+use ctx::{Context, ContextConfig, Role};
+
+/// How clients are picked for each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeyDistribution {
+    /// Every client equally often.
+    Uniform,
+    /// A few clients much more often than the rest (Zipf, see --zipf-exponent).
+    Zipf,
+}
+
+/// The TLS version the simulated handshakes negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TlsVersion {
+    /// TLS 1.2: sessions are resumed by id and stay cached.
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3: every resumption uses up its ticket and gets a new one.
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+/// One bit of the cache mode, as OpenSSL names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModeBit {
+    /// No automatic caching.
+    Off,
+    /// Cache client sessions.
+    Client,
+    /// Cache server sessions.
+    Server,
+    /// Client and server.
+    Both,
+    /// No automatic flush every 255 handshakes.
+    NoAutoClear,
+    /// Do not look up the internal cache.
+    NoInternalLookup,
+    /// Do not store in the internal cache.
+    NoInternalStore,
+    /// Refresh a session's time when it is added.
+    UpdateTime,
+}
+
+impl ModeBit {
+    fn bits(self) -> CacheMode {
+        match self {
+            ModeBit::Off => CacheMode::OFF,
+            ModeBit::Client => CacheMode::CLIENT,
+            ModeBit::Server => CacheMode::SERVER,
+            ModeBit::Both => CacheMode::BOTH,
+            ModeBit::NoAutoClear => CacheMode::NO_AUTO_CLEAR,
+            ModeBit::NoInternalLookup => CacheMode::NO_INTERNAL_LOOKUP,
+            ModeBit::NoInternalStore => CacheMode::NO_INTERNAL_STORE,
+            ModeBit::UpdateTime => CacheMode::UPDATE_TIME,
+        }
+    }
+}
+
+fn ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} must be a positive number"))
+    }
+}
+
+/// The options of `sesscache simulate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Threads running connections (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+    /// How long to run, in real seconds (ignored if --connections is given).
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    duration: f64,
+    /// Stop after this many connections instead of after --duration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: Option<u64>,
+    /// Distinct clients; each keeps the last session it got.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    clients: u64,
+    /// How often a client that holds a session offers it (0 to 1).
+    #[arg(long, default_value_t = 0.8, value_parser = ratio)]
+    resumption_ratio: f64,
+    /// How often a connection ends without a clean shutdown, which removes its session (0 to 1).
+    #[arg(long, default_value_t = 0.01, value_parser = ratio)]
+    unclean_ratio: f64,
+    /// How clients are picked.
+    #[arg(long, value_enum, default_value_t = KeyDistribution::Zipf)]
+    distribution: KeyDistribution,
+    /// The Zipf exponent, with --distribution zipf.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    zipf_exponent: f64,
+    /// The session timeout, in simulated seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// The cache's size limit (0 = unlimited).
+    #[arg(long, default_value_t = 20_480)]
+    cache_size: usize,
+    /// Flush expired sessions every this many simulated seconds (0 = never; the automatic
+    /// flush every 255 handshakes still runs unless the mode says no-auto-clear).
+    #[arg(long, default_value_t = 60)]
+    flush_interval: u64,
+    /// The server's cache mode, as a comma-separated list of OpenSSL's bits.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "server")]
+    mode: Vec<ModeBit>,
+    /// The TLS version handshakes negotiate.
+    #[arg(long = "tls", value_enum, default_value_t = TlsVersion::Tls13)]
+    tls: TlsVersion,
+    /// Simulated seconds per real second (the default makes 10 real seconds about 8 hours
+    /// of traffic, so that sessions expire and flushes find work).
+    #[arg(long, default_value_t = 3_000.0, value_parser = positive)]
+    time_scale: f64,
+    /// Seed for the client choices (runs with the same seed and one thread make the same
+    /// choices).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The report, as printed or as JSON.
+#[derive(Debug, Serialize)]
+struct Report {
+    threads: u64,
+    elapsed_seconds: f64,
+    simulated_seconds: u64,
+    connections: u64,
+    full_handshakes: u64,
+    resumed_handshakes: u64,
+    offers: u64,
+    hit_ratio: f64,
+    hits: u64,
+    misses: u64,
+    timeouts: u64,
+    evictions: u64,
+    flushes: u64,
+    flushed_sessions: u64,
+    unclean_drops: u64,
+    peak_cache_size: usize,
+    final_cache_size: usize,
+    cache_size_limit: usize,
+    handshakes_per_second: f64,
+    latency_us: Latency,
+}
+
+/// Latency of the cache work of one handshake (both ends), in microseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+#[derive(Default)]
+struct Totals {
+    connections: AtomicU64,
+    resumed: AtomicU64,
+    offers: AtomicU64,
+    unclean: AtomicU64,
+    peak: AtomicUsize,
+}
+
+fn context(
+    version: ProtocolVersion,
+    mode: CacheMode,
+    size: usize,
+    timeout: u64,
+    clock: Arc<ManualClock>,
+) -> Context {
+    Context::new(ContextConfig {
+        version,
+        cache: CacheConfig {
+            size,
+            mode,
+            timeout,
+            clock,
+            ..CacheConfig::default()
+        },
+        ..ContextConfig::default()
+    })
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
+    let version = match args.tls {
+        TlsVersion::Tls12 => ProtocolVersion::TLS1_2,
+        TlsVersion::Tls13 => ProtocolVersion::TLS1_3,
+    };
+    let mode = args.mode.iter().fold(CacheMode::OFF, |m, b| m | b.bits());
+    let zipf = match args.distribution {
+        KeyDistribution::Zipf => Some(
+            Zipf::new(args.clients as f64, args.zipf_exponent)
+                .map_err(|e| anyhow::anyhow!("bad Zipf parameters: {e}"))?,
+        ),
+        KeyDistribution::Uniform => None,
+    };
+    let start_time = 1_700_000_000;
+    let clock = Arc::new(ManualClock::new(start_time));
+    let server = context(version, mode, args.cache_size, args.timeout, clock.clone());
+    let client = context(version, CacheMode::OFF, 0, args.timeout, clock.clone());
+    let slots: Vec<Mutex<Option<Session>>> = (0..args.clients).map(|_| Mutex::new(None)).collect();
+
+    let totals = Totals::default();
+    let stop = AtomicBool::new(false);
+    let flushes = AtomicU64::new(0);
+    let flushed = AtomicU64::new(0);
+    let barrier = Barrier::new(threads as usize + 1);
+    let progress = progress_bar(args);
+
+    let (elapsed, latency) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (server, client, slots, totals, stop, barrier, zipf) =
+                    (&server, &client, &slots, &totals, &stop, &barrier, &zipf);
+                scope.spawn(move || -> anyhow::Result<Histogram<u64>> {
+                    let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
+                    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+                        .context("making a latency histogram")?;
+                    barrier.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Some(limit) = args.connections {
+                            if totals.connections.fetch_add(1, Ordering::Relaxed) >= limit {
+                                break;
+                            }
+                        } else {
+                            totals.connections.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let k = match zipf {
+                            Some(z) => (z.sample(&mut rng) as u64).clamp(1, args.clients) - 1,
+                            None => rng.random_range(0..args.clients),
+                        };
+                        let slot = &slots[k as usize];
+                        let held = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let offer = held.filter(|_| rng.random_bool(args.resumption_ratio));
+                        let mut c = client.new_connection(Role::Client);
+                        let mut s = server.new_connection(Role::Server);
+                        c.set_session(offer.as_ref());
+                        let began = Instant::now();
+                        let sent = c.connect(&mut s).context("a simulated handshake failed")?;
+                        let took = began.elapsed().as_nanos() as u64;
+                        if !sent.session_id.is_empty() {
+                            totals.offers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        hist.saturating_record(took.max(1));
+                        if s.session_reused() {
+                            totals.resumed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = c.session_owned();
+                        if rng.random_bool(args.unclean_ratio) {
+                            totals.unclean.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            s.shutdown();
+                        }
+                        c.shutdown();
+                        drop(s);
+                        totals
+                            .peak
+                            .fetch_max(server.cache().len(), Ordering::Relaxed);
+                    }
+                    Ok(hist)
+                })
+            })
+            .collect();
+
+        barrier.wait();
+        let began = Instant::now();
+        let deadline = Duration::from_secs_f64(args.duration);
+        let mut last_flush = start_time;
+        let mut done_workers = false;
+        while !done_workers {
+            std::thread::sleep(Duration::from_millis(10));
+            let real = began.elapsed();
+            let now = start_time + (real.as_secs_f64() * args.time_scale) as u64;
+            clock.set(now);
+            if args.flush_interval > 0 && now >= last_flush + args.flush_interval {
+                last_flush = now;
+                flushes.fetch_add(1, Ordering::Relaxed);
+                flushed.fetch_add(server.cache().flush() as u64, Ordering::Relaxed);
+            }
+            let connections = totals.connections.load(Ordering::Relaxed);
+            match args.connections {
+                Some(limit) => progress.set_position(connections.min(limit)),
+                None => progress.set_position(real.as_millis().min(deadline.as_millis()) as u64),
+            }
+            if args.connections.is_none() && real >= deadline {
+                stop.store(true, Ordering::Relaxed);
+            }
+            done_workers = workers.iter().all(|w| w.is_finished());
+        }
+        let elapsed = began.elapsed();
+        let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        for w in workers {
+            let hist = w
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+            merged.add(&hist)?;
+        }
+        Ok((elapsed, merged))
+    })?;
+    progress.finish_and_clear();
+
+    let stats = server.cache().stats();
+    let connections = totals
+        .connections
+        .load(Ordering::Relaxed)
+        .min(args.connections.unwrap_or(u64::MAX));
+    let resumed = totals.resumed.load(Ordering::Relaxed);
+    let offers = totals.offers.load(Ordering::Relaxed);
+    if stats.accept_good != connections {
+        bail!(
+            "internal inconsistency: {connections} connections but {} good handshakes",
+            stats.accept_good
+        );
+    }
+    let us = |q: f64| latency.value_at_quantile(q) as f64 / 1_000.0;
+    let report = Report {
+        threads,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        simulated_seconds: clock.now() - start_time,
+        connections,
+        full_handshakes: connections - resumed,
+        resumed_handshakes: resumed,
+        offers,
+        hit_ratio: if offers == 0 {
+            0.0
+        } else {
+            stats.hits as f64 / offers as f64
+        },
+        hits: stats.hits,
+        misses: stats.misses,
+        timeouts: stats.timeouts,
+        evictions: stats.cache_full,
+        flushes: flushes.load(Ordering::Relaxed),
+        flushed_sessions: flushed.load(Ordering::Relaxed),
+        unclean_drops: totals.unclean.load(Ordering::Relaxed),
+        peak_cache_size: totals.peak.load(Ordering::Relaxed),
+        final_cache_size: stats.number,
+        cache_size_limit: args.cache_size,
+        handshakes_per_second: connections as f64 / elapsed.as_secs_f64(),
+        latency_us: Latency {
+            p50: us(0.50),
+            p90: us(0.90),
+            p99: us(0.99),
+            p999: us(0.999),
+            max: latency.max() as f64 / 1_000.0,
+        },
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&report, &stats));
+    }
+    Ok(())
+}
+
+fn progress_bar(args: &Args) -> ProgressBar {
+    let bar = match args.connections {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{spinner} {pos}/{len} connections {wide_bar} {eta}")
+                .expect("a valid template"),
+        ),
+        None => ProgressBar::new((args.duration * 1_000.0) as u64).with_style(
+            ProgressStyle::with_template("{spinner} simulating {wide_bar} {elapsed}/{duration}")
+                .expect("a valid template"),
+        ),
+    };
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+fn table(r: &Report, stats: &Stats) -> String {
+    let mut out = String::new();
+    let mut row = |name: &str, value: String| {
+        let _ = writeln!(out, "  {name:<28} {value:>16}");
+    };
+    row("threads", r.threads.to_string());
+    row("elapsed (s)", format!("{:.2}", r.elapsed_seconds));
+    row("simulated time (s)", r.simulated_seconds.to_string());
+    row("connections", r.connections.to_string());
+    row("  full handshakes", r.full_handshakes.to_string());
+    row("  resumed handshakes", r.resumed_handshakes.to_string());
+    row("sessions offered", r.offers.to_string());
+    row(
+        "hit ratio (hits / offers)",
+        format!("{:.1}%", r.hit_ratio * 100.0),
+    );
+    row("hits", r.hits.to_string());
+    row("misses", r.misses.to_string());
+    row("timeouts", r.timeouts.to_string());
+    row("evictions (cache full)", r.evictions.to_string());
+    row(
+        "flushes",
+        format!("{} ({} sessions)", r.flushes, r.flushed_sessions),
+    );
+    row("unclean drops", r.unclean_drops.to_string());
+    row(
+        "peak cache size",
+        format!("{} / {}", r.peak_cache_size, r.cache_size_limit),
+    );
+    row("final cache size", stats.number.to_string());
+    row(
+        "throughput (handshakes/s)",
+        format!("{:.0}", r.handshakes_per_second),
+    );
+    row(
+        "cache work per handshake",
+        format!("p50 {:.1} us", r.latency_us.p50),
+    );
+    row("", format!("p90 {:.1} us", r.latency_us.p90));
+    row("", format!("p99 {:.1} us", r.latency_us.p99));
+    row("", format!("p99.9 {:.1} us", r.latency_us.p999));
+    row("", format!("max {:.1} us", r.latency_us.max));
+    out
+}
