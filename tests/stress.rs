@@ -187,8 +187,8 @@ fn concurrent_churn_keeps_every_invariant() {
             while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
                 clock.advance(1);
                 cache.flush();
-                if rounds % 50 == 0 {
-                    cache.set_size(if rounds % 100 == 0 {
+                if rounds.is_multiple_of(50) {
+                    cache.set_size(if rounds.is_multiple_of(100) {
                         MAX_SIZE / 2
                     } else {
                         MAX_SIZE
