@@ -174,11 +174,15 @@ impl SessionCache {
         if session.id().is_empty() {
             return Err(Error::EmptySessionId);
         }
-        let now = self.now();
-        let candidate = if self.mode().contains(CacheMode::UPDATE_TIME) && session.time() != now {
-            session.with_time(now)
-        } else {
-            session.clone()
+        // Only UPDATE_TIME needs the clock; a plain add does not read it.
+        let renewed_time = self
+            .mode()
+            .contains(CacheMode::UPDATE_TIME)
+            .then(|| self.now())
+            .filter(|&now| now != session.time());
+        let candidate = match renewed_time {
+            Some(now) => session.with_time(now),
+            None => session.clone(),
         };
         loop {
             match self.map.entry(Cached(candidate.clone())) {
