@@ -1,0 +1,779 @@
+//! Side-by-side benchmarks of the session cache against what servers use today.
+//!
+//! Groups (cases are threads_cachedSessions): `lookup_hit`, `add_full`, `mixed`, `take`,
+//! `flush`. Contenders: `sesscache` (ours), `openssl` (the real libssl through its C API),
+//! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry) and
+//! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
+//! of a lookup). A contender without the operation is left out of that group:
+//! - `ceiling` cannot change, so it is only in `lookup_hit`;
+//! - OpenSSL has no call that removes a session by id and hands it back, so it is not in `take`;
+//! - rustls and moka cannot flush by time, so `flush` is sesscache against OpenSSL.
+//!
+//! Run them all: `cargo bench --bench cache`; print the ratio table:
+//! `cargo run --release --example bench_ratios`. Set `SESSCACHE_BENCH_QUICK=1` to use small
+//! caches (CI's smoke run).
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+use std::hint::black_box;
+use std::os::raw::{c_int, c_long, c_uint, c_void};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
+use sesscache::cache::{CacheConfig, SessionCache};
+use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+
+type Key = [u8; 32];
+
+/// Far enough in the future that nothing expires during a run.
+const LONG: u64 = 1 << 40;
+/// The size of a serialized rustls server session value, roughly (TLS 1.3, no client cert).
+const RUSTLS_VALUE_LEN: usize = 128;
+/// How many operations each thread cycles through per case.
+const PLAN: usize = 1 << 16;
+
+fn quick() -> bool {
+    std::env::var_os("SESSCACHE_BENCH_QUICK").is_some()
+}
+
+/// `n`, or a small stand-in for CI's smoke run.
+fn size(n: usize) -> usize {
+    if quick() {
+        n.min(2_000)
+    } else {
+        n
+    }
+}
+
+fn keys(n: usize, seed: u64) -> Vec<Key> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random()).collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn our_session(key: &Key, time: u64, timeout: u64) -> Session {
+    SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+        .id(SessionId::new(key).unwrap())
+        .master_key(MasterKey::new(&[7; 48]).unwrap())
+        .timeout(timeout)
+        .build()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenSSL contender: libssl's own cache, through the same C calls a server makes.
+
+mod ossl {
+    use super::*;
+    use openssl_sys::{SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
+
+    const SSL_CTRL_SESS_NUMBER: c_int = 20;
+    const SSL_CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
+
+    // Declared here with OpenSSL 3.0's signatures: openssl-sys links libssl but does not
+    // declare all of these.
+    unsafe extern "C" {
+        fn TLS_server_method() -> *const SSL_METHOD;
+        fn SSL_CTX_new(method: *const SSL_METHOD) -> *mut SSL_CTX;
+        fn SSL_CTX_free(ctx: *mut SSL_CTX);
+        fn SSL_CTX_ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long;
+        fn SSL_new(ctx: *mut SSL_CTX) -> *mut SSL;
+        fn SSL_free(ssl: *mut SSL);
+        fn SSL_version(ssl: *const SSL) -> c_int;
+        fn SSL_SESSION_new() -> *mut SSL_SESSION;
+        fn SSL_SESSION_free(s: *mut SSL_SESSION);
+        fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, id: *const u8, len: c_uint) -> c_int;
+        fn SSL_SESSION_set1_master_key(s: *mut SSL_SESSION, key: *const u8, len: usize) -> c_int;
+        fn SSL_SESSION_set_protocol_version(s: *mut SSL_SESSION, version: c_int) -> c_int;
+        fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long;
+        fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long;
+        fn SSL_CTX_add_session(ctx: *mut SSL_CTX, s: *mut SSL_SESSION) -> c_int;
+        fn SSL_CTX_remove_session(ctx: *mut SSL_CTX, s: *mut SSL_SESSION) -> c_int;
+        fn SSL_has_matching_session_id(ssl: *const SSL, id: *const u8, len: c_uint) -> c_int;
+        fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long);
+    }
+
+    /// An `SSL_CTX` and the sessions the benchmark owns a reference to.
+    pub(super) struct Ctx {
+        ctx: *mut SSL_CTX,
+        version: c_int,
+    }
+
+    // SAFETY: OpenSSL's SSL_CTX is safe to use from many threads at once (its cache takes its
+    // own lock); each thread makes its own SSL object.
+    unsafe impl Send for Ctx {}
+    unsafe impl Sync for Ctx {}
+
+    /// A session the benchmark holds one reference to.
+    pub(super) struct Sess(*mut SSL_SESSION);
+    // SAFETY: SSL_SESSION reference counts are atomic; the benchmark never mutates a session
+    // after it was shared.
+    unsafe impl Send for Sess {}
+    unsafe impl Sync for Sess {}
+
+    impl Drop for Sess {
+        fn drop(&mut self) {
+            // SAFETY: we own one reference.
+            unsafe { SSL_SESSION_free(self.0) }
+        }
+    }
+
+    /// A per-thread SSL object, for lookups.
+    pub(super) struct Conn(*mut SSL);
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            // SAFETY: made by SSL_new, freed once.
+            unsafe { SSL_free(self.0) }
+        }
+    }
+
+    impl Ctx {
+        pub(super) fn new(capacity: usize) -> Self {
+            openssl_sys::init();
+            // SAFETY: plain constructor calls; results checked.
+            unsafe {
+                let ctx = SSL_CTX_new(TLS_server_method());
+                assert!(!ctx.is_null());
+                SSL_CTX_ctrl(
+                    ctx,
+                    SSL_CTRL_SET_SESS_CACHE_SIZE,
+                    capacity as c_long,
+                    std::ptr::null_mut(),
+                );
+                let ssl = SSL_new(ctx);
+                let version = SSL_version(ssl);
+                SSL_free(ssl);
+                Self { ctx, version }
+            }
+        }
+
+        pub(super) fn session(&self, key: &Key, time: u64, timeout: u64) -> Sess {
+            // SAFETY: a fresh session, configured before it is shared.
+            unsafe {
+                let s = SSL_SESSION_new();
+                assert!(!s.is_null());
+                assert_eq!(SSL_SESSION_set1_id(s, key.as_ptr(), 32), 1);
+                assert_eq!(SSL_SESSION_set1_master_key(s, [7u8; 48].as_ptr(), 48), 1);
+                // The lookup key includes the version, which must be the SSL object's.
+                assert_eq!(SSL_SESSION_set_protocol_version(s, self.version), 1);
+                SSL_SESSION_set_time(s, time as c_long);
+                SSL_SESSION_set_timeout(s, timeout as c_long);
+                Sess(s)
+            }
+        }
+
+        pub(super) fn conn(&self) -> Conn {
+            // SAFETY: SSL_new on a live context.
+            Conn(unsafe { SSL_new(self.ctx) })
+        }
+
+        pub(super) fn add(&self, s: &Sess) -> bool {
+            // SAFETY: the cache takes its own reference.
+            unsafe { SSL_CTX_add_session(self.ctx, s.0) == 1 }
+        }
+
+        pub(super) fn remove(&self, s: &Sess) -> bool {
+            // SAFETY: the session is live (we hold a reference).
+            unsafe { SSL_CTX_remove_session(self.ctx, s.0) == 1 }
+        }
+
+        pub(super) fn has(&self, conn: &Conn, key: &Key) -> bool {
+            // SAFETY: a live SSL object of this context.
+            unsafe { SSL_has_matching_session_id(conn.0, key.as_ptr(), 32) == 1 }
+        }
+
+        pub(super) fn number(&self) -> usize {
+            // SAFETY: a read-only control call on a live context.
+            unsafe {
+                SSL_CTX_ctrl(self.ctx, SSL_CTRL_SESS_NUMBER, 0, std::ptr::null_mut()) as usize
+            }
+        }
+
+        pub(super) fn flush(&self, at: u64) {
+            // SAFETY: a live context.
+            unsafe { SSL_CTX_flush_sessions(self.ctx, at as c_long) }
+        }
+    }
+
+    impl Drop for Ctx {
+        fn drop(&mut self) {
+            // SAFETY: made by SSL_CTX_new; freeing it flushes its cache.
+            unsafe { SSL_CTX_free(self.ctx) }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contenders behind one interface: a cache holding keys[0..cached] with a size limit,
+// plus a pool of ready-made sessions for every key (made outside the timed part).
+
+trait Contender: Sync + Sized {
+    const NAME: &'static str;
+    type Local;
+    fn build(keys: &[Key], cached: usize, capacity: usize) -> Self;
+    fn local(&self) -> Self::Local;
+    /// Looks up keys[i], taking a reference where the API gives one; whether it hit.
+    fn get(&self, local: &mut Self::Local, i: usize) -> bool;
+    /// Adds the pool's session for keys[i].
+    fn add(&self, local: &mut Self::Local, i: usize);
+    /// Removes keys[i].
+    fn remove(&self, local: &mut Self::Local, i: usize);
+    /// Removes keys[i] and hands it back, then puts it back; whether it was there.
+    fn take_and_return(&self, local: &mut Self::Local, i: usize) -> bool;
+}
+
+struct Ours {
+    cache: SessionCache,
+    pool: Vec<Session>,
+}
+
+impl Contender for Ours {
+    const NAME: &'static str = "sesscache";
+    type Local = ();
+    fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
+        let cache = SessionCache::new(CacheConfig {
+            size: capacity,
+            ..CacheConfig::default()
+        });
+        let t = now();
+        let pool: Vec<Session> = keys.iter().map(|k| our_session(k, t, LONG)).collect();
+        for s in &pool[..cached] {
+            cache.add(s).unwrap();
+        }
+        Self { cache, pool }
+    }
+    fn local(&self) {}
+    fn get(&self, _: &mut (), i: usize) -> bool {
+        let s = &self.pool[i];
+        self.cache
+            .get(ProtocolVersion::TLS1_2, s.id().as_bytes())
+            .is_some()
+    }
+    fn add(&self, _: &mut (), i: usize) {
+        let _ = self.cache.add(&self.pool[i]);
+    }
+    fn remove(&self, _: &mut (), i: usize) {
+        self.cache.remove(&self.pool[i]);
+    }
+    fn take_and_return(&self, _: &mut (), i: usize) -> bool {
+        match self
+            .cache
+            .take(ProtocolVersion::TLS1_2, self.pool[i].id().as_bytes())
+        {
+            Some(s) => {
+                let _ = self.cache.add(&s);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct OpenSsl {
+    ctx: ossl::Ctx,
+    keys: Vec<Key>,
+    pool: Vec<ossl::Sess>,
+}
+
+impl Contender for OpenSsl {
+    const NAME: &'static str = "openssl";
+    type Local = ossl::Conn;
+    fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
+        let ctx = ossl::Ctx::new(capacity);
+        let t = now();
+        let pool: Vec<_> = keys.iter().map(|k| ctx.session(k, t, LONG)).collect();
+        for s in &pool[..cached] {
+            assert!(ctx.add(s));
+        }
+        Self {
+            ctx,
+            keys: keys.to_vec(),
+            pool,
+        }
+    }
+    fn local(&self) -> ossl::Conn {
+        self.ctx.conn()
+    }
+    fn get(&self, conn: &mut ossl::Conn, i: usize) -> bool {
+        self.ctx.has(conn, &self.keys[i])
+    }
+    fn add(&self, _: &mut ossl::Conn, i: usize) {
+        self.ctx.add(&self.pool[i]);
+    }
+    fn remove(&self, _: &mut ossl::Conn, i: usize) {
+        self.ctx.remove(&self.pool[i]);
+    }
+    fn take_and_return(&self, _: &mut ossl::Conn, _: usize) -> bool {
+        unreachable!("OpenSSL has no take: left out of the take group")
+    }
+}
+
+struct Rustls {
+    cache: Arc<ServerSessionMemoryCache>,
+    keys: Vec<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+impl Contender for Rustls {
+    const NAME: &'static str = "rustls";
+    type Local = ();
+    fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
+        let cache =
+            ServerSessionMemoryCache::new(if capacity == 0 { keys.len() } else { capacity });
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        let value = vec![0x5A; RUSTLS_VALUE_LEN];
+        for k in &keys[..cached] {
+            assert!(cache.put(k.clone(), value.clone()));
+        }
+        Self { cache, keys, value }
+    }
+    fn local(&self) {}
+    fn get(&self, _: &mut (), i: usize) -> bool {
+        self.cache.get(&self.keys[i]).is_some()
+    }
+    fn add(&self, _: &mut (), i: usize) {
+        self.cache.put(self.keys[i].clone(), self.value.clone());
+    }
+    fn remove(&self, _: &mut (), i: usize) {
+        self.cache.take(&self.keys[i]);
+    }
+    fn take_and_return(&self, _: &mut (), i: usize) -> bool {
+        match self.cache.take(&self.keys[i]) {
+            Some(v) => {
+                self.cache.put(self.keys[i].clone(), v);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct Moka {
+    cache: moka::sync::Cache<Key, Session>,
+    keys: Vec<Key>,
+    pool: Vec<Session>,
+}
+
+/// moka's per-entry expiry: each session lives for its own timeout.
+struct SessionExpiry;
+
+impl moka::Expiry<Key, Session> for SessionExpiry {
+    fn expire_after_create(&self, _: &Key, s: &Session, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(s.timeout()))
+    }
+}
+
+impl Contender for Moka {
+    const NAME: &'static str = "moka";
+    type Local = ();
+    fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
+        let mut builder = moka::sync::Cache::builder().expire_after(SessionExpiry);
+        if capacity > 0 {
+            builder = builder.max_capacity(capacity as u64);
+        }
+        let cache = builder.build();
+        let t = now();
+        let pool: Vec<Session> = keys.iter().map(|k| our_session(k, t, LONG)).collect();
+        for (k, s) in keys.iter().zip(&pool).take(cached) {
+            cache.insert(*k, s.clone());
+        }
+        cache.run_pending_tasks();
+        Self {
+            cache,
+            keys: keys.to_vec(),
+            pool,
+        }
+    }
+    fn local(&self) {}
+    fn get(&self, _: &mut (), i: usize) -> bool {
+        self.cache.get(&self.keys[i]).is_some()
+    }
+    fn add(&self, _: &mut (), i: usize) {
+        self.cache.insert(self.keys[i], self.pool[i].clone());
+    }
+    fn remove(&self, _: &mut (), i: usize) {
+        self.cache.invalidate(&self.keys[i]);
+    }
+    fn take_and_return(&self, _: &mut (), i: usize) -> bool {
+        match self.cache.remove(&self.keys[i]) {
+            Some(s) => {
+                self.cache.insert(self.keys[i], s);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The limit: an immutable map built once, read with no lock, a reference taken per hit.
+struct Ceiling {
+    map: HashMap<(u16, Key), Session, RandomState>,
+    keys: Vec<Key>,
+}
+
+impl Ceiling {
+    fn build(keys: &[Key]) -> Self {
+        let t = now();
+        let map = keys
+            .iter()
+            .map(|k| ((0x0303, *k), our_session(k, t, LONG)))
+            .collect();
+        Self {
+            map,
+            keys: keys.to_vec(),
+        }
+    }
+    fn get(&self, i: usize) -> bool {
+        self.map.get(&(0x0303, self.keys[i])).cloned().is_some()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving threads.
+
+/// Runs `work(thread, iters)` on `threads` threads released together by a barrier; returns
+/// the wall time from release to the last thread's finish.
+fn timed<F: Fn(usize, u64) + Sync>(threads: usize, iters: u64, work: F) -> Duration {
+    let start_line = Barrier::new(threads + 1);
+    let finish_line = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (start_line, finish_line, work) = (&start_line, &finish_line, &work);
+            s.spawn(move || {
+                start_line.wait();
+                work(t, iters);
+                finish_line.wait();
+            });
+        }
+        start_line.wait();
+        let began = Instant::now();
+        finish_line.wait();
+        began.elapsed()
+    })
+}
+
+/// Per thread, a cycle of `PLAN` key indices in [lo, hi), uniform or Zipf (exponent 1).
+fn plans(threads: usize, lo: usize, hi: usize, zipf: bool, seed: u64) -> Vec<Vec<usize>> {
+    (0..threads)
+        .map(|t| {
+            let mut rng = SmallRng::seed_from_u64(seed + t as u64);
+            let z = Zipf::new((hi - lo) as f64, 1.0).unwrap();
+            (0..PLAN)
+                .map(|_| {
+                    if zipf {
+                        lo + (z.sample(&mut rng) as usize - 1).min(hi - lo - 1)
+                    } else {
+                        rng.random_range(lo..hi)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn lookup_case<C: Contender>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    threads: usize,
+    keys: &[Key],
+    zipf: bool,
+) {
+    let n = keys.len();
+    let c = C::build(keys, n, 0);
+    let plans = plans(threads, 0, n, zipf, 1);
+    // Hits must really hit.
+    let mut local = c.local();
+    assert!(
+        plans[0].iter().take(1_000).all(|&i| c.get(&mut local, i)),
+        "{} missed",
+        C::NAME
+    );
+    g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
+        b.iter_custom(|iters| {
+            timed(threads, iters, |t, iters| {
+                let mut local = c.local();
+                let plan = &plans[t];
+                for j in 0..iters as usize {
+                    black_box(c.get(&mut local, plan[j % PLAN]));
+                }
+            })
+        })
+    });
+}
+
+fn lookup_hit(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("lookup_hit");
+    g.sample_size(30)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (case, threads, n, zipf) in [
+        ("1t_10k", 1, 10_000, false),
+        ("2t_10k", 2, 10_000, false),
+        ("1t_1m", 1, 1_000_000, false),
+        ("2t_1m", 2, 1_000_000, false),
+        ("2t_1m_zipf", 2, 1_000_000, true),
+    ] {
+        let keys = keys(size(n), 42);
+        g.throughput(Throughput::Elements(threads as u64));
+        lookup_case::<Ours>(&mut g, case, threads, &keys, zipf);
+        lookup_case::<OpenSsl>(&mut g, case, threads, &keys, zipf);
+        lookup_case::<Rustls>(&mut g, case, threads, &keys, zipf);
+        lookup_case::<Moka>(&mut g, case, threads, &keys, zipf);
+        let ceiling = Ceiling::build(&keys);
+        let plans = plans(threads, 0, keys.len(), zipf, 1);
+        assert!(plans[0].iter().take(1_000).all(|&i| ceiling.get(i)));
+        g.bench_function(BenchmarkId::new("ceiling", case), |b| {
+            b.iter_custom(|iters| {
+                timed(threads, iters, |t, iters| {
+                    let plan = &plans[t];
+                    for j in 0..iters as usize {
+                        black_box(ceiling.get(plan[j % PLAN]));
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A full cache of `n`; each thread adds from its own ring of 2n ready-made sessions, so every
+/// add is of a session not cached and evicts one.
+fn add_case<C: Contender>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    threads: usize,
+    n: usize,
+) {
+    let ring = 2 * n;
+    let keys = keys(n + threads * ring, 7);
+    let c = C::build(&keys, n, n);
+    g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
+        let mut next = vec![0usize; threads];
+        b.iter_custom(|iters| {
+            let starts = next.clone();
+            let d = timed(threads, iters, |t, iters| {
+                let mut local = c.local();
+                let base = n + t * ring;
+                for j in 0..iters as usize {
+                    c.add(&mut local, base + (starts[t] + j) % ring);
+                }
+            });
+            for s in next.iter_mut() {
+                *s = (*s + iters as usize) % ring;
+            }
+            d
+        })
+    });
+}
+
+fn add_full(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("add_full");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (case, threads) in [("1t_100k", 1), ("2t_100k", 2)] {
+        let n = size(100_000);
+        g.throughput(Throughput::Elements(threads as u64));
+        add_case::<Ours>(&mut g, case, threads, n);
+        add_case::<OpenSsl>(&mut g, case, threads, n);
+        add_case::<Rustls>(&mut g, case, threads, n);
+        add_case::<Moka>(&mut g, case, threads, n);
+    }
+    g.finish();
+}
+
+/// 90% lookups of cached keys, 9% adds of new sessions (each thread from its own ring), 1%
+/// removals, on a full cache of `n`.
+fn mixed_case<C: Contender>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    threads: usize,
+    n: usize,
+) {
+    let ring = 2 * n;
+    let keys = keys(n + threads * ring, 9);
+    let c = C::build(&keys, n, n);
+    let ops: Vec<Vec<(u8, usize)>> = (0..threads)
+        .map(|t| {
+            let mut rng = SmallRng::seed_from_u64(100 + t as u64);
+            let mut fresh = n + t * ring;
+            (0..PLAN)
+                .map(|_| match rng.random_range(0..100) {
+                    0..90 => (0, rng.random_range(0..n)),
+                    90..99 => {
+                        fresh += 1;
+                        (1, fresh - 1)
+                    }
+                    _ => (2, rng.random_range(0..n)),
+                })
+                .collect()
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
+        b.iter_custom(|iters| {
+            timed(threads, iters, |t, iters| {
+                let mut local = c.local();
+                for j in 0..iters as usize {
+                    match ops[t][j % PLAN] {
+                        (0, i) => {
+                            black_box(c.get(&mut local, i));
+                        }
+                        (1, i) => c.add(&mut local, i),
+                        (_, i) => c.remove(&mut local, i),
+                    }
+                }
+            })
+        })
+    });
+}
+
+fn mixed(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("mixed");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let n = size(100_000);
+    g.throughput(Throughput::Elements(2));
+    mixed_case::<Ours>(&mut g, "2t_100k", 2, n);
+    mixed_case::<OpenSsl>(&mut g, "2t_100k", 2, n);
+    mixed_case::<Rustls>(&mut g, "2t_100k", 2, n);
+    mixed_case::<Moka>(&mut g, "2t_100k", 2, n);
+    g.finish();
+}
+
+fn take_case<C: Contender>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    n: usize,
+) {
+    let keys = keys(n, 11);
+    let c = C::build(&keys, n, 0);
+    let plan = &plans(1, 0, n, false, 3)[0];
+    let mut local = c.local();
+    assert!(
+        c.take_and_return(&mut local, plan[0]),
+        "{}: take missed",
+        C::NAME
+    );
+    g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
+        let mut j = 0;
+        b.iter(|| {
+            j += 1;
+            black_box(c.take_and_return(&mut local, plan[j % PLAN]))
+        })
+    });
+}
+
+fn take(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("take");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    for (case, n) in [("1t_10k", 10_000), ("1t_100k", 100_000)] {
+        let n = size(n);
+        take_case::<Ours>(&mut g, case, n);
+        take_case::<Rustls>(&mut g, case, n);
+        take_case::<Moka>(&mut g, case, n);
+    }
+    g.finish();
+}
+
+/// Flushes `k` expired sessions out of `n`. Each iteration first (untimed) adds `k` sessions
+/// that expire before the next flush time, with expiries falling so that OpenSSL's list takes
+/// each at its tail in O(1); the rest never expire.
+fn flush(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("flush");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_millis(500));
+    for (case, k, n) in [
+        ("1k_of_10k", 1_000, 10_000),
+        ("1k_of_1m", 1_000, 1_000_000),
+        ("100k_of_1m", 100_000, 1_000_000),
+    ] {
+        let (k, n) = (size(k).min(size(n) / 2), size(n));
+        g.throughput(Throughput::Elements(k as u64));
+        let base: u64 = 1_000_000_000;
+        let step: u64 = 1_000_000;
+        let fresh = |round: u64| -> Vec<Key> { keys(k, 1_000 + round) };
+
+        let permanent = keys(n - k, 5);
+        let ours = SessionCache::new(CacheConfig {
+            size: 0,
+            ..CacheConfig::default()
+        });
+        for key in &permanent {
+            ours.add(&our_session(key, base, LONG)).unwrap();
+        }
+        let mut round = 0u64;
+        g.bench_function(BenchmarkId::new("sesscache", case), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    round += 1;
+                    let flush_at = base + round * step;
+                    for (j, key) in fresh(round).iter().enumerate() {
+                        let expiry = flush_at - 1 - j as u64;
+                        ours.add(&our_session(key, expiry, 0)).unwrap();
+                    }
+                    let began = Instant::now();
+                    let removed = ours.flush_expired(flush_at);
+                    total += began.elapsed();
+                    assert_eq!(removed, k);
+                }
+                total
+            })
+        });
+        drop(ours);
+
+        let ctx = ossl::Ctx::new(0);
+        let held: Vec<_> = permanent
+            .iter()
+            .map(|key| ctx.session(key, base, LONG))
+            .collect();
+        for s in &held {
+            assert!(ctx.add(s));
+        }
+        let mut round = 0u64;
+        g.bench_function(BenchmarkId::new("openssl", case), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    round += 1;
+                    let flush_at = base + round * step;
+                    for (j, key) in fresh(round).iter().enumerate() {
+                        let expiry = flush_at - 1 - j as u64;
+                        let s = ctx.session(key, expiry, 0);
+                        assert!(ctx.add(&s));
+                    }
+                    let before = ctx.number();
+                    let began = Instant::now();
+                    ctx.flush(flush_at);
+                    total += began.elapsed();
+                    assert_eq!(before - ctx.number(), k, "OpenSSL flushed the wrong number");
+                }
+                total
+            })
+        });
+        drop(ctx);
+        drop(held);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookup_hit, add_full, mixed, take, flush);
+criterion_main!(benches);
