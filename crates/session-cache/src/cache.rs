@@ -19,6 +19,7 @@ use crate::key::{Cached, KeyView, Probe};
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Error};
+use session_core::WeakSession;
 
 /// OpenSSL's default cache size (`SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`).
 pub const DEFAULT_CACHE_SIZE: usize = 20_480;
@@ -185,8 +186,29 @@ impl SessionCache {
             None => session.clone(),
         };
         loop {
+            // Take a slot before the entry's shard lock, so that a full cache evicts without
+            // taking that lock twice. Only a new key needs a slot: when none is free and the
+            // key is already cached, go on without one (OpenSSL evicts only for new keys).
+            let mut reserved = false;
+            loop {
+                if self.capacity.try_reserve() {
+                    reserved = true;
+                    break;
+                }
+                if self.map.contains_key(&Probe::of(session) as &dyn KeyView) {
+                    break;
+                }
+                match self.evict_one() {
+                    Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
+                    // Every slot is reserved by an add that is linking its entry right now.
+                    None => std::thread::yield_now(),
+                }
+            }
             match self.map.entry(Cached(candidate.clone())) {
                 Entry::Occupied(entry) => {
+                    if reserved {
+                        self.capacity.release();
+                    }
                     let same = entry.key().0.ptr_eq(session);
                     if same && candidate.ptr_eq(session) {
                         return Ok(Added::AlreadyCached);
@@ -199,17 +221,9 @@ impl SessionCache {
                         Added::Replaced
                     });
                 }
+                // The key went away since we looked: start over and take a slot.
+                Entry::Vacant(_) if !reserved => continue,
                 Entry::Vacant(entry) => {
-                    if !self.capacity.try_reserve() {
-                        drop(entry);
-                        match self.evict_one() {
-                            Some(evicted) => self.removed(vec![evicted], RemovalCause::Evicted),
-                            // Every slot is reserved by an add that is linking its entry
-                            // right now: let it finish.
-                            None => std::thread::yield_now(),
-                        }
-                        continue;
-                    }
                     let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                     let stamp = Stamp {
                         expiry: candidate.expiry(),
@@ -266,34 +280,42 @@ impl SessionCache {
         Some(key.0)
     }
 
-    /// Unlinks the entry the index lists under `stamp`, if it is still that entry.
-    fn unlink_stamp(&self, stamp: Stamp, session: &Session) -> Option<Session> {
-        let found = self.unlink_if(&Probe::of(session), |s, seq| {
-            s.ptr_eq(session) && seq == stamp.seq
-        });
-        if found.is_none() {
-            // The entry went another way and took its index entry with it; this only makes
-            // sure that a flush or an eviction can never spin on a stale one.
-            self.index.remove(stamp);
-        }
-        found
+    /// Unlinks the map entry of an index entry that was just popped, if the map entry still
+    /// holds that session under that stamp (otherwise another thread replaced or removed it,
+    /// and its index entry with it).
+    fn unlink_popped(&self, stamp: Stamp, weak: &WeakSession) -> Option<Session> {
+        // The map holds a strong reference while the entry exists, so a failed upgrade means
+        // the entry is already gone.
+        let session = weak.upgrade()?;
+        let (key, _) = self
+            .map
+            .remove_if(&Probe::of(&session) as &dyn KeyView, |key, &seq| {
+                key.0.ptr_eq(&session) && seq == stamp.seq
+            })?;
+        self.capacity.release();
+        Some(key.0)
     }
 
     /// Evicts the session that expires soonest, returning it.
     fn evict_one(&self) -> Option<Session> {
         loop {
-            let (stamp, weak) = self.index.soonest()?;
-            let evicted = match weak.upgrade() {
-                Some(session) => self.unlink_stamp(stamp, &session),
-                None => {
-                    self.index.remove(stamp);
-                    None
-                }
-            };
-            if let Some(evicted) = evicted {
+            let (stamp, weak) = self.index.pop_soonest()?;
+            if let Some(evicted) = self.unlink_popped(stamp, &weak) {
                 self.counters.cache_full.inc();
                 return Some(evicted);
             }
+        }
+    }
+
+    /// `removed` for one session, without a batch to allocate.
+    fn removed_one(&self, session: Session, cause: RemovalCause) {
+        trace!(
+            version = session.version().wire(),
+            ?cause,
+            "session left the cache"
+        );
+        if let Some(cb) = self.callbacks.remove_session() {
+            cb(&session, cause);
         }
     }
 
@@ -480,21 +502,18 @@ impl SessionCache {
         let mut total = 0;
         for shard in 0..self.index.shard_count() {
             loop {
-                let batch = self.index.expired_in(shard, at, seq_limit, FLUSH_BATCH);
+                let batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
                 if batch.is_empty() {
                     break;
                 }
                 let mut removed = Vec::with_capacity(batch.len());
-                for (stamp, weak) in batch {
-                    let Some(session) = weak.upgrade() else {
-                        self.index.remove(stamp);
-                        continue;
-                    };
-                    if let Some(s) = self.unlink_stamp(stamp, &session) {
+                for (stamp, weak) in &batch {
+                    if let Some(s) = self.unlink_popped(*stamp, weak) {
                         s.mark_not_resumable();
                         removed.push(s);
                     }
                 }
+                drop(batch);
                 total += removed.len();
                 self.removed(removed, RemovalCause::Flushed);
             }
@@ -541,7 +560,7 @@ impl SessionCache {
         let old = self.capacity.set_limit(size);
         while self.capacity.over_limit() {
             match self.evict_one() {
-                Some(evicted) => self.removed(vec![evicted], RemovalCause::Evicted),
+                Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
                 None => break,
             }
         }

@@ -9,9 +9,14 @@
 //! Architecture invariant: an index shard lock is only ever taken while holding at most the
 //! map shard lock of the same entry, never the other way round, and nothing is called out of
 //! the index while its lock is held.
+//!
+//! Every map entry has exactly one index entry with the same stamp, except for the moment
+//! between an eviction or a flush popping an index entry and unlinking its map entry: the
+//! popper then unlinks the map entry only if it still holds that stamp (a stale stamp means
+//! another thread already replaced or removed the entry, and took care of its index entry).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use crossbeam_utils::CachePadded;
 use session_core::WeakSession;
@@ -97,25 +102,33 @@ impl ExpiryIndex {
         found
     }
 
-    /// The entry that expires soonest, as far as the shards' published hints tell; exact when
-    /// no other thread is changing the index.
-    pub(crate) fn soonest(&self) -> Option<(Stamp, WeakSession)> {
-        let best = self
-            .shards
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.hint().map(|h| (h, i)))
-            .min()?;
-        let entries = lock(&self.shards[best.1].entries);
-        entries
-            .first_key_value()
-            .map(|(stamp, weak)| (*stamp, weak.clone()))
+    /// Takes the entry that expires soonest out of the index, as far as the shards' published
+    /// hints tell; exact when no other thread is changing the index. The caller then unlinks
+    /// its map entry, if that entry still holds this stamp.
+    pub(crate) fn pop_soonest(&self) -> Option<(Stamp, WeakSession)> {
+        loop {
+            let (_, best) = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.hint().map(|h| (h, i)))
+                .min()?;
+            let shard = &self.shards[best];
+            let mut entries = lock(&shard.entries);
+            let popped = entries.pop_first();
+            shard.publish_first(&entries);
+            if popped.is_some() {
+                return popped;
+            }
+            // Emptied by another thread since its hint was read: look again.
+        }
     }
 
-    /// Up to `max` entries of shard `shard` that expired before `at` (expiry < at; every
-    /// entry when `at` is `None`) and were inserted before sequence number `seq_limit`,
-    /// soonest first.
-    pub(crate) fn expired_in(
+    /// Takes up to `max` entries of shard `shard` that expired before `at` (expiry < at; every
+    /// entry when `at` is `None`) out of the index, soonest first. The caller then unlinks
+    /// their map entries. Entries inserted at or after sequence number `seq_limit` stay, so a
+    /// flush does not chase sessions added while it runs.
+    pub(crate) fn pop_expired(
         &self,
         shard: usize,
         at: Option<u64>,
@@ -125,13 +138,37 @@ impl ExpiryIndex {
         let end = at.map_or(Bound::Unbounded, |at| {
             Bound::Excluded(Stamp { expiry: at, seq: 0 })
         });
-        let entries = lock(&self.shards[shard].entries);
-        entries
-            .range((Bound::Unbounded, end))
-            .filter(|(stamp, _)| stamp.seq < seq_limit)
-            .take(max)
-            .map(|(stamp, weak)| (*stamp, weak.clone()))
-            .collect()
+        let shard = &self.shards[shard];
+        let mut entries = lock(&shard.entries);
+        let mut popped = Vec::new();
+        // The common case: the soonest entries are all old enough, so pop from the front.
+        while popped.len() < max {
+            match entries.first_key_value() {
+                Some((stamp, _))
+                    if (Bound::<Stamp>::Unbounded, end).contains(stamp)
+                        && stamp.seq < seq_limit =>
+                {
+                    popped.extend(entries.pop_first());
+                }
+                _ => break,
+            }
+        }
+        if popped.len() < max {
+            // Sessions added during the flush sit among the expired ones: skip over them.
+            let rest: Vec<Stamp> = entries
+                .range((Bound::Unbounded, end))
+                .filter(|(stamp, _)| stamp.seq < seq_limit)
+                .take(max - popped.len())
+                .map(|(stamp, _)| *stamp)
+                .collect();
+            for stamp in rest {
+                if let Some(weak) = entries.remove(&stamp) {
+                    popped.push((stamp, weak));
+                }
+            }
+        }
+        shard.publish_first(&entries);
+        popped
     }
 
     #[cfg(test)]
@@ -152,32 +189,38 @@ mod tests {
         for (expiry, seq) in [(10, 5), (10, 2), (11, 1), (10, 3)] {
             index.insert(Stamp { expiry, seq }, s.downgrade());
         }
-        assert_eq!(index.soonest().unwrap().0, Stamp { expiry: 10, seq: 2 });
-        assert!(index.remove(Stamp { expiry: 10, seq: 2 }));
-        assert!(!index.remove(Stamp { expiry: 10, seq: 2 }));
-        assert_eq!(index.soonest().unwrap().0, Stamp { expiry: 10, seq: 3 });
-        assert_eq!(index.len(), 3);
+        assert_eq!(index.pop_soonest().unwrap().0, Stamp { expiry: 10, seq: 2 });
+        assert!(!index.remove(Stamp { expiry: 10, seq: 2 }), "popped");
+        assert!(index.remove(Stamp { expiry: 10, seq: 3 }));
+        assert_eq!(index.pop_soonest().unwrap().0, Stamp { expiry: 10, seq: 5 });
+        assert_eq!(index.len(), 1);
     }
 
     #[test]
-    fn expired_in_is_strictly_before_and_bounded() {
+    fn pop_expired_is_strictly_before_and_bounded() {
         let index = ExpiryIndex::new(1);
         let s = SessionBuilder::new(ProtocolVersion::TLS1_2, 0).build();
         for seq in 0..10 {
             index.insert(Stamp { expiry: seq, seq }, s.downgrade());
         }
-        let got: Vec<_> = index
-            .expired_in(0, Some(5), u64::MAX, 100)
-            .iter()
-            .map(|e| e.0.seq)
-            .collect();
-        assert_eq!(got, [0, 1, 2, 3, 4]);
-        assert_eq!(index.expired_in(0, Some(5), u64::MAX, 2).len(), 2);
+        let seqs = |v: Vec<(Stamp, WeakSession)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
         assert_eq!(
-            index.expired_in(0, Some(5), 3, 100).len(),
-            3,
-            "later inserts are left alone"
+            seqs(index.pop_expired(0, Some(3), u64::MAX, 100)),
+            [0, 1, 2]
         );
-        assert_eq!(index.expired_in(0, None, u64::MAX, 100).len(), 10);
+        assert_eq!(
+            index.pop_expired(0, Some(9), u64::MAX, 2).len(),
+            2,
+            "bounded"
+        );
+        // Inserted after the flush began (seq 99 > limit 10), with an early expiry.
+        index.insert(Stamp { expiry: 0, seq: 99 }, s.downgrade());
+        assert_eq!(
+            seqs(index.pop_expired(0, Some(7), 10, 100)),
+            [5, 6],
+            "later inserts stay"
+        );
+        assert_eq!(index.pop_expired(0, None, u64::MAX, 100).len(), 4);
+        assert_eq!(index.len(), 0);
     }
 }
