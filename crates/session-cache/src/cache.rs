@@ -1,7 +1,6 @@
 //! The cache itself: a sharded map from (version, session id) to the cache's reference, the
 //! expiry index beside it, the size bound, the mode, the callbacks and the statistics.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,6 +29,11 @@ pub const DEFAULT_TIMEOUT: u64 = 7_200;
 /// How many expired entries a flush unlinks between two looks at the index, so that no lock
 /// is held for long and remove callbacks run as the flush goes.
 const FLUSH_BATCH: usize = 256;
+
+/// The hasher the cache keys its map with: keyed with random keys per cache (session ids
+/// come from the network, so a fixed hash would let a client flood one bucket), and fast on
+/// 34-byte keys. aHash, seeded from the operating system's random source.
+pub type KeyHasher = ahash::RandomState;
 
 /// How a cache starts out.
 #[derive(Debug, Clone)]
@@ -125,7 +129,7 @@ pub enum Lookup {
 /// Dropping the cache flushes it: the remove callback sees every session that was in it,
 /// and sessions held elsewhere stay valid.
 pub struct SessionCache {
-    map: DashMap<Cached, u64, RandomState>,
+    map: DashMap<Cached, u64, KeyHasher>,
     index: ExpiryIndex,
     capacity: Capacity,
     next_seq: AtomicU64,
@@ -141,7 +145,7 @@ impl SessionCache {
     pub fn new(config: CacheConfig) -> Self {
         let shards = config.shards.max(2).next_power_of_two();
         Self {
-            map: DashMap::with_capacity_and_hasher_and_shard_amount(0, RandomState::new(), shards),
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(0, KeyHasher::new(), shards),
             index: ExpiryIndex::new(shards),
             capacity: Capacity::new(config.size),
             next_seq: AtomicU64::new(0),

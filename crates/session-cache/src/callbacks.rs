@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use session_core::{ProtocolVersion, Session};
 
-use crate::sync::{lock, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
 /// Why a session left the cache, as told to the remove callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +57,8 @@ struct Set {
 /// The current callback set.
 pub(crate) struct Callbacks {
     current: Atomic<Set>,
+    /// Whether any callback is set: paths that find none skip pinning the epoch.
+    any: AtomicBool,
     /// Serializes writers, so that two setters cannot lose each other's change.
     writer: Mutex<()>,
 }
@@ -65,12 +67,16 @@ impl Callbacks {
     pub(crate) fn new() -> Self {
         Self {
             current: Atomic::new(Set::default()),
+            any: AtomicBool::new(false),
             writer: Mutex::new(()),
         }
     }
 
     /// Reads one callback out of the current set.
     fn read<T>(&self, pick: impl FnOnce(&Set) -> Option<T>) -> Option<T> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
         let guard = epoch::pin();
         let shared = self.current.load(Ordering::Acquire, &guard);
         // SAFETY: `current` always holds a valid pointer (set in `new`, replaced only by
@@ -89,12 +95,16 @@ impl Callbacks {
         // we copy it.
         let mut next = unsafe { shared.deref() }.clone();
         change(&mut next);
+        let any = next.new_session.is_some()
+            || next.remove_session.is_some()
+            || next.get_session.is_some();
         let old = self
             .current
             .swap(Owned::new(next), Ordering::AcqRel, &guard);
         // SAFETY: `old` was just unlinked, so no thread that pins from now on can reach it;
         // threads pinned before may still read it, which `defer_destroy` waits out.
         unsafe { guard.defer_destroy(old) };
+        self.any.store(any, Ordering::Release);
     }
 
     pub(crate) fn new_session(&self) -> Option<NewSessionCallback> {

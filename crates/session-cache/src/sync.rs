@@ -2,12 +2,12 @@
 //! can stand in for std under `--cfg sesscache_loom`.
 
 #[cfg(sesscache_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(sesscache_loom)]
 pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(sesscache_loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(sesscache_loom))]
 pub(crate) use std::sync::Mutex;
 

@@ -189,11 +189,17 @@ impl Drop for Wiped {
     fn drop(&mut self) {
         // SAFETY: the data is dropped exactly once, here, and never read again.
         unsafe { ManuallyDrop::drop(&mut self.0) };
-        let base = std::ptr::addr_of_mut!(self.0).cast::<u8>();
-        for i in 0..size_of::<ManuallyDrop<SessionData>>() {
-            // SAFETY: `base..base + size_of` is this struct's own storage, which we may
-            // overwrite with any bytes since nothing reads it as a `SessionData` again.
-            // Volatile, so that the writes to memory about to be freed are not elided.
+        // The storage is 8-aligned and a whole number of words long (SessionData holds u64s),
+        // so it is wiped a word at a time.
+        const WORDS: usize = size_of::<ManuallyDrop<SessionData>>() / 8;
+        const _: () = assert!(size_of::<ManuallyDrop<SessionData>>().is_multiple_of(8));
+        const _: () = assert!(align_of::<ManuallyDrop<SessionData>>() >= 8);
+        let base = std::ptr::addr_of_mut!(self.0).cast::<u64>();
+        for i in 0..WORDS {
+            // SAFETY: `base..base + WORDS` is this struct's own storage, 8-aligned (checked
+            // above), which we may overwrite with any bytes since nothing reads it as a
+            // `SessionData` again. Volatile, so that writes to memory about to be freed are not
+            // elided.
             unsafe { base.add(i).write_volatile(0) };
         }
         std::sync::atomic::compiler_fence(Ordering::SeqCst);
