@@ -52,8 +52,14 @@ impl Shard {
         let (e, s) = entries
             .first_key_value()
             .map_or((u64::MAX, u64::MAX), |(st, _)| (st.expiry, st.seq));
-        self.first_expiry.store(e, Ordering::Release);
-        self.first_seq.store(s, Ordering::Release);
+        // Most changes (an insert at the far end) leave the first entry alone: do not write
+        // the hint then, so that evicting threads reading it keep their cached copy.
+        if self.first_seq.load(Ordering::Relaxed) != s
+            || self.first_expiry.load(Ordering::Relaxed) != e
+        {
+            self.first_expiry.store(e, Ordering::Release);
+            self.first_seq.store(s, Ordering::Release);
+        }
     }
 
     fn hint(&self) -> Option<Stamp> {
