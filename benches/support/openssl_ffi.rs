@@ -1,0 +1,140 @@
+//! OpenSSL's own session cache through the C calls a server makes, for the benchmarks and
+//! the flush-latency example. OpenSSL 3.0's signatures; openssl-sys links libssl but does not
+//! declare all of these.
+
+use std::os::raw::{c_int, c_long, c_uint, c_void};
+
+use openssl_sys::{SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
+
+type Key = [u8; 32];
+
+const SSL_CTRL_SESS_NUMBER: c_int = 20;
+const SSL_CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
+
+unsafe extern "C" {
+    fn TLS_server_method() -> *const SSL_METHOD;
+    fn SSL_CTX_new(method: *const SSL_METHOD) -> *mut SSL_CTX;
+    fn SSL_CTX_free(ctx: *mut SSL_CTX);
+    fn SSL_CTX_ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long;
+    fn SSL_new(ctx: *mut SSL_CTX) -> *mut SSL;
+    fn SSL_free(ssl: *mut SSL);
+    fn SSL_version(ssl: *const SSL) -> c_int;
+    fn SSL_SESSION_new() -> *mut SSL_SESSION;
+    fn SSL_SESSION_free(s: *mut SSL_SESSION);
+    fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, id: *const u8, len: c_uint) -> c_int;
+    fn SSL_SESSION_set1_master_key(s: *mut SSL_SESSION, key: *const u8, len: usize) -> c_int;
+    fn SSL_SESSION_set_protocol_version(s: *mut SSL_SESSION, version: c_int) -> c_int;
+    fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long;
+    fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long;
+    fn SSL_CTX_add_session(ctx: *mut SSL_CTX, s: *mut SSL_SESSION) -> c_int;
+    fn SSL_CTX_remove_session(ctx: *mut SSL_CTX, s: *mut SSL_SESSION) -> c_int;
+    fn SSL_has_matching_session_id(ssl: *const SSL, id: *const u8, len: c_uint) -> c_int;
+    fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long);
+}
+
+/// An `SSL_CTX` and the sessions the benchmark owns a reference to.
+pub(crate) struct Ctx {
+    ctx: *mut SSL_CTX,
+    version: c_int,
+}
+
+// SAFETY: OpenSSL's SSL_CTX is safe to use from many threads at once (its cache takes its
+// own lock); each thread makes its own SSL object.
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
+/// A session the benchmark holds one reference to.
+pub(crate) struct Sess(*mut SSL_SESSION);
+// SAFETY: SSL_SESSION reference counts are atomic; the benchmark never mutates a session
+// after it was shared.
+unsafe impl Send for Sess {}
+unsafe impl Sync for Sess {}
+
+impl Drop for Sess {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { SSL_SESSION_free(self.0) }
+    }
+}
+
+/// A per-thread SSL object, for lookups.
+pub(crate) struct Conn(*mut SSL);
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: made by SSL_new, freed once.
+        unsafe { SSL_free(self.0) }
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(capacity: usize) -> Self {
+        openssl_sys::init();
+        // SAFETY: plain constructor calls; results checked.
+        unsafe {
+            let ctx = SSL_CTX_new(TLS_server_method());
+            assert!(!ctx.is_null());
+            SSL_CTX_ctrl(
+                ctx,
+                SSL_CTRL_SET_SESS_CACHE_SIZE,
+                capacity as c_long,
+                std::ptr::null_mut(),
+            );
+            let ssl = SSL_new(ctx);
+            let version = SSL_version(ssl);
+            SSL_free(ssl);
+            Self { ctx, version }
+        }
+    }
+
+    pub(crate) fn session(&self, key: &Key, time: u64, timeout: u64) -> Sess {
+        // SAFETY: a fresh session, configured before it is shared.
+        unsafe {
+            let s = SSL_SESSION_new();
+            assert!(!s.is_null());
+            assert_eq!(SSL_SESSION_set1_id(s, key.as_ptr(), 32), 1);
+            assert_eq!(SSL_SESSION_set1_master_key(s, [7u8; 48].as_ptr(), 48), 1);
+            // The lookup key includes the version, which must be the SSL object's.
+            assert_eq!(SSL_SESSION_set_protocol_version(s, self.version), 1);
+            SSL_SESSION_set_time(s, time as c_long);
+            SSL_SESSION_set_timeout(s, timeout as c_long);
+            Sess(s)
+        }
+    }
+
+    pub(crate) fn conn(&self) -> Conn {
+        // SAFETY: SSL_new on a live context.
+        Conn(unsafe { SSL_new(self.ctx) })
+    }
+
+    pub(crate) fn add(&self, s: &Sess) -> bool {
+        // SAFETY: the cache takes its own reference.
+        unsafe { SSL_CTX_add_session(self.ctx, s.0) == 1 }
+    }
+
+    pub(crate) fn remove(&self, s: &Sess) -> bool {
+        // SAFETY: the session is live (we hold a reference).
+        unsafe { SSL_CTX_remove_session(self.ctx, s.0) == 1 }
+    }
+
+    pub(crate) fn has(&self, conn: &Conn, key: &Key) -> bool {
+        // SAFETY: a live SSL object of this context.
+        unsafe { SSL_has_matching_session_id(conn.0, key.as_ptr(), 32) == 1 }
+    }
+
+    pub(crate) fn number(&self) -> usize {
+        // SAFETY: a read-only control call on a live context.
+        unsafe { SSL_CTX_ctrl(self.ctx, SSL_CTRL_SESS_NUMBER, 0, std::ptr::null_mut()) as usize }
+    }
+
+    pub(crate) fn flush(&self, at: u64) {
+        // SAFETY: a live context.
+        unsafe { SSL_CTX_flush_sessions(self.ctx, at as c_long) }
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // SAFETY: made by SSL_CTX_new; freeing it flushes its cache.
+        unsafe { SSL_CTX_free(self.ctx) }
+    }
+}
