@@ -23,22 +23,27 @@ type AppData = Arc<dyn Any + Send + Sync>;
 
 /// What a session holds. Reached through [`Session`] or [`SessionRef`]; once shared, nothing
 /// in it changes but the one-way "not resumable" mark.
+///
+/// `repr(C)` with the cache key (version, id) first: it then sits right after the reference
+/// count at the start of the allocation, so a cache lookup's key comparison and the reference
+/// it takes touch the same cache line (or its adjacent-line pair) instead of two or three.
+#[repr(C)]
 pub struct SessionData {
     version: ProtocolVersion,
-    cipher: CipherSuite,
     id: SessionId,
+    cipher: CipherSuite,
+    extended_master_secret: bool,
+    not_resumable: AtomicBool,
+    max_early_data: u32,
     sid_ctx: SidCtx,
-    master_key: MasterKey,
     time: UnixTime,
     timeout: u64,
+    verify_result: i64,
+    master_key: MasterKey,
     peer_certificates: Option<Arc<[CertificateDer]>>,
     host_name: Option<HostName>,
     alpn: Option<AlpnProtocol>,
     ticket: Option<Ticket>,
-    max_early_data: u32,
-    extended_master_secret: bool,
-    verify_result: i64,
-    not_resumable: AtomicBool,
     app_data: Option<AppData>,
 }
 
@@ -568,6 +573,12 @@ mod tests {
             .cipher(CipherSuite(0xC02F))
             .timeout(300)
             .build()
+    }
+
+    #[test]
+    fn the_cache_key_leads_the_layout() {
+        assert_eq!(std::mem::offset_of!(SessionData, version), 0);
+        assert_eq!(std::mem::offset_of!(SessionData, id), 2);
     }
 
     #[test]
