@@ -232,12 +232,26 @@ impl fmt::Debug for SidCtx {
 
 /// The master key (TLS 1.2 and earlier, 48 bytes) or resumption secret (TLS 1.3, up to 64
 /// bytes; OpenSSL's buffer takes 512). Zeroized when dropped; never shown by `Debug`.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
-pub struct MasterKey(Box<[u8]>);
+///
+/// Secrets of up to 64 bytes (every master key, and resumption secrets of SHA-256 and SHA-384
+/// suites) live inline in the session: no allocation of their own to make, free and leave
+/// behind. Longer ones, which only a forged or exotic session carries, are boxed.
+#[derive(Clone)]
+pub struct MasterKey(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; MasterKey::INLINE],
+    },
+    Heap(Box<[u8]>),
+}
 
 impl MasterKey {
     /// The largest secret OpenSSL stores (`TLS13_MAX_RESUMPTION_PSK_LENGTH`).
     pub const MAX_LEN: usize = 512;
+    const INLINE: usize = 64;
 
     /// Copies the secret in, checking its length.
     pub fn new(secret: &[u8]) -> Result<Self, Error> {
@@ -247,19 +261,59 @@ impl MasterKey {
                 max: Self::MAX_LEN,
             });
         }
-        Ok(Self(secret.into()))
+        if secret.len() <= Self::INLINE {
+            let mut bytes = [0u8; Self::INLINE];
+            bytes[..secret.len()].copy_from_slice(secret);
+            return Ok(Self(KeyRepr::Inline {
+                len: secret.len() as u8,
+                bytes,
+            }));
+        }
+        Ok(Self(KeyRepr::Heap(secret.into())))
     }
 
     /// The secret's bytes: handle with care.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyRepr::Heap(b) => b,
+        }
     }
 }
+
+impl Default for MasterKey {
+    fn default() -> Self {
+        Self(KeyRepr::Inline {
+            len: 0,
+            bytes: [0; Self::INLINE],
+        })
+    }
+}
+
+impl Zeroize for MasterKey {
+    fn zeroize(&mut self) {
+        match &mut self.0 {
+            KeyRepr::Inline { len, bytes } => {
+                bytes.zeroize();
+                len.zeroize();
+            }
+            KeyRepr::Heap(b) => b.zeroize(),
+        }
+    }
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for MasterKey {}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MasterKey")
-            .field("len", &self.0.len())
+            .field("len", &self.as_bytes().len())
             .finish_non_exhaustive()
     }
 }
@@ -510,9 +564,18 @@ mod tests {
 
     #[test]
     fn master_key_zeroize_clears_bytes() {
-        let mut key = MasterKey::new(&[0x5A; 48]).unwrap();
-        key.zeroize();
-        assert!(key.as_bytes().iter().all(|&b| b == 0));
+        for len in [48, 64, 65, 512] {
+            let mut key = MasterKey::new(&vec![0x5A; len]).unwrap();
+            assert_eq!(key.as_bytes(), vec![0x5A; len]);
+            key.zeroize();
+            assert!(key.as_bytes().iter().all(|&b| b == 0), "{len}");
+        }
+        let mut inline = MasterKey::new(&[0x5A; 48]).unwrap();
+        inline.zeroize();
+        match inline.0 {
+            KeyRepr::Inline { len, bytes } => assert!(len == 0 && bytes == [0; 64]),
+            KeyRepr::Heap(_) => panic!("48 bytes are kept inline"),
+        }
     }
 
     #[test]
