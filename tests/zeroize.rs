@@ -90,6 +90,7 @@ fn secrets_are_zeroized_before_their_memory_is_freed() {
     drop(held);
     drop(renewed);
     drop(cache); // the last reference goes with the flush
+
     // A secret too long to be kept inline lives in its own allocation: zeroized all the same.
     let long = SessionBuilder::new(ProtocolVersion::TLS1_3, 100)
         .id(SessionId::new(&[ID_BYTE; 32]).unwrap())
