@@ -11,7 +11,8 @@ use crate::Error;
 /// A protocol version as it appears on the wire (`0x0303` is TLS 1.2).
 ///
 /// Unknown versions are kept, as OpenSSL keeps them; only a major byte that is neither
-/// TLS's 0x03 nor DTLS's 0xFE is rejected, as `d2i_SSL_SESSION` rejects it.
+/// TLS's 0x03 nor DTLS's 0xFE (and not OpenSSL's old `DTLS1_BAD_VER`, 0x0100) is rejected, as
+/// `d2i_SSL_SESSION` rejects it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProtocolVersion(u16);
 
@@ -30,11 +31,14 @@ impl ProtocolVersion {
     pub const DTLS1_0: Self = Self(0xFEFF);
     /// DTLS 1.2.
     pub const DTLS1_2: Self = Self(0xFEFD);
+    /// The pre-standard DTLS of OpenSSL 0.9.8 (`DTLS1_BAD_VER`), which OpenSSL still accepts.
+    pub const DTLS1_BAD: Self = Self(0x0100);
 
     /// Checks a wire value.
     pub fn new(wire: u16) -> Result<Self, Error> {
         match wire >> 8 {
             0x03 | 0xFE => Ok(Self(wire)),
+            _ if wire == Self::DTLS1_BAD.0 => Ok(Self(wire)),
             _ => Err(Error::InvalidProtocolVersion(wire)),
         }
     }
@@ -61,6 +65,7 @@ impl fmt::Debug for ProtocolVersion {
             Self::TLS1_3 => f.write_str("TLSv1.3"),
             Self::DTLS1_0 => f.write_str("DTLSv1"),
             Self::DTLS1_2 => f.write_str("DTLSv1.2"),
+            Self::DTLS1_BAD => f.write_str("DTLSv0.9"),
             Self(other) => write!(f, "ProtocolVersion({other:#06x})"),
         }
     }
@@ -487,6 +492,11 @@ impl CertificateDer {
             let len = rest[..n]
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            // DER's rule: the shortest form, so that the bytes are the one encoding of the
+            // certificate (a session holding it encodes and decodes back unchanged).
+            if rest[0] == 0 || len < 0x80 {
+                return Err("a length not in its shortest form (BER, not DER)");
+            }
             (len, &rest[n..])
         };
         match rest.len().cmp(&len) {
@@ -663,6 +673,8 @@ mod tests {
             &[0x30, 0x01, 1, 2],
             &[0x30, 0x80, 0, 0],
             &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x30, 0x81, 0x01, 0x00],       // BER: 1 fits the short form
+            &[0x30, 0x82, 0x00, 0x81, 0x00], // BER: a leading zero byte
         ] {
             assert!(CertificateDer::new(bad).is_err(), "{bad:?}");
         }

@@ -13,11 +13,13 @@
 //! through [`Clock`].
 
 mod error;
+mod extras;
 mod fields;
 mod session;
 mod time;
 
 pub use error::Error;
+pub use extras::OpensslExtras;
 pub use fields::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, ProtocolVersion, SessionId,
     SidCtx, Ticket,

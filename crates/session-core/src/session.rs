@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::{
-    AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, ProtocolVersion, SessionId,
-    SidCtx, Ticket, UnixTime,
+    AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, OpensslExtras, ProtocolVersion,
+    SessionId, SidCtx, Ticket, UnixTime,
 };
 
 /// The timeout of a session made outside a handshake, in seconds (OpenSSL's
@@ -45,7 +45,12 @@ pub struct SessionData {
     alpn: Option<AlpnProtocol>,
     ticket: Option<Ticket>,
     app_data: Option<AppData>,
+    extras: Option<Box<OpensslExtras>>,
 }
+
+/// The extras of a session that has none stored.
+static NO_EXTRAS: std::sync::LazyLock<OpensslExtras> =
+    std::sync::LazyLock::new(OpensslExtras::default);
 
 impl SessionData {
     /// The protocol version the session was negotiated with.
@@ -158,6 +163,12 @@ impl SessionData {
     pub fn app_data(&self) -> Option<&(dyn Any + Send + Sync)> {
         self.app_data.as_deref()
     }
+
+    /// The OpenSSL fields the cache never reads (all at their defaults unless the session
+    /// was decoded from OpenSSL's form or built with them).
+    pub fn extras(&self) -> &OpensslExtras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
 }
 
 impl fmt::Debug for SessionData {
@@ -177,6 +188,7 @@ impl fmt::Debug for SessionData {
             .field("extended_master_secret", &self.extended_master_secret)
             .field("verify_result", &self.verify_result)
             .field("resumable", &self.is_resumable())
+            .field("extras", self.extras())
             .finish_non_exhaustive()
     }
 }
@@ -264,6 +276,7 @@ impl Session {
             extended_master_secret: d.extended_master_secret,
             verify_result: d.verify_result,
             app_data: d.app_data.clone(),
+            extras: d.extras.clone(),
         }
     }
 
@@ -396,6 +409,7 @@ pub struct SessionBuilder {
     extended_master_secret: bool,
     verify_result: i64,
     app_data: Option<AppData>,
+    extras: Option<Box<OpensslExtras>>,
 }
 
 impl SessionBuilder {
@@ -419,6 +433,7 @@ impl SessionBuilder {
             extended_master_secret: false,
             verify_result: 0,
             app_data: None,
+            extras: None,
         }
     }
 
@@ -527,6 +542,12 @@ impl SessionBuilder {
         self
     }
 
+    /// Sets the OpenSSL fields the cache never reads (see [`OpensslExtras`]).
+    pub fn extras(mut self, extras: OpensslExtras) -> Self {
+        self.extras = (!extras.is_default()).then(|| Box::new(extras));
+        self
+    }
+
     /// The session, with a reference count of one.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn build(self) -> Session {
@@ -547,6 +568,7 @@ impl SessionBuilder {
             verify_result: self.verify_result,
             not_resumable: AtomicBool::new(false),
             app_data: self.app_data,
+            extras: self.extras,
         }))))
     }
 }
