@@ -6,6 +6,7 @@
 pub use ctx;
 pub use session_cache as cache;
 pub use session_core as core;
+pub use session_der as der;
 
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[doc = include_str!("../README.md")]

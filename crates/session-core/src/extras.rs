@@ -13,7 +13,8 @@ pub struct OpensslExtras {
     /// The key exchange group (a TLS `NamedGroup` code point; 0 if unknown). OpenSSL 3 writes
     /// it in every session.
     pub kex_group: u32,
-    /// The PSK identity hint (TLS 1.2 PSK cipher suites).
+    /// The PSK identity hint (TLS 1.2 PSK cipher suites). This and the two fields after it
+    /// are C strings to OpenSSL: only the bytes before a NUL are written or read.
     pub psk_identity_hint: Option<Box<[u8]>>,
     /// The PSK identity (TLS 1.2 PSK cipher suites).
     pub psk_identity: Option<Box<[u8]>>,

@@ -223,8 +223,8 @@ impl<'a> Fields<'a> {
         };
 
         let mut extras = OpensslExtras::default();
-        extras.psk_identity_hint = self.explicit_octets(7, "psk_identity_hint")?.map(boxed);
-        extras.psk_identity = self.explicit_octets(8, "psk_identity")?.map(boxed);
+        extras.psk_identity_hint = self.explicit_octets(7, "psk_identity_hint")?.map(c_string);
+        extras.psk_identity = self.explicit_octets(8, "psk_identity")?.map(c_string);
         let lifetime_hint = self.explicit(9, "ticket lifetime hint", u64::decode)?;
         let ticket = self.explicit_octets(10, "ticket")?;
         if let Some((at, comp)) = self.explicit_octets(11, "compression id")? {
@@ -239,7 +239,7 @@ impl<'a> Fields<'a> {
                 }
             }
         }
-        extras.srp_username = self.explicit_octets(12, "srp_username")?.map(boxed);
+        extras.srp_username = self.explicit_octets(12, "srp_username")?.map(c_string);
         let flags = self
             .explicit(13, "flags", u64::decode)?
             .map_or(0, |(_, f)| f);
@@ -315,6 +315,11 @@ impl<'a> Fields<'a> {
             .extras(extras)
             .build())
     }
+}
+
+/// A field OpenSSL keeps as a C string: it reads up to the first NUL (`OPENSSL_strndup`).
+fn c_string((_, bytes): (usize, &[u8])) -> Box<[u8]> {
+    crate::encode::c_string(bytes).into()
 }
 
 fn boxed((_, bytes): (usize, &[u8])) -> Box<[u8]> {

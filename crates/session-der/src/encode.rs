@@ -144,10 +144,10 @@ impl<'a> SessionAsn1<'a> {
             asn1.explicit(6, Value::Octets(name.as_bytes()));
         }
         if let Some(hint) = &extras.psk_identity_hint {
-            asn1.explicit(7, Value::Octets(hint));
+            asn1.explicit(7, Value::Octets(c_string(hint)));
         }
         if let Some(identity) = &extras.psk_identity {
-            asn1.explicit(8, Value::Octets(identity));
+            asn1.explicit(8, Value::Octets(c_string(identity)));
         }
         let (lifetime_hint, age_add) = match s.ticket() {
             Some(t) => (u64::from(t.lifetime_hint()), t.age_add()),
@@ -163,7 +163,7 @@ impl<'a> SessionAsn1<'a> {
             asn1.explicit(11, Value::Small([extras.compression, 0], 1));
         }
         if let Some(user) = &extras.srp_username {
-            asn1.explicit(12, Value::Octets(user));
+            asn1.explicit(12, Value::Octets(c_string(user)));
         }
         let ems = if s.extended_master_secret() {
             FLAG_EXTMS
@@ -212,6 +212,13 @@ impl EncodeValue for SessionAsn1<'_> {
 
 impl FixedTag for SessionAsn1<'_> {
     const TAG: Tag = Tag::Sequence;
+}
+
+/// The bytes OpenSSL writes for a field it keeps as a C string: up to the first NUL
+/// (`i2d_SSL_SESSION` takes its length with `strlen`).
+pub(crate) fn c_string(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
 }
 
 /// A time or timeout as OpenSSL's signed 64-bit field.

@@ -13,6 +13,11 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..=max)
 }
 
+/// What OpenSSL keeps as a C string: no NUL inside.
+fn c_string(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    vec(1u8.., 0..=max)
+}
+
 fn nonempty(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 1..=max)
 }
@@ -35,9 +40,9 @@ fn certificate() -> impl Strategy<Value = CertificateDer> {
 fn extras() -> impl Strategy<Value = OpensslExtras> {
     (
         any::<u32>(),
-        option::of(bytes(40)),
-        option::of(bytes(40)),
-        option::of(bytes(40)),
+        option::of(c_string(40)),
+        option::of(c_string(40)),
+        option::of(c_string(40)),
         any::<u8>(),
         0u32..5,
         option::of(bytes(40)),
