@@ -1,4 +1,5 @@
-//! The master key and the session id are zeroized before their memory is given back. A
+//! The master key and the session id are zeroized before their memory is given back, also
+//! on the way through OpenSSL's serialized forms. A
 //! global allocator looks at every block freed while the test runs and remembers whether any
 //! still held the secret's byte pattern.
 
@@ -99,6 +100,20 @@ fn secrets_are_zeroized_before_their_memory_is_freed() {
     assert_eq!(long.master_key().len(), 100);
     drop(long.dup());
     drop(long);
+
+    // Through OpenSSL's forms and back: the encoded bytes, the PEM text, the buffer PEM is
+    // decoded into, the decoded sessions and the printed text all hold the secret.
+    let session = SessionBuilder::new(ProtocolVersion::TLS1_2, 100)
+        .id(SessionId::new(&[ID_BYTE; 32]).unwrap())
+        .master_key(MasterKey::new(&[KEY_BYTE; 48]).unwrap())
+        .build();
+    let der = sesscache::der::to_der(&session).unwrap();
+    let pem = sesscache::der::to_pem(&session).unwrap();
+    let from_der = sesscache::der::from_der(&der).unwrap();
+    let from_pem = sesscache::der::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(from_pem.master_key(), &[KEY_BYTE; 48]);
+    drop(sesscache::der::text::openssl_text(&from_pem));
+    drop((session, der, pem, from_der, from_pem));
     ARMED.store(false, Ordering::SeqCst);
     assert!(
         !SAW_KEY.load(Ordering::SeqCst),

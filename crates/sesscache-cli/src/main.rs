@@ -1,6 +1,9 @@
 //! `sesscache`: the command-line tool. Thin: it parses arguments, calls the libraries and
 //! prints. Errors go to stderr with exit code 2.
 
+mod convert;
+mod inspect;
+mod session_file;
 mod simulate;
 
 use std::process::ExitCode;
@@ -25,12 +28,19 @@ enum Command {
     /// is simulated: --time-scale simulated seconds pass per real second, so that sessions
     /// expire and flushes run within a short run.
     Simulate(simulate::Args),
+    /// Print a saved TLS session (PEM or DER, as OpenSSL writes them) the way
+    /// `openssl sess_id -text -noout` prints it, or as JSON.
+    Inspect(inspect::Args),
+    /// Convert a saved TLS session between PEM and DER, byte for byte as OpenSSL would.
+    Convert(convert::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Convert(args) => convert::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
