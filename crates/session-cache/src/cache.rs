@@ -378,6 +378,52 @@ impl SessionCache {
         Some(taken)
     }
 
+    /// The single-use form of [`lookup`](Self::lookup), for TLS 1.3 stateful tickets
+    /// (rustls's `take`): a session that passes the version, session id context and
+    /// extended-master-secret checks is removed and handed to exactly one caller, however many
+    /// threads offer the same id at once.
+    ///
+    /// Counting: the one caller that removes a live session counts a hit (its remove callback
+    /// says [`RemovalCause::Taken`]); a session found expired is removed and counts a timeout;
+    /// anything else (absent, refused by the checks, or taken by another thread first) is a
+    /// miss. With [`CacheMode::NO_INTERNAL_LOOKUP`] nothing is looked up or counted. The get
+    /// callback is not asked: a ticket it returned could not be used up.
+    pub fn lookup_take(&self, request: &LookupRequest<'_>) -> Lookup {
+        if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            return Lookup::Miss;
+        }
+        let probe = Probe {
+            version: request.version.wire(),
+            id: request.id,
+        };
+        let taken = self.unlink_if(&probe, |s, _| {
+            *s.sid_ctx() == request.sid_ctx
+                && s.extended_master_secret() == request.extended_master_secret
+        });
+        let Some(session) = taken else {
+            self.counters.misses.inc();
+            return Lookup::Miss;
+        };
+        session.mark_not_resumable();
+        if session.is_expired_at(self.now()) {
+            self.counters.timeouts.inc();
+            trace!(
+                version = session.version().wire(),
+                "session expired at take"
+            );
+            if let Some(cb) = self.callbacks.remove_session() {
+                cb(&session, RemovalCause::Expired);
+            }
+            return Lookup::Timeout;
+        }
+        self.counters.hits.inc();
+        trace!(version = session.version().wire(), "session taken");
+        if let Some(cb) = self.callbacks.remove_session() {
+            cb(&session, RemovalCause::Taken);
+        }
+        Lookup::Hit(session)
+    }
+
     /// The session cached under (version, id), if any: no statistics, no expiry check, no
     /// callback.
     pub fn get(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
@@ -885,6 +931,59 @@ mod tests {
             [(b"t".to_vec(), RemovalCause::Taken)]
         );
         check_consistent(&cache);
+    }
+
+    #[test]
+    fn lookup_take_uses_a_session_up_once_and_counts_like_lookup() {
+        let (cache, clock) = cache(10);
+        let removals = record_removals(&cache);
+        cache.add(&session(b"t", NOW, 10)).unwrap();
+        assert!(matches!(cache.lookup_take(&request(b"t")), Lookup::Hit(_)));
+        assert!(
+            matches!(cache.lookup_take(&request(b"t")), Lookup::Miss),
+            "single use"
+        );
+        cache.add(&session(b"x", NOW, 10)).unwrap();
+        let mut other_ctx = request(b"x");
+        other_ctx.sid_ctx = SidCtx::new(b"other").unwrap();
+        assert!(matches!(cache.lookup_take(&other_ctx), Lookup::Miss));
+        assert_eq!(cache.len(), 1, "a refused session stays");
+        clock.set(NOW + 11);
+        assert!(matches!(cache.lookup_take(&request(b"x")), Lookup::Timeout));
+        assert!(cache.is_empty());
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 2, 1));
+        assert_eq!(
+            *removals.lock().unwrap(),
+            [
+                (b"t".to_vec(), RemovalCause::Taken),
+                (b"x".to_vec(), RemovalCause::Expired)
+            ]
+        );
+        check_consistent(&cache);
+    }
+
+    #[test]
+    fn concurrent_takes_of_one_ticket_hit_exactly_once() {
+        for _ in 0..50 {
+            let (cache, _) = cache(10);
+            cache.add(&session(b"t", NOW, 100)).unwrap();
+            let barrier = std::sync::Barrier::new(4);
+            let hits: usize = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            usize::from(matches!(cache.lookup_take(&request(b"t")), Lookup::Hit(_)))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(hits, 1);
+            let stats = cache.stats();
+            assert_eq!((stats.hits, stats.misses), (1, 3));
+        }
     }
 
     #[test]
