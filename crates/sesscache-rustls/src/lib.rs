@@ -1,0 +1,24 @@
+//! rustls's session stores backed by a sesscache [`Context`](ctx::Context).
+//!
+//! - [`ServerSessions`] implements rustls's `StoresServerSessions`: TLS 1.2 session ids
+//!   (`get`) and TLS 1.3 stateful tickets (`take`, which uses a ticket up: it resumes at most
+//!   once, however many connections offer it at the same time).
+//! - [`ClientSessions`] implements rustls's `ClientSessionStore`.
+//!
+//! What a server gets beyond rustls's own `ServerSessionMemoryCache`: sessions expire after
+//! the context's timeout (rustls's stay until pushed out); the size bound evicts the session
+//! that expires soonest; flush, statistics and callbacks are the cache's; the stored secrets
+//! are zeroized when the last reference goes; and the cache lives in a context that any
+//! number of `ServerConfig`s share, so it survives rebuilding the config (a certificate
+//! reload).
+//!
+//! Counters follow real handshakes: a resumed connection is a hit, a full handshake after an
+//! offered id or ticket is a miss, an expired offer is a timeout.
+//!
+//! Pinned to rustls 0.23 (the `ring` provider in this workspace).
+
+mod client;
+mod server;
+
+pub use client::ClientSessions;
+pub use server::ServerSessions;
