@@ -3,6 +3,7 @@
 
 mod convert;
 mod inspect;
+mod serve;
 mod session_file;
 mod simulate;
 
@@ -33,6 +34,11 @@ enum Command {
     Inspect(inspect::Args),
     /// Convert a saved TLS session between PEM and DER, byte for byte as OpenSSL would.
     Convert(convert::Args),
+    /// Run a small TLS server (rustls) that resumes sessions through the session cache and
+    /// tells each client whether it was resumed; Ctrl-C prints the cache's statistics.
+    ///
+    /// Try it with `openssl s_client -connect 127.0.0.1:8443 -reconnect`.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,238 @@
+//! `sesscache serve` against the real `openssl s_client`, on loopback only: TLS 1.2 session
+//! ids resume with `-reconnect`, a TLS 1.3 session saved with `-sess_out` resumes with
+//! `-sess_in`, HTTP gets an HTTP answer, and Ctrl-C prints the cache's statistics. Every
+//! process started here is killed when its guard drops.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+/// A running `sesscache serve`, killed when dropped.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    port: u16,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sesscache"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let port = first
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Self {
+            child,
+            stdout,
+            port,
+        }
+    }
+
+    fn connect(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Ctrl-C, then everything it printed after the first line.
+    fn interrupt(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "Ctrl-C is a clean stop: {status:?}");
+        rest
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_client` with `input` on its stdin; its stdout.
+fn s_client(args: &[&str], input: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the `openssl` command must be installed (.ci/run installs it)");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number on the statistics line that starts with `label`.
+fn stat(report: &str, label: &str) -> u64 {
+    report
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {report}"))
+}
+
+#[test]
+fn tls12_session_ids_resume_with_reconnect() {
+    let server = Server::start(&[]);
+    let out = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_2",
+            "-no_ticket",
+            "-reconnect",
+        ],
+        b"",
+    );
+    assert_eq!(out.matches("New, TLSv1.2").count(), 1, "{out}");
+    assert_eq!(out.matches("Reused, TLSv1.2").count(), 5, "{out}");
+    let report = server.interrupt();
+    assert_eq!(stat(&report, "hits"), 5, "{report}");
+    assert_eq!(stat(&report, "resumed"), 5, "{report}");
+    assert_eq!(stat(&report, "connections"), 6, "{report}");
+    assert_eq!(stat(&report, "sessions cached"), 1, "{report}");
+}
+
+#[test]
+fn a_tls13_session_saved_with_sess_out_resumes_with_sess_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    let server = Server::start(&[]);
+    // The request makes s_client wait for the answer, by which time the tickets are in.
+    let request = b"GET / HTTP/1.0\r\n\r\n";
+    let first = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            "-sess_out",
+            file,
+        ],
+        request,
+    );
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(first.contains("HTTP/1.0 200 OK"), "{first}");
+    assert!(first.contains("resumed: no"), "{first}");
+    let second = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            "-sess_in",
+            file,
+        ],
+        request,
+    );
+    assert!(second.contains("Reused, TLSv1.3"), "{second}");
+    assert!(second.contains("resumed: yes"), "{second}");
+    // The ticket was used up: offering it again is a full handshake.
+    let third = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            "-sess_in",
+            file,
+        ],
+        request,
+    );
+    assert!(third.contains("resumed: no"), "{third}");
+    let report = server.interrupt();
+    assert_eq!(stat(&report, "hits"), 1, "{report}");
+    assert_eq!(stat(&report, "misses"), 1, "{report}");
+}
+
+#[test]
+fn stateless_tickets_leave_the_cache_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    let server = Server::start(&["--tickets"]);
+    let request = b"GET / HTTP/1.0\r\n\r\n";
+    s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            "-sess_out",
+            file,
+        ],
+        request,
+    );
+    let again = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            "-sess_in",
+            file,
+        ],
+        request,
+    );
+    assert!(again.contains("resumed: yes"), "{again}");
+    let report = server.interrupt();
+    assert_eq!(stat(&report, "resumed"), 1, "{report}");
+    assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
+}
+
+#[test]
+fn max_connections_stops_the_server_by_itself() {
+    let mut server = Server::start(&["--max-connections", "1"]);
+    let out = s_client(&["-connect", &server.connect(), "-ign_eof"], b"hello\n");
+    assert!(out.contains("resumed: no"), "{out}");
+    let mut rest = String::new();
+    server.stdout.read_to_string(&mut rest).unwrap();
+    assert!(server.child.wait().unwrap().success());
+    assert_eq!(stat(&rest, "connections"), 1, "{rest}");
+}
+
+#[test]
+fn bad_arguments_are_exit_code_2() {
+    let run = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sesscache"))
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--cert", "c.pem"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+    let out = run(&[
+        "--cert",
+        "/nonexistent/c.pem",
+        "--key",
+        "/nonexistent/k.pem",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.pem"));
+    let out = run(&["--listen", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2));
+}
