@@ -1,4 +1,5 @@
-//! Prints the ratio table from criterion's results of `cargo bench --bench cache`: for every
+//! Prints the ratio table from criterion's results of `cargo bench --bench cache` (and of
+//! `--bench resumption`, the rustls handshakes): for every
 //! group and case, each contender's median time per operation and how many times faster
 //! sesscache is (or, for `ceiling`, what fraction of the ceiling's speed sesscache reaches).
 //!
@@ -7,7 +8,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const GROUPS: [&str; 5] = ["lookup_hit", "add_full", "mixed", "take", "flush"];
+const GROUPS: [&str; 6] = [
+    "lookup_hit",
+    "add_full",
+    "mixed",
+    "take",
+    "flush",
+    "resumption",
+];
 const CONTENDERS: [&str; 5] = ["sesscache", "openssl", "rustls", "moka", "ceiling"];
 
 /// The median time per iteration, in nanoseconds, of one benchmark.
