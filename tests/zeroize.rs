@@ -1,5 +1,5 @@
 //! The master key and the session id are zeroized before their memory is given back, also
-//! on the way through OpenSSL's serialized forms. A
+//! on the way through OpenSSL's serialized forms and in the rustls adapter. A
 //! global allocator looks at every block freed while the test runs and remembers whether any
 //! still held the secret's byte pattern.
 
@@ -114,6 +114,23 @@ fn secrets_are_zeroized_before_their_memory_is_freed() {
     assert_eq!(from_pem.master_key(), &[KEY_BYTE; 48]);
     drop(sesscache::der::text::openssl_text(&from_pem));
     drop((session, der, pem, from_der, from_pem));
+
+    // rustls's sessions in the adapter: the value rustls hands over (its encoding, secret
+    // included) and the key are wiped when the cache lets them go. (What `get` returns is a
+    // copy for rustls, which is rustls's to wipe: this test wipes it as rustls does.)
+    {
+        use sesscache::ctx::{Context, ContextConfig};
+        use sesscache_rustls::rustls::server::StoresServerSessions;
+        let context = Context::new(ContextConfig::default());
+        let store = sesscache_rustls::ServerSessions::new(&context);
+        assert!(store.put(vec![ID_BYTE; 32], vec![KEY_BYTE; 64]));
+        let mut copy = store.get(&[ID_BYTE; 32]).unwrap();
+        zeroize::Zeroize::zeroize(&mut copy);
+        assert!(store.put(vec![ID_BYTE; 31], vec![KEY_BYTE; 64]));
+        drop(store.take(&[ID_BYTE; 31]).map(zeroize::Zeroizing::new));
+        drop(store);
+        drop(context); // flushes the rest
+    }
     ARMED.store(false, Ordering::SeqCst);
     assert!(
         !SAW_KEY.load(Ordering::SeqCst),

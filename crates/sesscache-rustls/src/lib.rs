@@ -20,5 +20,8 @@
 mod client;
 mod server;
 
+/// The rustls this crate implements the traits of (0.23).
+pub use rustls;
+
 pub use client::ClientSessions;
 pub use server::ServerSessions;

@@ -53,7 +53,8 @@ impl ServerSessions {
 impl StoresServerSessions for ServerSessions {
     /// Caches a session rustls made: a new session id (TLS 1.2) or stateful ticket (TLS 1.3).
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let value = Zeroizing::new(value);
+        // Both are ours now, and both are wiped when dropped: the key is the session id.
+        let (key, value) = (Zeroizing::new(key), Zeroizing::new(value));
         let cache = self.context.cache();
         if !self.can_cache() {
             return false;
