@@ -44,6 +44,7 @@ impl ProtocolVersion {
     }
 
     /// The wire value.
+    #[inline]
     pub fn wire(self) -> u16 {
         self.0
     }
@@ -135,11 +136,13 @@ impl SessionId {
     }
 
     /// The id's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_slice()
     }
 
     /// Whether the id is empty (such a session can never be cached).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.len == 0
     }
@@ -207,6 +210,7 @@ impl SidCtx {
     }
 
     /// The context's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_slice()
     }
@@ -278,6 +282,7 @@ impl MasterKey {
     }
 
     /// The secret's bytes: handle with care.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             KeyRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -388,6 +393,7 @@ impl AlpnProtocol {
     }
 
     /// The protocol name's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -507,6 +513,7 @@ impl CertificateDer {
     }
 
     /// The DER bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

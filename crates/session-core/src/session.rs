@@ -54,6 +54,7 @@ static NO_EXTRAS: std::sync::LazyLock<OpensslExtras> =
 
 impl SessionData {
     /// The protocol version the session was negotiated with.
+    #[inline]
     pub fn version(&self) -> ProtocolVersion {
         self.version
     }
@@ -65,41 +66,48 @@ impl SessionData {
 
     /// The session id (possibly empty).
     #[doc(alias = "SSL_SESSION_get_id")]
+    #[inline]
     pub fn id(&self) -> &SessionId {
         &self.id
     }
 
     /// The session id context.
     #[doc(alias = "SSL_SESSION_get0_id_context")]
+    #[inline]
     pub fn sid_ctx(&self) -> &SidCtx {
         &self.sid_ctx
     }
 
     /// The master key or resumption secret.
     #[doc(alias = "SSL_SESSION_get_master_key")]
+    #[inline]
     pub fn master_key(&self) -> &[u8] {
         self.master_key.as_bytes()
     }
 
     /// When the session was made (or last renewed), in seconds since the Unix epoch.
     #[doc(alias = "SSL_SESSION_get_time")]
+    #[inline]
     pub fn time(&self) -> UnixTime {
         self.time
     }
 
     /// How long the session lives after [`time`](Self::time), in seconds.
     #[doc(alias = "SSL_SESSION_get_timeout")]
+    #[inline]
     pub fn timeout(&self) -> u64 {
         self.timeout
     }
 
     /// `time + timeout`, saturating: a sum that would overflow is a session that never
     /// expires, never one that wraps into the past.
+    #[inline]
     pub fn expiry(&self) -> UnixTime {
         self.time.saturating_add(self.timeout)
     }
 
     /// Whether the session has expired at `now`: strictly after its expiry, as OpenSSL counts.
+    #[inline]
     pub fn is_expired_at(&self, now: UnixTime) -> bool {
         now > self.expiry()
     }
@@ -135,6 +143,7 @@ impl SessionData {
     }
 
     /// Whether the session used the extended master secret (RFC 7627).
+    #[inline]
     pub fn extended_master_secret(&self) -> bool {
         self.extended_master_secret
     }
@@ -146,6 +155,7 @@ impl SessionData {
 
     /// Whether the session can be resumed: not marked otherwise, and with an id or a ticket.
     #[doc(alias = "SSL_SESSION_is_resumable")]
+    #[inline]
     pub fn is_resumable(&self) -> bool {
         !self.not_resumable.load(Ordering::Acquire)
             && (!self.id.is_empty() || self.ticket.is_some())
@@ -154,6 +164,7 @@ impl SessionData {
     /// Marks the session as never to be resumed again. One-way: a session cannot be made
     /// resumable again (make a copy with [`Session::dup`] for that). The cache marks every
     /// session it is asked to remove.
+    #[inline]
     pub fn mark_not_resumable(&self) {
         self.not_resumable.store(true, Ordering::Release);
     }
@@ -301,26 +312,105 @@ impl Session {
     }
 
     /// Whether two handles are references to the very same session (not merely equal ones).
+    #[inline]
     pub fn ptr_eq(&self, other: &Session) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// A handle that does not keep the session alive and does not count as a reference.
     /// The cache's expiry index uses one to find the session it must remove.
+    #[inline]
     pub fn downgrade(&self) -> WeakSession {
         WeakSession(Arc::downgrade(&self.0))
     }
 
     /// How many references to this session exist now (OpenSSL's `references`). Only a
     /// snapshot: other threads may take or give back references at any time.
+    #[inline]
     pub fn ref_count(&self) -> usize {
         Arc::strong_count(&self.0)
+    }
+
+    /// The address of the session: equal for two handles exactly when
+    /// [`ptr_eq`](Self::ptr_eq) holds. Never dereferenced by anyone who only compares it.
+    #[inline]
+    pub fn as_ptr(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast()
+    }
+}
+
+/// Raw handles for lock-free maps (the session cache's). A raw handle is one pointer that
+/// carries one reference (strong) and one weak count: the reference keeps the session alive
+/// while a map holds it, and the weak count keeps its memory readable for lock-free readers
+/// after the map has let the reference go, until a memory reclamation scheme (an epoch)
+/// says that no reader can still hold the pointer. Applications have no use for these.
+impl Session {
+    /// Turns this reference into a raw handle (see above), adding the weak count. Give the
+    /// reference back with [`take_raw`](Self::take_raw) and the weak count with
+    /// [`release_raw`](Self::release_raw), each exactly once.
+    #[must_use]
+    #[inline]
+    pub fn into_raw(self) -> *const () {
+        let weak = std::sync::Weak::into_raw(Arc::downgrade(&self.0));
+        let strong = Arc::into_raw(self.0);
+        debug_assert_eq!(weak, strong);
+        strong.cast()
+    }
+
+    /// Takes the reference out of a raw handle; the weak count stays with the pointer.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and its reference has not been taken yet.
+    #[inline]
+    pub unsafe fn take_raw(raw: *const ()) -> Session {
+        // SAFETY: by the contract, `raw` is `Arc::into_raw` of a reference not yet given back.
+        Session(unsafe { Arc::from_raw(raw.cast::<Wiped>()) })
+    }
+
+    /// A new reference to the session behind a raw handle whose reference is still held.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and its reference has not been taken yet,
+    /// nor will it be while this runs.
+    #[inline]
+    pub unsafe fn clone_raw(raw: *const ()) -> Session {
+        // SAFETY: the handle's reference keeps the count above zero, so adding one is
+        // `Arc::clone`'s own operation on a live `Arc`.
+        unsafe { Arc::increment_strong_count(raw.cast::<Wiped>()) };
+        // SAFETY: the count was just raised for this new `Arc`.
+        Session(unsafe { Arc::from_raw(raw.cast::<Wiped>()) })
+    }
+
+    /// A new reference to the session behind a raw handle, if it has not been freed: what a
+    /// lock-free reader that found the pointer does. Never touches the session's fields.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and its weak count has not been released,
+    /// nor will it be while this runs.
+    #[inline]
+    pub unsafe fn upgrade_raw(raw: *const ()) -> Option<Session> {
+        // SAFETY: the handle's weak count keeps the allocation (not the fields) alive; the
+        // `ManuallyDrop` makes this a borrow of that count, never a release of it.
+        let weak = ManuallyDrop::new(unsafe { std::sync::Weak::from_raw(raw.cast::<Wiped>()) });
+        weak.upgrade().map(Session)
+    }
+
+    /// Releases a raw handle's weak count, after its reference was taken.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw), its weak count has not been released, and
+    /// no one will use the pointer again.
+    #[inline]
+    pub unsafe fn release_raw(raw: *const ()) {
+        // SAFETY: by the contract, this gives back the weak count `into_raw` took, once.
+        drop(unsafe { std::sync::Weak::from_raw(raw.cast::<Wiped>()) });
     }
 }
 
 impl Deref for Session {
     type Target = SessionData;
 
+    #[inline]
     fn deref(&self) -> &SessionData {
         &self.0 .0
     }
@@ -339,6 +429,7 @@ pub struct WeakSession(std::sync::Weak<Wiped>);
 
 impl WeakSession {
     /// An owned reference, if the session has not been freed.
+    #[inline]
     pub fn upgrade(&self) -> Option<Session> {
         self.0.upgrade().map(Session)
     }
@@ -364,6 +455,7 @@ impl<'a> SessionRef<'a> {
     }
 
     /// Whether this is the very same session as `other`.
+    #[inline]
     pub fn ptr_eq(self, other: &Session) -> bool {
         self.0.ptr_eq(other)
     }
@@ -378,6 +470,7 @@ impl<'a> From<&'a Session> for SessionRef<'a> {
 impl Deref for SessionRef<'_> {
     type Target = SessionData;
 
+    #[inline]
     fn deref(&self) -> &SessionData {
         self.0
     }
@@ -439,6 +532,7 @@ impl SessionBuilder {
 
     /// The protocol version.
     #[doc(alias = "SSL_SESSION_set_protocol_version")]
+    #[inline]
     pub fn version(mut self, version: ProtocolVersion) -> Self {
         self.version = version;
         self
@@ -453,6 +547,7 @@ impl SessionBuilder {
 
     /// The session id.
     #[doc(alias = "SSL_SESSION_set1_id")]
+    #[inline]
     pub fn id(mut self, id: SessionId) -> Self {
         self.id = id;
         self
@@ -460,6 +555,7 @@ impl SessionBuilder {
 
     /// The session id context.
     #[doc(alias = "SSL_SESSION_set1_id_context")]
+    #[inline]
     pub fn sid_ctx(mut self, sid_ctx: SidCtx) -> Self {
         self.sid_ctx = sid_ctx;
         self
@@ -467,6 +563,7 @@ impl SessionBuilder {
 
     /// The master key or resumption secret.
     #[doc(alias = "SSL_SESSION_set1_master_key")]
+    #[inline]
     pub fn master_key(mut self, key: MasterKey) -> Self {
         self.master_key = key;
         self
@@ -474,6 +571,7 @@ impl SessionBuilder {
 
     /// The time the session was made, in seconds since the Unix epoch.
     #[doc(alias = "SSL_SESSION_set_time")]
+    #[inline]
     pub fn time(mut self, time: UnixTime) -> Self {
         self.time = time;
         self
@@ -481,6 +579,7 @@ impl SessionBuilder {
 
     /// The timeout, in seconds.
     #[doc(alias = "SSL_SESSION_set_timeout")]
+    #[inline]
     pub fn timeout(mut self, timeout: u64) -> Self {
         self.timeout = timeout;
         self
@@ -524,6 +623,7 @@ impl SessionBuilder {
     }
 
     /// Whether the extended master secret was used.
+    #[inline]
     pub fn extended_master_secret(mut self, ems: bool) -> Self {
         self.extended_master_secret = ems;
         self
