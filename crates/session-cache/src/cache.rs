@@ -4,8 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use dashmap::mapref::entry::{Entry, OccupiedEntry};
-use dashmap::DashMap;
 use session_core::{Clock, ProtocolVersion, Session, SidCtx, SystemClock, UnixTime};
 use tracing::{debug, trace};
 
@@ -14,11 +12,15 @@ use crate::callbacks::{
 };
 use crate::capacity::Capacity;
 use crate::index::{ExpiryIndex, Stamp};
-use crate::key::{Cached, KeyView, Probe};
+use crate::map::{Found, SessionMap, ShardWriter};
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Error};
-use session_core::WeakSession;
+
+/// A session's cache key: (protocol version on the wire, session id).
+fn key_of(session: &Session) -> (u16, &[u8]) {
+    (session.version().wire(), session.id().as_bytes())
+}
 
 /// OpenSSL's default cache size (`SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`).
 pub const DEFAULT_CACHE_SIZE: usize = 20_480;
@@ -129,7 +131,7 @@ pub enum Lookup {
 /// Dropping the cache flushes it: the remove callback sees every session that was in it,
 /// and sessions held elsewhere stay valid.
 pub struct SessionCache {
-    map: DashMap<Cached, u64, KeyHasher>,
+    map: SessionMap,
     index: ExpiryIndex,
     capacity: Capacity,
     next_seq: AtomicU64,
@@ -145,7 +147,7 @@ impl SessionCache {
     pub fn new(config: CacheConfig) -> Self {
         let shards = config.shards.max(2).next_power_of_two();
         Self {
-            map: DashMap::with_capacity_and_hasher_and_shard_amount(0, KeyHasher::new(), shards),
+            map: SessionMap::new(shards),
             index: ExpiryIndex::new(shards),
             capacity: Capacity::new(config.size),
             next_seq: AtomicU64::new(0),
@@ -189,6 +191,8 @@ impl SessionCache {
             Some(now) => session.with_time(now),
             None => session.clone(),
         };
+        let (version, id) = key_of(session);
+        let hash = self.map.hash(version, id);
         loop {
             // Take a slot before the entry's shard lock, so that a full cache evicts without
             // taking that lock twice. Only a new key needs a slot: when none is free and the
@@ -199,7 +203,7 @@ impl SessionCache {
                     reserved = true;
                     break;
                 }
-                if self.map.contains_key(&Probe::of(session) as &dyn KeyView) {
+                if self.map.get(hash, version, id).is_some() {
                     break;
                 }
                 match self.evict_one() {
@@ -208,17 +212,20 @@ impl SessionCache {
                     None => std::thread::yield_now(),
                 }
             }
-            match self.map.entry(Cached(candidate.clone())) {
-                Entry::Occupied(entry) => {
+            let mut writer = self.map.write(hash);
+            match writer.find(hash, version, id) {
+                Some(found) => {
                     if reserved {
                         self.capacity.release();
                     }
-                    let same = entry.key().0.ptr_eq(session);
+                    let same = found.holds(session);
                     if same && candidate.ptr_eq(session) {
                         return Ok(Added::AlreadyCached);
                     }
-                    self.relink(entry, &candidate);
-                    trace!(version = session.version().wire(), same, "session re-added");
+                    let old = self.relink(&mut writer, hash, &found, candidate);
+                    drop(writer);
+                    drop(old);
+                    trace!(version, same, "session re-added");
                     return Ok(if same {
                         Added::AlreadyCached
                     } else {
@@ -226,28 +233,35 @@ impl SessionCache {
                     });
                 }
                 // The key went away since we looked: start over and take a slot.
-                Entry::Vacant(_) if !reserved => continue,
-                Entry::Vacant(entry) => {
+                None if !reserved => continue,
+                None => {
                     let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                     let stamp = Stamp {
                         expiry: candidate.expiry(),
                         seq,
                     };
-                    self.index.insert(stamp, candidate.downgrade());
-                    entry.insert(seq);
-                    trace!(version = session.version().wire(), "session added");
+                    self.index.insert(stamp, hash);
+                    writer.insert(hash, candidate, seq);
+                    drop(writer);
+                    trace!(version, "session added");
                     return Ok(Added::New);
                 }
             }
         }
     }
 
-    /// Puts `with` in place of the session an occupied entry holds, at a new place in expiry
-    /// order. The old reference is dropped after the entry's lock is released.
-    fn relink(&self, entry: OccupiedEntry<'_, Cached, u64>, with: &Session) {
+    /// Puts `with` in place of the session a found entry holds, at a new place in expiry
+    /// order; returns the old reference, for the caller to drop after unlocking.
+    fn relink(
+        &self,
+        writer: &mut ShardWriter<'_>,
+        hash: u64,
+        found: &Found,
+        with: Session,
+    ) -> Session {
         let old = Stamp {
-            expiry: entry.key().0.expiry(),
-            seq: *entry.get(),
+            expiry: writer.with_session(found, |s| s.expiry()),
+            seq: found.seq,
         };
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.index.remove(old);
@@ -256,55 +270,50 @@ impl SessionCache {
                 expiry: with.expiry(),
                 seq,
             },
-            with.downgrade(),
+            hash,
         );
-        // Replaces the key too: the entry's key is the cache's reference.
-        let (old_key, _) = entry.replace_entry(seq);
-        drop(old_key);
+        writer.replace(found, with, seq)
     }
 
-    /// Unlinks the entry under `probe`'s key if `keep` says so, returning the cache's
+    /// Unlinks the entry under (version, id) if `unlink` says so, returning the cache's
     /// reference. The index entry goes under the same map lock, so the two never disagree.
     fn unlink_if(
         &self,
-        probe: &Probe<'_>,
+        version: u16,
+        id: &[u8],
         unlink: impl FnOnce(&Session, u64) -> bool,
     ) -> Option<Session> {
-        let (key, _) = self.map.remove_if(probe as &dyn KeyView, |key, &seq| {
-            if !unlink(&key.0, seq) {
-                return false;
-            }
-            self.index.remove(Stamp {
-                expiry: key.0.expiry(),
-                seq,
-            });
-            true
-        })?;
+        let hash = self.map.hash(version, id);
+        let mut writer = self.map.write(hash);
+        let found = writer.find(hash, version, id)?;
+        let expiry = writer.with_session(&found, |s| unlink(s, found.seq).then(|| s.expiry()))?;
+        self.index.remove(Stamp {
+            expiry,
+            seq: found.seq,
+        });
+        let unlinked = writer.remove(&found);
+        drop(writer);
         self.capacity.release();
-        Some(key.0)
+        Some(unlinked)
     }
 
     /// Unlinks the map entry of an index entry that was just popped, if the map entry still
-    /// holds that session under that stamp (otherwise another thread replaced or removed it,
-    /// and its index entry with it).
-    fn unlink_popped(&self, stamp: Stamp, weak: &WeakSession) -> Option<Session> {
-        // The map holds a strong reference while the entry exists, so a failed upgrade means
-        // the entry is already gone.
-        let session = weak.upgrade()?;
-        let (key, _) = self
-            .map
-            .remove_if(&Probe::of(&session) as &dyn KeyView, |key, &seq| {
-                key.0.ptr_eq(&session) && seq == stamp.seq
-            })?;
+    /// holds that stamp (otherwise another thread replaced or removed it, and its index entry
+    /// with it).
+    fn unlink_popped(&self, stamp: Stamp, hash: u64) -> Option<Session> {
+        let mut writer = self.map.write(hash);
+        let found = writer.find_seq(hash, stamp.seq)?;
+        let unlinked = writer.remove(&found);
+        drop(writer);
         self.capacity.release();
-        Some(key.0)
+        Some(unlinked)
     }
 
     /// Evicts the session that expires soonest, returning it.
     fn evict_one(&self) -> Option<Session> {
         loop {
-            let (stamp, weak) = self.index.pop_soonest()?;
-            if let Some(evicted) = self.unlink_popped(stamp, &weak) {
+            let (stamp, hash) = self.index.pop_soonest()?;
+            if let Some(evicted) = self.unlink_popped(stamp, hash) {
                 self.counters.cache_full.inc();
                 return Some(evicted);
             }
@@ -349,7 +358,8 @@ impl SessionCache {
         if session.id().is_empty() {
             return false;
         }
-        let unlinked = self.unlink_if(&Probe::of(session), |_, _| true);
+        let (version, id) = key_of(session);
+        let unlinked = self.unlink_if(version, id, |_, _| true);
         session.mark_not_resumable();
         trace!(
             version = session.version().wire(),
@@ -365,13 +375,7 @@ impl SessionCache {
     /// Removes the session cached under (version, id) and hands the cache's reference to the
     /// caller: a single-use ticket's lookup (rustls's `take`). The remove callback runs.
     pub fn take(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
-        let taken = self.unlink_if(
-            &Probe {
-                version: version.wire(),
-                id,
-            },
-            |_, _| true,
-        )?;
+        let taken = self.unlink_if(version.wire(), id, |_, _| true)?;
         if let Some(cb) = self.callbacks.remove_session() {
             cb(&taken, RemovalCause::Taken);
         }
@@ -392,11 +396,7 @@ impl SessionCache {
         if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
             return Lookup::Miss;
         }
-        let probe = Probe {
-            version: request.version.wire(),
-            id: request.id,
-        };
-        let taken = self.unlink_if(&probe, |s, _| {
+        let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
             *s.sid_ctx() == request.sid_ctx
                 && s.extended_master_secret() == request.extended_master_secret
         });
@@ -427,20 +427,14 @@ impl SessionCache {
     /// The session cached under (version, id), if any: no statistics, no expiry check, no
     /// callback.
     pub fn get(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
-        let probe = Probe {
-            version: version.wire(),
-            id,
-        };
-        self.map
-            .get(&probe as &dyn KeyView)
-            .map(|entry| entry.key().0.clone())
+        let version = version.wire();
+        self.map.get(self.map.hash(version, id), version, id)
     }
 
     /// Whether this very session is in the cache.
     pub fn contains(&self, session: &Session) -> bool {
-        self.map
-            .get(&Probe::of(session) as &dyn KeyView)
-            .is_some_and(|entry| entry.key().0.ptr_eq(session))
+        let (version, id) = key_of(session);
+        self.map.holds(self.map.hash(version, id), session)
     }
 
     /// A server's lookup of an offered session id, as OpenSSL's handshake does it: the
@@ -481,7 +475,8 @@ impl SessionCache {
         }
         if session.is_expired_at(self.now()) {
             self.counters.timeouts.inc();
-            let unlinked = self.unlink_if(&Probe::of(&session), |s, _| s.ptr_eq(&session));
+            let (version, id) = key_of(&session);
+            let unlinked = self.unlink_if(version, id, |s, _| s.ptr_eq(&session));
             session.mark_not_resumable();
             trace!(
                 version = session.version().wire(),
@@ -556,14 +551,15 @@ impl SessionCache {
                 if batch.is_empty() {
                     break;
                 }
-                let mut removed = Vec::with_capacity(batch.len());
-                for (stamp, weak) in &batch {
-                    if let Some(s) = self.unlink_popped(*stamp, weak) {
-                        s.mark_not_resumable();
-                        removed.push(s);
-                    }
+                let mut entries: Vec<(u64, u64)> = batch
+                    .iter()
+                    .map(|(stamp, hash)| (*hash, stamp.seq))
+                    .collect();
+                let removed = self.map.unlink_batch(&mut entries);
+                self.capacity.release_many(removed.len());
+                for s in &removed {
+                    s.mark_not_resumable();
                 }
-                drop(batch);
                 total += removed.len();
                 self.removed(removed, RemovalCause::Flushed);
             }
@@ -588,13 +584,16 @@ impl SessionCache {
     }
 
     fn renew(&self, session: &Session, renewed: Session) -> Option<Session> {
-        match self.map.entry(Cached(renewed.clone())) {
-            Entry::Occupied(entry) if entry.key().0.ptr_eq(session) => {
-                self.relink(entry, &renewed);
-                Some(renewed)
-            }
-            _ => None,
-        }
+        let (version, id) = key_of(session);
+        let hash = self.map.hash(version, id);
+        let mut writer = self.map.write(hash);
+        let found = writer
+            .find(hash, version, id)
+            .filter(|found| found.holds(session))?;
+        let old = self.relink(&mut writer, hash, &found, renewed.clone());
+        drop(writer);
+        drop(old);
+        Some(renewed)
     }
 
     /// The size limit (0 = none).
@@ -665,7 +664,7 @@ impl SessionCache {
 
     /// References to every cached session, in no particular order.
     pub fn sessions(&self) -> Vec<Session> {
-        self.map.iter().map(|entry| entry.key().0.clone()).collect()
+        self.map.sessions()
     }
 
     /// Sets or clears the new-session callback.

@@ -41,7 +41,14 @@ impl Capacity {
 
     /// Gives a slot back: its entry was unlinked, or was never linked.
     pub(crate) fn release(&self) {
-        self.used.fetch_sub(1, Ordering::AcqRel);
+        self.release_many(1);
+    }
+
+    /// Gives back the slots of `n` unlinked entries.
+    pub(crate) fn release_many(&self, n: usize) {
+        if n > 0 {
+            self.used.fetch_sub(n, Ordering::AcqRel);
+        }
     }
 
     pub(crate) fn used(&self) -> usize {

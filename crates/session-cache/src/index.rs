@@ -14,12 +14,13 @@
 //! between an eviction or a flush popping an index entry and unlinking its map entry: the
 //! popper then unlinks the map entry only if it still holds that stamp (a stale stamp means
 //! another thread already replaced or removed the entry, and took care of its index entry).
+//! An index entry holds the stamp and the key's hash, which finds the map entry: no pointer
+//! to the session, and no count on it.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use crossbeam_utils::CachePadded;
-use session_core::WeakSession;
 
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
@@ -32,7 +33,7 @@ pub(crate) struct Stamp {
 }
 
 struct Shard {
-    entries: Mutex<BTreeMap<Stamp, WeakSession>>,
+    entries: Mutex<BTreeMap<Stamp, u64>>,
     /// The first entry's stamp, or `u64::MAX` twice when empty. Written under the lock, read
     /// without it as a hint.
     first_expiry: AtomicU64,
@@ -48,7 +49,7 @@ impl Shard {
         }
     }
 
-    fn publish_first(&self, entries: &BTreeMap<Stamp, WeakSession>) {
+    fn publish_first(&self, entries: &BTreeMap<Stamp, u64>) {
         let (e, s) = entries
             .first_key_value()
             .map_or((u64::MAX, u64::MAX), |(st, _)| (st.expiry, st.seq));
@@ -92,10 +93,10 @@ impl ExpiryIndex {
         &self.shards[(seq & self.mask) as usize]
     }
 
-    pub(crate) fn insert(&self, stamp: Stamp, session: WeakSession) {
+    pub(crate) fn insert(&self, stamp: Stamp, hash: u64) {
         let shard = self.shard(stamp.seq);
         let mut entries = lock(&shard.entries);
-        entries.insert(stamp, session);
+        entries.insert(stamp, hash);
         shard.publish_first(&entries);
     }
 
@@ -111,7 +112,7 @@ impl ExpiryIndex {
     /// Takes the entry that expires soonest out of the index, as far as the shards' published
     /// hints tell; exact when no other thread is changing the index. The caller then unlinks
     /// its map entry, if that entry still holds this stamp.
-    pub(crate) fn pop_soonest(&self) -> Option<(Stamp, WeakSession)> {
+    pub(crate) fn pop_soonest(&self) -> Option<(Stamp, u64)> {
         loop {
             let (_, best) = self
                 .shards
@@ -140,7 +141,7 @@ impl ExpiryIndex {
         at: Option<u64>,
         seq_limit: u64,
         max: usize,
-    ) -> Vec<(Stamp, WeakSession)> {
+    ) -> Vec<(Stamp, u64)> {
         let end = at.map_or(Bound::Unbounded, |at| {
             Bound::Excluded(Stamp { expiry: at, seq: 0 })
         });
@@ -168,8 +169,8 @@ impl ExpiryIndex {
                 .map(|(stamp, _)| *stamp)
                 .collect();
             for stamp in rest {
-                if let Some(weak) = entries.remove(&stamp) {
-                    popped.push((stamp, weak));
+                if let Some(hash) = entries.remove(&stamp) {
+                    popped.push((stamp, hash));
                 }
             }
         }
@@ -186,14 +187,12 @@ impl ExpiryIndex {
 #[cfg(all(test, not(sesscache_loom)))]
 mod tests {
     use super::*;
-    use session_core::{ProtocolVersion, SessionBuilder};
 
     #[test]
     fn soonest_breaks_ties_by_insertion_order_across_shards() {
         let index = ExpiryIndex::new(4);
-        let s = SessionBuilder::new(ProtocolVersion::TLS1_2, 0).build();
         for (expiry, seq) in [(10, 5), (10, 2), (11, 1), (10, 3)] {
-            index.insert(Stamp { expiry, seq }, s.downgrade());
+            index.insert(Stamp { expiry, seq }, 0xABC);
         }
         assert_eq!(index.pop_soonest().unwrap().0, Stamp { expiry: 10, seq: 2 });
         assert!(!index.remove(Stamp { expiry: 10, seq: 2 }), "popped");
@@ -205,11 +204,10 @@ mod tests {
     #[test]
     fn pop_expired_is_strictly_before_and_bounded() {
         let index = ExpiryIndex::new(1);
-        let s = SessionBuilder::new(ProtocolVersion::TLS1_2, 0).build();
         for seq in 0..10 {
-            index.insert(Stamp { expiry: seq, seq }, s.downgrade());
+            index.insert(Stamp { expiry: seq, seq }, 0xABC);
         }
-        let seqs = |v: Vec<(Stamp, WeakSession)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
+        let seqs = |v: Vec<(Stamp, u64)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
         assert_eq!(
             seqs(index.pop_expired(0, Some(3), u64::MAX, 100)),
             [0, 1, 2]
@@ -220,7 +218,7 @@ mod tests {
             "bounded"
         );
         // Inserted after the flush began (seq 99 > limit 10), with an early expiry.
-        index.insert(Stamp { expiry: 0, seq: 99 }, s.downgrade());
+        index.insert(Stamp { expiry: 0, seq: 99 }, 0xABC);
         assert_eq!(
             seqs(index.pop_expired(0, Some(7), 10, 100)),
             [5, 6],

@@ -36,7 +36,7 @@ mod callbacks;
 mod capacity;
 mod error;
 mod index;
-mod key;
+mod map;
 mod mode;
 mod stats;
 mod sync;

@@ -1,0 +1,646 @@
+//! The map from (protocol version, session id) to the cache's own reference: sharded, with
+//! lookups that take no lock and write nothing shared.
+//!
+//! Each shard is an open-addressing table (linear probing) of slots holding a hash, a raw
+//! session handle and the entry's sequence number. Writers lock their shard; readers pin the
+//! epoch (crossbeam-epoch, a thread-local operation), probe the table and take a reference
+//! with a compare-and-swap on the session's own count that fails once the session is being
+//! freed. So a lookup's only shared write is the reference it takes, which the caller wanted.
+//!
+//! Ownership: a slot's raw handle carries the cache's reference and one weak count
+//! ([`Session::into_raw`]). Unlinking takes the reference out at once, so the count is exact
+//! the moment the unlinking call returns, as OpenSSL's is; the weak count, which only keeps
+//! the memory readable for a reader that found the pointer before it was unlinked, is given
+//! back through the epoch. A replaced table is freed the same way.
+//!
+//! Architecture invariants:
+//! - Lock-free readers never read a session's fields before they hold a reference to it: a
+//!   slot's hash picks the candidates, and the key is compared on the reference.
+//! - Within one table a slot goes from empty to used and from used to tombstone (and a
+//!   tombstone back to used), never back to empty, and at least a quarter of the slots are
+//!   empty; so a probe always ends, and never misses an entry that stays linked throughout.
+//! - The epoch is pinned before a shard lock is taken, never under one.
+//! - This module and `callbacks.rs` hold the crate's `unsafe` code.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
+use crossbeam_utils::CachePadded;
+use session_core::Session;
+
+use crate::cache::KeyHasher;
+
+/// Locks a shard, carrying on through poisoning (no critical section here can leave a shard
+/// half changed). The map is not loom-modelled, so it takes std's mutex directly.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A slot never used in this table: a probe stops here.
+const EMPTY: u64 = 0;
+/// A slot whose entry was unlinked: a probe goes on past it; an insert may reuse it.
+const TOMBSTONE: u64 = 1;
+/// The smallest table; a shard never has fewer slots.
+const MIN_SLOTS: usize = 16;
+
+/// A key's hash as slots store it: never one of the two markers.
+#[inline]
+fn tag(hash: u64) -> u64 {
+    hash.max(TOMBSTONE + 1)
+}
+
+struct Slot {
+    /// `EMPTY`, `TOMBSTONE` or the entry's hash (`tag`ged).
+    hash: AtomicU64,
+    /// The entry's raw handle (null when not in use).
+    session: AtomicPtr<()>,
+    /// The entry's stamp sequence number: written and read under the shard lock only.
+    seq: AtomicU64,
+}
+
+/// A shard's slots. A table owns no references and releases none when freed: its handles
+/// belong to the map, which moves them to the next table or releases them itself.
+struct Table {
+    slots: Box<[Slot]>,
+}
+
+impl Table {
+    fn new(len: usize) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Self {
+            slots: (0..len)
+                .map(|_| Slot {
+                    hash: AtomicU64::new(EMPTY),
+                    session: AtomicPtr::new(std::ptr::null_mut()),
+                    seq: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
+    /// one, with the hash each holds: only those holding `hash`.
+    #[inline]
+    fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+        let mask = self.mask();
+        let start = hash as usize & mask;
+        (0..self.slots.len())
+            .map(move |step| (start + step) & mask)
+            .map(|i| {
+                (
+                    i,
+                    &self.slots[i],
+                    self.slots[i].hash.load(Ordering::Acquire),
+                )
+            })
+            .take_while(|&(_, _, h)| h != EMPTY)
+            .filter(move |&(_, _, h)| h == hash)
+            .map(|(i, slot, _)| (i, slot))
+    }
+}
+
+/// What a shard's lock guards: its counts. The table pointer changes only under it.
+struct Counts {
+    /// Linked entries.
+    live: usize,
+    /// Slots not empty: linked entries and tombstones.
+    used: usize,
+}
+
+struct Shard {
+    table: Atomic<Table>,
+    counts: Mutex<Counts>,
+}
+
+/// The sharded map. Keys are (version, id), hashed with a per-cache random key.
+pub(crate) struct SessionMap {
+    shards: Box<[CachePadded<Shard>]>,
+    /// `64 - log2(shards)`: a hash's top bits pick its shard, its low bits its slot.
+    shift: u32,
+    hasher: KeyHasher,
+}
+
+/// A raw handle on its way between threads, to be released through the epoch.
+struct DeferredRelease(*const ());
+
+// SAFETY: the pointer is a session's raw handle; sessions are `Send + Sync`, and the only use
+// of the pointer is to release its weak count, once, on whichever thread runs the deferred call.
+unsafe impl Send for DeferredRelease {}
+
+impl DeferredRelease {
+    fn run(self) {
+        // SAFETY: the handle's reference was taken when it was unlinked, and the epoch runs this
+        // only once no reader that could have loaded the pointer is still pinned.
+        unsafe { Session::release_raw(self.0) }
+    }
+}
+
+impl SessionMap {
+    /// A map with `shards` shards (a power of two).
+    pub(crate) fn new(shards: usize) -> Self {
+        debug_assert!(shards.is_power_of_two());
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    CachePadded::new(Shard {
+                        table: Atomic::new(Table::new(MIN_SLOTS)),
+                        counts: Mutex::new(Counts { live: 0, used: 0 }),
+                    })
+                })
+                .collect(),
+            shift: 64 - shards.trailing_zeros(),
+            hasher: KeyHasher::new(),
+        }
+    }
+
+    /// The hash of a key, as this map stores it.
+    #[inline]
+    pub(crate) fn hash(&self, version: u16, id: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        h.write_u16(version);
+        h.write(id);
+        tag(h.finish())
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[self.shard_of(hash)]
+    }
+
+    /// A new reference to the session cached under the key, taking no lock.
+    #[inline]
+    pub(crate) fn get(&self, hash: u64, version: u16, id: &[u8]) -> Option<Session> {
+        let guard = epoch::pin();
+        let guard = &guard;
+        // SAFETY: a shard always has a table, and a replaced one is freed through the epoch,
+        // after every guard that could have loaded it, ours included, is gone.
+        let table = unsafe {
+            self.shard(hash)
+                .table
+                .load(Ordering::Acquire, guard)
+                .deref()
+        };
+        for (_, slot) in table.probe(hash) {
+            let raw = slot.session.load(Ordering::Acquire);
+            if raw.is_null() {
+                continue;
+            }
+            // SAFETY: the handle's weak count is released through the epoch after the slot
+            // lets go of it, so not before our guard is gone.
+            let Some(session) = (unsafe { Session::upgrade_raw(raw) }) else {
+                continue;
+            };
+            if session.version().wire() == version && session.id().as_bytes() == id {
+                return Some(session);
+            }
+        }
+        None
+    }
+
+    /// Whether this very session is linked, taking no lock and no reference.
+    #[inline]
+    pub(crate) fn holds(&self, hash: u64, session: &Session) -> bool {
+        let guard = epoch::pin();
+        // SAFETY: as in `get`.
+        let table = unsafe {
+            self.shard(hash)
+                .table
+                .load(Ordering::Acquire, &guard)
+                .deref()
+        };
+        let want = session.as_ptr().cast_mut();
+        let held = table
+            .probe(hash)
+            .any(|(_, slot)| slot.session.load(Ordering::Acquire) == want);
+        held
+    }
+
+    /// Locks the shard of `hash` for changes. The epoch is pinned first (never under a lock).
+    pub(crate) fn write(&self, hash: u64) -> ShardWriter<'_> {
+        let guard = epoch::pin();
+        self.write_pinned(self.shard(hash), guard)
+    }
+
+    fn write_pinned<'a>(&'a self, shard: &'a Shard, guard: Guard) -> ShardWriter<'a> {
+        let counts = lock(&shard.counts);
+        ShardWriter {
+            counts,
+            shard,
+            guard,
+        }
+    }
+
+    /// Which shard a hash is in. With one shard the shift is 64, which `checked_shr` turns
+    /// into shard 0.
+    #[inline]
+    fn shard_of(&self, hash: u64) -> usize {
+        hash.checked_shr(self.shift).unwrap_or(0) as usize
+    }
+
+    /// Unlinks the entries of a batch of (hash, sequence number) pairs that are still linked
+    /// under that number, locking each shard once; returns the references they held. Sorts
+    /// `batch` by shard.
+    pub(crate) fn unlink_batch(&self, batch: &mut [(u64, u64)]) -> Vec<Session> {
+        batch.sort_unstable_by_key(|&(hash, _)| self.shard_of(hash));
+        let mut unlinked = Vec::with_capacity(batch.len());
+        // Pinned for the whole batch, so that each shard's pin below is a counter increment.
+        let _pinned = epoch::pin();
+        for group in batch.chunk_by(|a, b| self.shard_of(a.0) == self.shard_of(b.0)) {
+            let mut w = self.write(group[0].0);
+            for &(hash, seq) in group {
+                if let Some(found) = w.find_seq(hash, seq) {
+                    unlinked.push(w.remove(&found));
+                }
+            }
+        }
+        unlinked
+    }
+
+    /// New references to every linked session.
+    pub(crate) fn sessions(&self) -> Vec<Session> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let w = self.write_pinned(shard, epoch::pin());
+            let table = w.table();
+            for slot in table.slots.iter() {
+                if slot.hash.load(Ordering::Relaxed) > TOMBSTONE {
+                    // SAFETY: a linked slot's reference is held until it is unlinked, which
+                    // needs the lock we hold.
+                    all.push(unsafe { Session::clone_raw(slot.session.load(Ordering::Relaxed)) });
+                }
+            }
+        }
+        all
+    }
+
+    /// How many entries are linked (by the shards' counts).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(&s.counts).live).sum()
+    }
+}
+
+impl Drop for SessionMap {
+    fn drop(&mut self) {
+        // No other thread can reach the map now: release what is still linked, at once.
+        // SAFETY: `&mut self` means no reader is in `get`, so nothing is pinned on our tables.
+        let guard = unsafe { epoch::unprotected() };
+        for shard in self.shards.iter() {
+            let table = shard
+                .table
+                .swap(epoch::Shared::null(), Ordering::Relaxed, guard);
+            if table.is_null() {
+                continue;
+            }
+            // SAFETY: we own the table now (swapped out, no reader left).
+            let table = unsafe { table.into_owned() };
+            for slot in table.slots.iter() {
+                if slot.hash.load(Ordering::Relaxed) > TOMBSTONE {
+                    let raw = slot.session.load(Ordering::Relaxed);
+                    // SAFETY: a linked slot still holds its reference and its weak count, and
+                    // nothing can reach the pointer any more.
+                    unsafe {
+                        drop(Session::take_raw(raw));
+                        Session::release_raw(raw);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A locked shard. Sessions it returns are the cache's references: drop them after the
+/// writer (the lock) is gone.
+pub(crate) struct ShardWriter<'a> {
+    counts: MutexGuard<'a, Counts>,
+    shard: &'a Shard,
+    guard: Guard,
+}
+
+/// A linked entry found under the lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    index: usize,
+    raw: *const (),
+    /// The entry's sequence number.
+    pub(crate) seq: u64,
+}
+
+impl Found {
+    /// Whether the entry holds this very session.
+    #[inline]
+    pub(crate) fn holds(&self, session: &Session) -> bool {
+        self.raw == session.as_ptr()
+    }
+}
+
+impl ShardWriter<'_> {
+    fn table(&self) -> &Table {
+        // SAFETY: the table is only replaced under the lock we hold, and a shard always has one.
+        unsafe {
+            self.shard
+                .table
+                .load(Ordering::Acquire, &self.guard)
+                .deref()
+        }
+    }
+
+    /// The entry under the key, if linked.
+    pub(crate) fn find(&self, hash: u64, version: u16, id: &[u8]) -> Option<Found> {
+        self.find_by(hash, |raw, _| {
+            // SAFETY: a linked slot's reference keeps the session alive while we hold the lock,
+            // and the view is never dropped (it is not a reference of its own).
+            let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(raw) });
+            session.version().wire() == version && session.id().as_bytes() == id
+        })
+    }
+
+    /// The entry linked with sequence number `seq` under `hash`, if it still is.
+    pub(crate) fn find_seq(&self, hash: u64, seq: u64) -> Option<Found> {
+        self.find_by(hash, |_, slot_seq| slot_seq == seq)
+    }
+
+    fn find_by(&self, hash: u64, mut matches: impl FnMut(*const (), u64) -> bool) -> Option<Found> {
+        self.table().probe(hash).find_map(|(index, slot)| {
+            let raw = slot.session.load(Ordering::Relaxed).cast_const();
+            let seq = slot.seq.load(Ordering::Relaxed);
+            matches(raw, seq).then_some(Found { index, raw, seq })
+        })
+    }
+
+    /// Runs `f` on a found entry's session (alive: the lock keeps its reference in place).
+    pub(crate) fn with_session<R>(&self, found: &Found, f: impl FnOnce(&Session) -> R) -> R {
+        // SAFETY: as in `find`.
+        let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(found.raw) });
+        f(&session)
+    }
+
+    /// Links `session` (the map takes this reference) under `hash`, whose key must not be
+    /// linked yet.
+    pub(crate) fn insert(&mut self, hash: u64, session: Session, seq: u64) {
+        let slots = self.table().slots.len();
+        if (self.counts.used + 1) * 4 > slots * 3 {
+            self.rebuild(((self.counts.live + 1) * 2).next_power_of_two());
+        }
+        let table = self.table();
+        let mask = table.mask();
+        let mut i = hash as usize & mask;
+        // The first tombstone or empty slot on the probe: the key is not linked, so nothing
+        // further along can be its entry.
+        let reused = loop {
+            match table.slots[i].hash.load(Ordering::Relaxed) {
+                EMPTY => break false,
+                TOMBSTONE => break true,
+                _ => i = (i + 1) & mask,
+            }
+        };
+        let slot = &table.slots[i];
+        slot.session
+            .store(session.into_raw().cast_mut(), Ordering::Relaxed);
+        slot.seq.store(seq, Ordering::Relaxed);
+        // Publishes the handle: a reader that sees the hash sees the handle.
+        slot.hash.store(hash, Ordering::Release);
+        self.counts.live += 1;
+        if !reused {
+            self.counts.used += 1;
+        }
+    }
+
+    /// Puts `session` (the map takes this reference) in place of a found entry, with a new
+    /// sequence number; returns the reference the entry held.
+    pub(crate) fn replace(&mut self, found: &Found, session: Session, seq: u64) -> Session {
+        let slot = &self.table().slots[found.index];
+        slot.seq.store(seq, Ordering::Relaxed);
+        slot.session
+            .store(session.into_raw().cast_mut(), Ordering::Release);
+        self.release(found.raw)
+    }
+
+    /// Unlinks a found entry; returns the reference it held.
+    pub(crate) fn remove(&mut self, found: &Found) -> Session {
+        let slot = &self.table().slots[found.index];
+        slot.hash.store(TOMBSTONE, Ordering::Release);
+        slot.session.store(std::ptr::null_mut(), Ordering::Release);
+        self.counts.live -= 1;
+        let taken = self.release(found.raw);
+        let slots = self.table().slots.len();
+        if slots > MIN_SLOTS && self.counts.live * 8 < slots {
+            self.rebuild((self.counts.live * 2).next_power_of_two().max(MIN_SLOTS));
+        }
+        taken
+    }
+
+    /// Takes the reference out of a handle that no slot holds any more, and hands its weak
+    /// count to the epoch.
+    fn release(&self, raw: *const ()) -> Session {
+        // SAFETY: the handle left its slot under our lock, so no one else takes its reference.
+        let session = unsafe { Session::take_raw(raw) };
+        let deferred = DeferredRelease(raw);
+        self.guard.defer(move || deferred.run());
+        session
+    }
+
+    /// Moves every linked entry into a fresh table of `len` slots (no tombstones) and retires
+    /// the old one through the epoch.
+    fn rebuild(&mut self, len: usize) {
+        let len = len.max(MIN_SLOTS);
+        let new = Table::new(len);
+        let mask = new.mask();
+        for slot in self.table().slots.iter() {
+            let hash = slot.hash.load(Ordering::Relaxed);
+            if hash <= TOMBSTONE {
+                continue;
+            }
+            let mut i = hash as usize & mask;
+            while new.slots[i].hash.load(Ordering::Relaxed) != EMPTY {
+                i = (i + 1) & mask;
+            }
+            let to = &new.slots[i];
+            to.hash.store(hash, Ordering::Relaxed);
+            to.session
+                .store(slot.session.load(Ordering::Relaxed), Ordering::Relaxed);
+            to.seq
+                .store(slot.seq.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        // The handles moved: the old table is only memory now, freed once no reader sees it.
+        let old = self
+            .shard
+            .table
+            .swap(Owned::new(new), Ordering::AcqRel, &self.guard);
+        // SAFETY: `old` is unreachable for any thread that pins from now on, and the epoch
+        // frees it only after every guard that could have loaded it is gone.
+        unsafe { self.guard.defer_destroy(old) };
+        self.counts.used = self.counts.live;
+    }
+}
+
+#[cfg(all(test, not(sesscache_loom)))]
+mod tests {
+    use super::*;
+    use session_core::{ProtocolVersion, SessionBuilder, SessionId};
+
+    fn session(n: u32) -> Session {
+        SessionBuilder::new(ProtocolVersion::TLS1_2, 0)
+            .id(SessionId::new(&n.to_le_bytes()).unwrap())
+            .build()
+    }
+
+    fn key(s: &Session) -> (u16, &[u8]) {
+        (s.version().wire(), s.id().as_bytes())
+    }
+
+    fn insert(map: &SessionMap, s: &Session, seq: u64) {
+        let (v, id) = key(s);
+        let hash = map.hash(v, id);
+        let mut w = map.write(hash);
+        assert!(w.find(hash, v, id).is_none());
+        w.insert(hash, s.clone(), seq);
+    }
+
+    fn remove(map: &SessionMap, s: &Session) -> Option<Session> {
+        let (v, id) = key(s);
+        let hash = map.hash(v, id);
+        let mut w = map.write(hash);
+        let found = w.find(hash, v, id)?;
+        Some(w.remove(&found))
+    }
+
+    #[inline]
+    fn get(map: &SessionMap, s: &Session) -> Option<Session> {
+        let (v, id) = key(s);
+        map.get(map.hash(v, id), v, id)
+    }
+
+    #[test]
+    fn insert_get_remove_keep_the_count_exact() {
+        let map = SessionMap::new(4);
+        let s = session(1);
+        insert(&map, &s, 7);
+        assert_eq!(s.ref_count(), 2, "the map's reference");
+        let got = get(&map, &s).unwrap();
+        assert!(got.ptr_eq(&s));
+        drop(got);
+        let (v, id) = key(&s);
+        assert!(map.holds(map.hash(v, id), &s));
+        let removed = remove(&map, &s).unwrap();
+        assert_eq!(s.ref_count(), 2, "handed out, not dropped");
+        drop(removed);
+        assert_eq!(s.ref_count(), 1, "released at once, not at the next epoch");
+        assert!(get(&map, &s).is_none());
+        assert!(remove(&map, &s).is_none());
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn grows_shrinks_and_reuses_tombstones() {
+        let map = SessionMap::new(2);
+        let all: Vec<Session> = (0..5_000).map(session).collect();
+        for (seq, s) in all.iter().enumerate() {
+            insert(&map, s, seq as u64);
+        }
+        assert_eq!(map.len(), 5_000);
+        assert!(all
+            .iter()
+            .all(|s| get(&map, s).is_some_and(|g| g.ptr_eq(s))));
+        for s in &all[..4_900] {
+            assert!(remove(&map, s).is_some());
+        }
+        assert_eq!(map.len(), 100);
+        assert!(all[..4_900].iter().all(|s| get(&map, s).is_none()));
+        assert!(all[4_900..].iter().all(|s| get(&map, s).is_some()));
+        // Churn on a table full of tombstones: finds stay exact.
+        for round in 0..20 {
+            for s in &all[..1_000] {
+                insert(&map, s, round);
+            }
+            for s in &all[..1_000] {
+                assert!(remove(&map, s).is_some());
+            }
+        }
+        assert_eq!(map.len(), 100);
+        assert_eq!(map.sessions().len(), 100);
+        drop(map);
+        assert!(
+            all.iter().all(|s| s.ref_count() == 1),
+            "the map let go of all"
+        );
+    }
+
+    #[test]
+    fn replace_and_find_seq() {
+        let map = SessionMap::new(1);
+        let old = session(1);
+        let new = session(1);
+        insert(&map, &old, 1);
+        let (v, id) = key(&old);
+        let hash = map.hash(v, id);
+        let mut w = map.write(hash);
+        let found = w.find(hash, v, id).unwrap();
+        assert!(found.holds(&old) && found.seq == 1);
+        let was = w.replace(&found, new.clone(), 2);
+        assert!(w.find_seq(hash, 1).is_none());
+        assert!(w.find_seq(hash, 2).is_some_and(|f| f.holds(&new)));
+        drop(w);
+        assert!(was.ptr_eq(&old));
+        drop(was);
+        assert_eq!(old.ref_count(), 1);
+        assert!(get(&map, &new).is_some_and(|g| g.ptr_eq(&new)));
+    }
+
+    /// Readers race writers that link, replace and unlink the same keys: every hit is a
+    /// session with the key asked for, and every session ends with only its owner's reference.
+    #[test]
+    fn lock_free_readers_see_only_whole_entries() {
+        let map = SessionMap::new(2);
+        let keys: Vec<Session> = (0..64).map(session).collect();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let copies = std::thread::scope(|scope| {
+            for r in 0..2 {
+                let (map, keys, stop) = (&map, &keys, &stop);
+                scope.spawn(move || {
+                    let mut n = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = (n + 7) % keys.len();
+                        if let Some(hit) = get(map, &keys[n]) {
+                            assert_eq!(hit.id(), keys[n].id());
+                        }
+                    }
+                });
+            }
+            let mut copies = Vec::new();
+            for round in 0..200u64 {
+                for s in &keys {
+                    let copy = s.dup();
+                    let (v, id) = key(&copy);
+                    let hash = map.hash(v, id);
+                    let mut w = map.write(hash);
+                    let old = match w.find(hash, v, id) {
+                        Some(found) if round % 3 == 0 => Some(w.remove(&found)),
+                        Some(found) => Some(w.replace(&found, copy.clone(), round)),
+                        None => {
+                            w.insert(hash, copy.clone(), round);
+                            None
+                        }
+                    };
+                    drop(w);
+                    drop(old);
+                    copies.push(copy);
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            copies
+        });
+        for s in map.sessions() {
+            drop(remove(&map, &s));
+        }
+        assert_eq!(map.len(), 0);
+        assert!(copies.iter().all(|c| c.ref_count() == 1));
+    }
+}
