@@ -97,6 +97,7 @@ trait Contender: Sync + Sized {
 
 struct Ours {
     cache: SessionCache,
+    keys: Vec<Key>,
     pool: Vec<Session>,
 }
 
@@ -113,13 +114,17 @@ impl Contender for Ours {
         for s in &pool[..cached] {
             cache.add(s).unwrap();
         }
-        Self { cache, pool }
+        Self {
+            cache,
+            keys: keys.to_vec(),
+            pool,
+        }
     }
     fn local(&self) {}
     fn get(&self, _: &mut (), i: usize) -> bool {
-        let s = &self.pool[i];
+        // The id as a server has it: from the ClientHello, not from the cached session.
         self.cache
-            .get(ProtocolVersion::TLS1_2, s.id().as_bytes())
+            .get(ProtocolVersion::TLS1_2, &self.keys[i])
             .is_some()
     }
     fn add(&self, _: &mut (), i: usize) {
