@@ -65,6 +65,15 @@ impl Default for CacheConfig {
     }
 }
 
+/// What becomes of an unlinked entry's slot of the size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Given back: the cache holds one session fewer.
+    Release,
+    /// Kept by the caller, which links a session in its place.
+    Keep,
+}
+
 /// What [`SessionCache::add`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -191,8 +200,25 @@ impl SessionCache {
             Some(now) => session.with_time(now),
             None => session.clone(),
         };
+        let (added, evicted) = self.link(session, candidate);
+        // Its callback runs once the new session is linked and nothing is held: no lock, no
+        // slot of the size limit, no epoch pin. (A callback set meanwhile may see it here.)
+        if let Some(evicted) = evicted {
+            self.removed_one(evicted, RemovalCause::Evicted);
+        }
+        Ok(added)
+    }
+
+    /// `add`'s work: links `candidate` (the cache's reference to `session` or to its renewed
+    /// copy), evicting to make room; returns the session it evicted and took the slot of,
+    /// whose callback is still to run.
+    fn link(&self, session: &Session, candidate: Session) -> (Added, Option<Session>) {
         let (version, id) = key_of(session);
         let hash = self.map.hash(version, id);
+        // One pin for the whole add (no lock is held here), so the map's own pins below are
+        // counter increments. Let go of before any callback runs.
+        let mut pinned = Some(self.map.pin());
+        let mut evicted = None;
         loop {
             // Take a slot before the entry's shard lock, so that a full cache evicts without
             // taking that lock twice. Only a new key needs a slot: when none is free and the
@@ -206,10 +232,30 @@ impl SessionCache {
                 if self.map.get(hash, version, id).is_some() {
                     break;
                 }
-                match self.evict_one() {
-                    Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
-                    // Every slot is reserved by an add that is linking its entry right now.
-                    None => std::thread::yield_now(),
+                // Without a remove callback, the evicted entry's slot becomes ours: the count
+                // of slots never moves, so a full cache's adders do not write the shared
+                // counter at all. With one, the slot goes back and the callback runs now,
+                // holding nothing: a callback that adds (and so evicts) in turn must find a
+                // slot it can take, or recursion would never end.
+                if self.callbacks.remove_session().is_none() {
+                    match self.evict_one(Slot::Keep) {
+                        Some(session) => {
+                            evicted = Some(session);
+                            reserved = true;
+                            break;
+                        }
+                        // Every slot is reserved by an add linking its entry right now.
+                        None => std::thread::yield_now(),
+                    }
+                } else {
+                    match self.evict_one(Slot::Release) {
+                        Some(session) => {
+                            drop(pinned.take());
+                            self.removed_one(session, RemovalCause::Evicted);
+                            pinned.replace(self.map.pin());
+                        }
+                        None => std::thread::yield_now(),
+                    }
                 }
             }
             let mut writer = self.map.write(hash);
@@ -220,17 +266,18 @@ impl SessionCache {
                     }
                     let same = found.holds(session);
                     if same && candidate.ptr_eq(session) {
-                        return Ok(Added::AlreadyCached);
+                        return (Added::AlreadyCached, evicted);
                     }
                     let old = self.relink(&mut writer, hash, &found, candidate);
                     drop(writer);
                     drop(old);
                     trace!(version, same, "session re-added");
-                    return Ok(if same {
+                    let added = if same {
                         Added::AlreadyCached
                     } else {
                         Added::Replaced
-                    });
+                    };
+                    return (added, evicted);
                 }
                 // The key went away since we looked: start over and take a slot.
                 None if !reserved => continue,
@@ -244,7 +291,7 @@ impl SessionCache {
                     writer.insert(hash, candidate, seq);
                     drop(writer);
                     trace!(version, "session added");
-                    return Ok(Added::New);
+                    return (Added::New, evicted);
                 }
             }
         }
@@ -300,20 +347,23 @@ impl SessionCache {
     /// Unlinks the map entry of an index entry that was just popped, if the map entry still
     /// holds that stamp (otherwise another thread replaced or removed it, and its index entry
     /// with it).
-    fn unlink_popped(&self, stamp: Stamp, hash: u64) -> Option<Session> {
+    fn unlink_popped(&self, stamp: Stamp, hash: u64, slot: Slot) -> Option<Session> {
         let mut writer = self.map.write(hash);
         let found = writer.find_seq(hash, stamp.seq)?;
         let unlinked = writer.remove(&found);
         drop(writer);
-        self.capacity.release();
+        if slot == Slot::Release {
+            self.capacity.release();
+        }
         Some(unlinked)
     }
 
-    /// Evicts the session that expires soonest, returning it.
-    fn evict_one(&self) -> Option<Session> {
+    /// Evicts the session that expires soonest, returning it. With [`Slot::Keep`] the
+    /// caller takes over the evicted entry's slot of the size limit.
+    fn evict_one(&self, slot: Slot) -> Option<Session> {
         loop {
             let (stamp, hash) = self.index.pop_soonest()?;
-            if let Some(evicted) = self.unlink_popped(stamp, hash) {
+            if let Some(evicted) = self.unlink_popped(stamp, hash, slot) {
                 self.counters.cache_full.inc();
                 return Some(evicted);
             }
@@ -608,7 +658,7 @@ impl SessionCache {
     pub fn set_size(&self, size: usize) -> usize {
         let old = self.capacity.set_limit(size);
         while self.capacity.over_limit() {
-            match self.evict_one() {
+            match self.evict_one(Slot::Release) {
                 Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
                 None => break,
             }

@@ -19,7 +19,8 @@ impl Capacity {
         }
     }
 
-    /// Takes a slot if one is free. A caller that fails evicts one entry and tries again.
+    /// Takes a slot if one is free. A caller that fails evicts one entry and takes over its
+    /// slot (the count does not move).
     pub(crate) fn try_reserve(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         let mut used = self.used.load(Ordering::Acquire);
@@ -106,32 +107,34 @@ mod model {
     use ::loom::sync::Arc;
 
     /// Two threads each add one entry to a cache of size 1 that already holds one, using the
-    /// cache's protocol: reserve a slot, or evict the soonest entry and try again. In every
-    /// interleaving the number of linked entries never exceeds the limit, both adds finish,
-    /// and the count of slots equals the entries linked.
+    /// cache's protocol: reserve a slot, or evict the soonest entry and take over its slot
+    /// (linking in its place without touching the count). In every interleaving the number
+    /// of linked entries never exceeds the limit, both adds finish, and the count of slots
+    /// equals the entries linked.
     #[test]
     fn adders_and_evictions_never_exceed_the_limit() {
         ::loom::model(|| {
             let cap = Arc::new(Capacity::new(1));
             let linked = Arc::new(Mutex::new(vec![0u32]));
             assert!(cap.try_reserve());
+            let link = |linked: &Mutex<Vec<u32>>, me: u32| {
+                let mut l = lock(linked);
+                l.push(me);
+                assert!(l.len() <= 1, "over the limit: {l:?}");
+            };
             let threads: Vec<_> = (1..=2u32)
                 .map(|me| {
                     let cap = cap.clone();
                     let linked = linked.clone();
                     ::loom::thread::spawn(move || loop {
                         if cap.try_reserve() {
-                            let mut l = lock(&linked);
-                            l.push(me);
-                            assert!(l.len() <= 1, "over the limit: {l:?}");
-                            return;
+                            return link(&linked, me);
                         }
                         let evicted = lock(&linked).pop();
                         if evicted.is_some() {
-                            cap.release();
-                        } else {
-                            ::loom::thread::yield_now();
+                            return link(&linked, me);
                         }
+                        ::loom::thread::yield_now();
                     })
                 })
                 .collect();

@@ -118,6 +118,15 @@ struct Shard {
     counts: Mutex<Counts>,
 }
 
+impl Shard {
+    fn new() -> Self {
+        Self {
+            table: Atomic::new(Table::new(MIN_SLOTS)),
+            counts: Mutex::new(Counts { live: 0, used: 0 }),
+        }
+    }
+}
+
 /// The sharded map. Keys are (version, id), hashed with a per-cache random key.
 pub(crate) struct SessionMap {
     shards: Box<[CachePadded<Shard>]>,
@@ -147,12 +156,7 @@ impl SessionMap {
         debug_assert!(shards.is_power_of_two());
         Self {
             shards: (0..shards)
-                .map(|_| {
-                    CachePadded::new(Shard {
-                        table: Atomic::new(Table::new(MIN_SLOTS)),
-                        counts: Mutex::new(Counts { live: 0, used: 0 }),
-                    })
-                })
+                .map(|_| CachePadded::new(Shard::new()))
                 .collect(),
             shift: 64 - shards.trailing_zeros(),
             hasher: KeyHasher::new(),
@@ -177,16 +181,12 @@ impl SessionMap {
     /// A new reference to the session cached under the key, taking no lock.
     #[inline]
     pub(crate) fn get(&self, hash: u64, version: u16, id: &[u8]) -> Option<Session> {
+        let shard = self.shard(hash);
         let guard = epoch::pin();
         let guard = &guard;
         // SAFETY: a shard always has a table, and a replaced one is freed through the epoch,
         // after every guard that could have loaded it, ours included, is gone.
-        let table = unsafe {
-            self.shard(hash)
-                .table
-                .load(Ordering::Acquire, guard)
-                .deref()
-        };
+        let table = unsafe { shard.table.load(Ordering::Acquire, guard).deref() };
         for (_, slot) in table.probe(hash) {
             let raw = slot.session.load(Ordering::Acquire);
             if raw.is_null() {
@@ -220,6 +220,12 @@ impl SessionMap {
             .probe(hash)
             .any(|(_, slot)| slot.session.load(Ordering::Acquire) == want);
         held
+    }
+
+    /// Pins the epoch (with no lock held), so that the map's own pins while the guard lives
+    /// are counter increments rather than a fence each.
+    pub(crate) fn pin(&self) -> Guard {
+        epoch::pin()
     }
 
     /// Locks the shard of `hash` for changes. The epoch is pinned first (never under a lock).
