@@ -6,9 +6,9 @@
 //! so a cache with no callbacks pays nothing on these paths. A replaced set is destroyed only
 //! once no pinned reader can still see it.
 //!
-//! This is the only module with `unsafe` code. Invariant: the epoch is pinned only while no
-//! cache lock is held, so a deferred destructor (which drops the application's closures) never
-//! runs under a cache lock.
+//! With `map.rs`, the only module with `unsafe` code. Invariant: the epoch is pinned only
+//! while no cache lock is held, so a deferred destructor (which drops the application's
+//! closures) never runs under a cache lock.
 
 use std::fmt;
 use std::sync::Arc;

@@ -237,9 +237,10 @@ impl SessionMap {
     fn write_pinned<'a>(&'a self, shard: &'a Shard, guard: Guard) -> ShardWriter<'a> {
         let counts = lock(&shard.counts);
         ShardWriter {
-            counts,
+            counts: Some(counts),
             shard,
             guard,
+            retired_table: false,
         }
     }
 
@@ -325,9 +326,25 @@ impl Drop for SessionMap {
 /// A locked shard. Sessions it returns are the cache's references: drop them after the
 /// writer (the lock) is gone.
 pub(crate) struct ShardWriter<'a> {
-    counts: MutexGuard<'a, Counts>,
+    /// The lock; `None` only while the writer is dropped.
+    counts: Option<MutexGuard<'a, Counts>>,
     shard: &'a Shard,
     guard: Guard,
+    /// Whether a table was retired: it then waits in this thread's bag of deferred frees,
+    /// which is handed to the epoch once the lock is released.
+    retired_table: bool,
+}
+
+impl Drop for ShardWriter<'_> {
+    fn drop(&mut self) {
+        drop(self.counts.take());
+        if self.retired_table {
+            // A retired table can be megabytes: hand it to the epoch now rather than when
+            // this thread next fills its bag, which may be never. This can run deferred
+            // destructors, so only now, with the lock released.
+            self.guard.flush();
+        }
+    }
 }
 
 /// A linked entry found under the lock.
@@ -348,6 +365,14 @@ impl Found {
 }
 
 impl ShardWriter<'_> {
+    fn counts(&self) -> &Counts {
+        self.counts.as_ref().expect("locked until dropped")
+    }
+
+    fn counts_mut(&mut self) -> &mut Counts {
+        self.counts.as_mut().expect("locked until dropped")
+    }
+
     fn table(&self) -> &Table {
         // SAFETY: the table is only replaced under the lock we hold, and a shard always has one.
         unsafe {
@@ -392,8 +417,8 @@ impl ShardWriter<'_> {
     /// linked yet.
     pub(crate) fn insert(&mut self, hash: u64, session: Session, seq: u64) {
         let slots = self.table().slots.len();
-        if (self.counts.used + 1) * 4 > slots * 3 {
-            self.rebuild(((self.counts.live + 1) * 2).next_power_of_two());
+        if (self.counts().used + 1) * 4 > slots * 3 {
+            self.rebuild(((self.counts().live + 1) * 2).next_power_of_two());
         }
         let table = self.table();
         let mask = table.mask();
@@ -413,9 +438,9 @@ impl ShardWriter<'_> {
         slot.seq.store(seq, Ordering::Relaxed);
         // Publishes the handle: a reader that sees the hash sees the handle.
         slot.hash.store(hash, Ordering::Release);
-        self.counts.live += 1;
+        self.counts_mut().live += 1;
         if !reused {
-            self.counts.used += 1;
+            self.counts_mut().used += 1;
         }
     }
 
@@ -434,11 +459,11 @@ impl ShardWriter<'_> {
         let slot = &self.table().slots[found.index];
         slot.hash.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
-        self.counts.live -= 1;
+        self.counts_mut().live -= 1;
         let taken = self.release(found.raw);
         let slots = self.table().slots.len();
-        if slots > MIN_SLOTS && self.counts.live * 8 < slots {
-            self.rebuild((self.counts.live * 2).next_power_of_two().max(MIN_SLOTS));
+        if slots > MIN_SLOTS && self.counts().live * 8 < slots {
+            self.rebuild((self.counts().live * 2).next_power_of_two().max(MIN_SLOTS));
         }
         taken
     }
@@ -483,13 +508,18 @@ impl ShardWriter<'_> {
         // SAFETY: `old` is unreachable for any thread that pins from now on, and the epoch
         // frees it only after every guard that could have loaded it is gone.
         unsafe { self.guard.defer_destroy(old) };
-        self.counts.used = self.counts.live;
+        let counts = self.counts_mut();
+        counts.used = counts.live;
+        self.retired_table = true;
     }
 }
 
 #[cfg(all(test, not(sesscache_loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
     use session_core::{ProtocolVersion, SessionBuilder, SessionId};
 
     fn session(n: u32) -> Session {
@@ -600,53 +630,75 @@ mod tests {
         assert!(get(&map, &new).is_some_and(|g| g.ptr_eq(&new)));
     }
 
-    /// Readers race writers that link, replace and unlink the same keys: every hit is a
-    /// session with the key asked for, and every session ends with only its owner's reference.
+    /// Counts live sessions: one per session made, minus one when its last reference goes.
+    struct Live(Arc<AtomicUsize>);
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Readers race a writer that links, replaces and unlinks the same keys, holding no
+    /// reference of its own: sessions are freed while readers probe for them, so readers
+    /// also take the path where the count already reached zero. Every hit is a session with
+    /// the key asked for, and at the end every session made has been freed exactly once.
     #[test]
     fn lock_free_readers_see_only_whole_entries() {
         let map = SessionMap::new(2);
-        let keys: Vec<Session> = (0..64).map(session).collect();
+        let live = Arc::new(AtomicUsize::new(0));
+        let made = |n: u32| {
+            live.fetch_add(1, Ordering::SeqCst);
+            SessionBuilder::new(ProtocolVersion::TLS1_2, 0)
+                .id(SessionId::new(&n.to_le_bytes()).unwrap())
+                .app_data(Some(Arc::new(Live(live.clone()))))
+                .build()
+        };
+        let hits = AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let copies = std::thread::scope(|scope| {
-            for r in 0..2 {
-                let (map, keys, stop) = (&map, &keys, &stop);
+        std::thread::scope(|scope| {
+            for r in 0..2u32 {
+                let (map, stop, hits) = (&map, &stop, &hits);
                 scope.spawn(move || {
                     let mut n = r;
                     while !stop.load(Ordering::Relaxed) {
-                        n = (n + 7) % keys.len();
-                        if let Some(hit) = get(map, &keys[n]) {
-                            assert_eq!(hit.id(), keys[n].id());
+                        n = (n + 7) % 64;
+                        let id = n.to_le_bytes();
+                        if let Some(hit) = map.get(map.hash(0x0303, &id), 0x0303, &id) {
+                            assert_eq!(hit.id().as_bytes(), id);
+                            hits.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 });
             }
-            let mut copies = Vec::new();
-            for round in 0..200u64 {
-                for s in &keys {
-                    let copy = s.dup();
-                    let (v, id) = key(&copy);
-                    let hash = map.hash(v, id);
+            for round in 0..300u64 {
+                for n in 0..64u32 {
+                    let id = n.to_le_bytes();
+                    let hash = map.hash(0x0303, &id);
                     let mut w = map.write(hash);
-                    let old = match w.find(hash, v, id) {
+                    let old = match w.find(hash, 0x0303, &id) {
                         Some(found) if round % 3 == 0 => Some(w.remove(&found)),
-                        Some(found) => Some(w.replace(&found, copy.clone(), round)),
+                        Some(found) => Some(w.replace(&found, made(n), round)),
                         None => {
-                            w.insert(hash, copy.clone(), round);
+                            w.insert(hash, made(n), round);
                             None
                         }
                     };
                     drop(w);
+                    // Often the last reference: freed here, while readers may be upgrading.
                     drop(old);
-                    copies.push(copy);
                 }
             }
             stop.store(true, Ordering::Relaxed);
-            copies
         });
+        assert!(
+            hits.load(Ordering::Relaxed) > 0,
+            "the readers found entries"
+        );
         for s in map.sessions() {
             drop(remove(&map, &s));
         }
         assert_eq!(map.len(), 0);
-        assert!(copies.iter().all(|c| c.ref_count() == 1));
+        assert_eq!(live.load(Ordering::SeqCst), 0, "every session freed");
     }
 }

@@ -318,7 +318,6 @@ impl Session {
     }
 
     /// A handle that does not keep the session alive and does not count as a reference.
-    /// The cache's expiry index uses one to find the session it must remove.
     #[inline]
     pub fn downgrade(&self) -> WeakSession {
         WeakSession(Arc::downgrade(&self.0))
