@@ -237,25 +237,23 @@ impl SessionCache {
                 // counter at all. With one, the slot goes back and the callback runs now,
                 // holding nothing: a callback that adds (and so evicts) in turn must find a
                 // slot it can take, or recursion would never end.
-                if self.callbacks.remove_session().is_none() {
-                    match self.evict_one(Slot::Keep) {
-                        Some(session) => {
-                            evicted = Some(session);
-                            reserved = true;
-                            break;
-                        }
-                        // Every slot is reserved by an add linking its entry right now.
-                        None => std::thread::yield_now(),
+                let slot = match self.callbacks.remove_session() {
+                    None => Slot::Keep,
+                    Some(_) => Slot::Release,
+                };
+                match (self.evict_one(slot), slot) {
+                    (Some(session), Slot::Keep) => {
+                        evicted = Some(session);
+                        reserved = true;
+                        break;
                     }
-                } else {
-                    match self.evict_one(Slot::Release) {
-                        Some(session) => {
-                            drop(pinned.take());
-                            self.removed_one(session, RemovalCause::Evicted);
-                            pinned.replace(self.map.pin());
-                        }
-                        None => std::thread::yield_now(),
+                    (Some(session), Slot::Release) => {
+                        drop(pinned.take());
+                        self.removed_one(session, RemovalCause::Evicted);
+                        pinned.replace(self.map.pin());
                     }
+                    // Every slot is reserved by an add linking its entry right now.
+                    (None, _) => std::thread::yield_now(),
                 }
             }
             let mut writer = self.map.write(hash);
@@ -349,8 +347,7 @@ impl SessionCache {
     /// with it).
     fn unlink_popped(&self, stamp: Stamp, hash: u64, slot: Slot) -> Option<Session> {
         let mut writer = self.map.write(hash);
-        let found = writer.find_seq(hash, stamp.seq)?;
-        let unlinked = writer.remove(&found);
+        let unlinked = writer.remove_seq(hash, stamp.seq)?;
         drop(writer);
         if slot == Slot::Release {
             self.capacity.release();
@@ -597,15 +594,11 @@ impl SessionCache {
         let mut total = 0;
         for shard in 0..self.index.shard_count() {
             loop {
-                let batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
+                let mut batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
                 if batch.is_empty() {
                     break;
                 }
-                let mut entries: Vec<(u64, u64)> = batch
-                    .iter()
-                    .map(|(stamp, hash)| (*hash, stamp.seq))
-                    .collect();
-                let removed = self.map.unlink_batch(&mut entries);
+                let removed = self.map.unlink_batch(&mut batch);
                 self.capacity.release_many(removed.len());
                 for s in &removed {
                     s.mark_not_resumable();

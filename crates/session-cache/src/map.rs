@@ -30,6 +30,7 @@ use crossbeam_utils::CachePadded;
 use session_core::Session;
 
 use crate::cache::KeyHasher;
+use crate::index::Stamp;
 
 /// Locks a shard, carrying on through poisoning (no critical section here can leave a shard
 /// half changed). The map is not loom-modelled, so it takes std's mutex directly.
@@ -79,6 +80,15 @@ impl Table {
         }
     }
 
+    /// The slots that hold an entry, with its hash. Under the shard lock (or with the table
+    /// owned) these are exactly the linked entries.
+    fn linked(&self) -> impl Iterator<Item = (u64, &Slot)> + '_ {
+        self.slots
+            .iter()
+            .map(|slot| (slot.hash.load(Ordering::Relaxed), slot))
+            .filter(|&(hash, _)| hash > TOMBSTONE)
+    }
+
     #[inline]
     fn mask(&self) -> usize {
         self.slots.len() - 1
@@ -125,6 +135,24 @@ impl Shard {
             counts: Mutex::new(Counts { live: 0, used: 0 }),
         }
     }
+
+    /// The current table, readable for as long as `guard` lives.
+    #[inline]
+    fn table<'g>(&self, guard: &'g Guard) -> &'g Table {
+        // SAFETY: a shard always has a table (it is swapped out only in `SessionMap::drop`),
+        // and a replaced one is freed through the epoch, after every guard that could have
+        // loaded it, `guard` included, is gone.
+        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+    }
+}
+
+/// Runs `f` on the session behind a raw handle whose reference the shard lock keeps in place,
+/// without taking a reference of its own.
+fn with_raw<R>(raw: *const (), f: impl FnOnce(&Session) -> R) -> R {
+    // SAFETY: callers hold the shard lock, so the slot's reference keeps the session alive,
+    // and the view is never dropped (it is not a reference of its own).
+    let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(raw) });
+    f(&session)
 }
 
 /// The sharded map. Keys are (version, id), hashed with a per-cache random key.
@@ -181,13 +209,8 @@ impl SessionMap {
     /// A new reference to the session cached under the key, taking no lock.
     #[inline]
     pub(crate) fn get(&self, hash: u64, version: u16, id: &[u8]) -> Option<Session> {
-        let shard = self.shard(hash);
         let guard = epoch::pin();
-        let guard = &guard;
-        // SAFETY: a shard always has a table, and a replaced one is freed through the epoch,
-        // after every guard that could have loaded it, ours included, is gone.
-        let table = unsafe { shard.table.load(Ordering::Acquire, guard).deref() };
-        for (_, slot) in table.probe(hash) {
+        for (_, slot) in self.shard(hash).table(&guard).probe(hash) {
             let raw = slot.session.load(Ordering::Acquire);
             if raw.is_null() {
                 continue;
@@ -208,15 +231,10 @@ impl SessionMap {
     #[inline]
     pub(crate) fn holds(&self, hash: u64, session: &Session) -> bool {
         let guard = epoch::pin();
-        // SAFETY: as in `get`.
-        let table = unsafe {
-            self.shard(hash)
-                .table
-                .load(Ordering::Acquire, &guard)
-                .deref()
-        };
         let want = session.as_ptr().cast_mut();
-        let held = table
+        let held = self
+            .shard(hash)
+            .table(&guard)
             .probe(hash)
             .any(|(_, slot)| slot.session.load(Ordering::Acquire) == want);
         held
@@ -251,21 +269,21 @@ impl SessionMap {
         hash.checked_shr(self.shift).unwrap_or(0) as usize
     }
 
-    /// Unlinks the entries of a batch of (hash, sequence number) pairs that are still linked
-    /// under that number, locking each shard once; returns the references they held. Sorts
-    /// `batch` by shard.
-    pub(crate) fn unlink_batch(&self, batch: &mut [(u64, u64)]) -> Vec<Session> {
-        batch.sort_unstable_by_key(|&(hash, _)| self.shard_of(hash));
+    /// Unlinks the entries of a batch of popped index entries (stamp, hash) that are still
+    /// linked under the stamp's sequence number, locking each shard once; returns the
+    /// references they held. Sorts `batch` by shard.
+    pub(crate) fn unlink_batch(&self, batch: &mut [(Stamp, u64)]) -> Vec<Session> {
+        batch.sort_unstable_by_key(|&(_, hash)| self.shard_of(hash));
         let mut unlinked = Vec::with_capacity(batch.len());
         // Pinned for the whole batch, so that each shard's pin below is a counter increment.
         let _pinned = epoch::pin();
-        for group in batch.chunk_by(|a, b| self.shard_of(a.0) == self.shard_of(b.0)) {
-            let mut w = self.write(group[0].0);
-            for &(hash, seq) in group {
-                if let Some(found) = w.find_seq(hash, seq) {
-                    unlinked.push(w.remove(&found));
-                }
-            }
+        for group in batch.chunk_by(|a, b| self.shard_of(a.1) == self.shard_of(b.1)) {
+            let mut w = self.write(group[0].1);
+            unlinked.extend(
+                group
+                    .iter()
+                    .filter_map(|&(stamp, hash)| w.remove_seq(hash, stamp.seq)),
+            );
         }
         unlinked
     }
@@ -275,13 +293,10 @@ impl SessionMap {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let w = self.write_pinned(shard, epoch::pin());
-            let table = w.table();
-            for slot in table.slots.iter() {
-                if slot.hash.load(Ordering::Relaxed) > TOMBSTONE {
-                    // SAFETY: a linked slot's reference is held until it is unlinked, which
-                    // needs the lock we hold.
-                    all.push(unsafe { Session::clone_raw(slot.session.load(Ordering::Relaxed)) });
-                }
+            for (_, slot) in w.table().linked() {
+                // SAFETY: a linked slot's reference is held until it is unlinked, which needs
+                // the lock we hold.
+                all.push(unsafe { Session::clone_raw(slot.session.load(Ordering::Relaxed)) });
             }
         }
         all
@@ -308,15 +323,13 @@ impl Drop for SessionMap {
             }
             // SAFETY: we own the table now (swapped out, no reader left).
             let table = unsafe { table.into_owned() };
-            for slot in table.slots.iter() {
-                if slot.hash.load(Ordering::Relaxed) > TOMBSTONE {
-                    let raw = slot.session.load(Ordering::Relaxed);
-                    // SAFETY: a linked slot still holds its reference and its weak count, and
-                    // nothing can reach the pointer any more.
-                    unsafe {
-                        drop(Session::take_raw(raw));
-                        Session::release_raw(raw);
-                    }
+            for (_, slot) in table.linked() {
+                let raw = slot.session.load(Ordering::Relaxed);
+                // SAFETY: a linked slot still holds its reference and its weak count, and
+                // nothing can reach the pointer any more.
+                unsafe {
+                    drop(Session::take_raw(raw));
+                    Session::release_raw(raw);
                 }
             }
         }
@@ -374,22 +387,15 @@ impl ShardWriter<'_> {
     }
 
     fn table(&self) -> &Table {
-        // SAFETY: the table is only replaced under the lock we hold, and a shard always has one.
-        unsafe {
-            self.shard
-                .table
-                .load(Ordering::Acquire, &self.guard)
-                .deref()
-        }
+        self.shard.table(&self.guard)
     }
 
     /// The entry under the key, if linked.
     pub(crate) fn find(&self, hash: u64, version: u16, id: &[u8]) -> Option<Found> {
         self.find_by(hash, |raw, _| {
-            // SAFETY: a linked slot's reference keeps the session alive while we hold the lock,
-            // and the view is never dropped (it is not a reference of its own).
-            let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(raw) });
-            session.version().wire() == version && session.id().as_bytes() == id
+            with_raw(raw, |s| {
+                s.version().wire() == version && s.id().as_bytes() == id
+            })
         })
     }
 
@@ -406,11 +412,16 @@ impl ShardWriter<'_> {
         })
     }
 
+    /// Unlinks the entry linked with sequence number `seq` under `hash`, if it still is;
+    /// returns the reference it held.
+    pub(crate) fn remove_seq(&mut self, hash: u64, seq: u64) -> Option<Session> {
+        let found = self.find_seq(hash, seq)?;
+        Some(self.remove(&found))
+    }
+
     /// Runs `f` on a found entry's session (alive: the lock keeps its reference in place).
     pub(crate) fn with_session<R>(&self, found: &Found, f: impl FnOnce(&Session) -> R) -> R {
-        // SAFETY: as in `find`.
-        let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(found.raw) });
-        f(&session)
+        with_raw(found.raw, f)
     }
 
     /// Links `session` (the map takes this reference) under `hash`, whose key must not be
@@ -484,11 +495,7 @@ impl ShardWriter<'_> {
         let len = len.max(MIN_SLOTS);
         let new = Table::new(len);
         let mask = new.mask();
-        for slot in self.table().slots.iter() {
-            let hash = slot.hash.load(Ordering::Relaxed);
-            if hash <= TOMBSTONE {
-                continue;
-            }
+        for (hash, slot) in self.table().linked() {
             let mut i = hash as usize & mask;
             while new.slots[i].hash.load(Ordering::Relaxed) != EMPTY {
                 i = (i + 1) & mask;
