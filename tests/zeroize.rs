@@ -45,6 +45,12 @@ unsafe impl GlobalAlloc for Inspecting {
                 SAW_ID.store(true, Ordering::SeqCst);
             }
         }
+        // Each block is judged once, when it is freed. Wipe it after that, so that a later
+        // allocation reusing this memory (malloc keeps most of a small freed block as it was)
+        // cannot carry stale bytes, such as the detector's own unwiped buffers below, in its
+        // unused capacity and be judged for them.
+        // SAFETY: the block is still ours and `layout.size()` bytes long.
+        unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
         // SAFETY: forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }

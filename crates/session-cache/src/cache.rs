@@ -309,7 +309,7 @@ impl SessionCache {
             seq: found.seq,
         };
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.index.remove(old);
+        self.index.remove(old, hash);
         self.index.insert(
             Stamp {
                 expiry: with.expiry(),
@@ -332,10 +332,13 @@ impl SessionCache {
         let mut writer = self.map.write(hash);
         let found = writer.find(hash, version, id)?;
         let expiry = writer.with_session(&found, |s| unlink(s, found.seq).then(|| s.expiry()))?;
-        self.index.remove(Stamp {
-            expiry,
-            seq: found.seq,
-        });
+        self.index.remove(
+            Stamp {
+                expiry,
+                seq: found.seq,
+            },
+            hash,
+        );
         let unlinked = writer.remove(&found);
         drop(writer);
         self.capacity.release();
@@ -594,11 +597,11 @@ impl SessionCache {
         let mut total = 0;
         for shard in 0..self.index.shard_count() {
             loop {
-                let mut batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
+                let batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
                 if batch.is_empty() {
                     break;
                 }
-                let removed = self.map.unlink_batch(&mut batch);
+                let removed = self.map.unlink_batch(shard, &batch);
                 self.capacity.release_many(removed.len());
                 for s in &removed {
                     s.mark_not_resumable();

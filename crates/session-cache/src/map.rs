@@ -45,6 +45,21 @@ const TOMBSTONE: u64 = 1;
 /// The smallest table; a shard never has fewer slots.
 const MIN_SLOTS: usize = 16;
 
+/// Which of `64 - shift` shards (a power of two) a hash is in: its top bits, so that its low
+/// bits pick its slot. The expiry index shards by the same rule, so that an entry's index
+/// shard and map shard have the same number. With one shard the shift is 64, which
+/// `checked_shr` turns into shard 0.
+#[inline]
+pub(crate) fn shard_of(hash: u64, shift: u32) -> usize {
+    hash.checked_shr(shift).unwrap_or(0) as usize
+}
+
+/// `shard_of`'s shift for `shards` shards (a power of two).
+pub(crate) fn shard_shift(shards: usize) -> u32 {
+    debug_assert!(shards.is_power_of_two());
+    64 - shards.trailing_zeros()
+}
+
 /// A key's hash as slots store it: never one of the two markers.
 #[inline]
 fn tag(hash: u64) -> u64 {
@@ -186,7 +201,7 @@ impl SessionMap {
             shards: (0..shards)
                 .map(|_| CachePadded::new(Shard::new()))
                 .collect(),
-            shift: 64 - shards.trailing_zeros(),
+            shift: shard_shift(shards),
             hasher: KeyHasher::new(),
         }
     }
@@ -262,30 +277,23 @@ impl SessionMap {
         }
     }
 
-    /// Which shard a hash is in. With one shard the shift is 64, which `checked_shr` turns
-    /// into shard 0.
     #[inline]
     fn shard_of(&self, hash: u64) -> usize {
-        hash.checked_shr(self.shift).unwrap_or(0) as usize
+        shard_of(hash, self.shift)
     }
 
-    /// Unlinks the entries of a batch of popped index entries (stamp, hash) that are still
-    /// linked under the stamp's sequence number, locking each shard once; returns the
-    /// references they held. Sorts `batch` by shard.
-    pub(crate) fn unlink_batch(&self, batch: &mut [(Stamp, u64)]) -> Vec<Session> {
-        batch.sort_unstable_by_key(|&(_, hash)| self.shard_of(hash));
-        let mut unlinked = Vec::with_capacity(batch.len());
-        // Pinned for the whole batch, so that each shard's pin below is a counter increment.
-        let _pinned = epoch::pin();
-        for group in batch.chunk_by(|a, b| self.shard_of(a.1) == self.shard_of(b.1)) {
-            let mut w = self.write(group[0].1);
-            unlinked.extend(
-                group
-                    .iter()
-                    .filter_map(|&(stamp, hash)| w.remove_seq(hash, stamp.seq)),
-            );
-        }
-        unlinked
+    /// Unlinks the entries of a batch of popped index entries (stamp, hash), all of map shard
+    /// `shard` (the index shards as the map does), that are still linked under the stamp's
+    /// sequence number, under one lock; returns the references they held.
+    pub(crate) fn unlink_batch(&self, shard: usize, batch: &[(Stamp, u64)]) -> Vec<Session> {
+        let mut w = self.write_pinned(&self.shards[shard], epoch::pin());
+        batch
+            .iter()
+            .filter_map(|&(stamp, hash)| {
+                debug_assert_eq!(self.shard_of(hash), shard);
+                w.remove_seq(hash, stamp.seq)
+            })
+            .collect()
     }
 
     /// New references to every linked session.
