@@ -1,5 +1,5 @@
-//! The cache itself: a sharded map from (version, session id) to the cache's reference, the
-//! expiry index beside it, the size bound, the mode, the callbacks and the statistics.
+//! The cache itself: a sharded map from (version, session id) to the cache's reference, kept
+//! in expiry order per shard, the size bound, the mode, the callbacks and the statistics.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use crate::callbacks::{
     Callbacks, GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
 };
 use crate::capacity::Capacity;
-use crate::index::{ExpiryIndex, Stamp};
 use crate::map::{Found, SessionMap, ShardWriter};
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -28,8 +27,8 @@ pub const DEFAULT_CACHE_SIZE: usize = 20_480;
 /// OpenSSL's default session timeout for a TLS context, in seconds.
 pub const DEFAULT_TIMEOUT: u64 = 7_200;
 
-/// How many expired entries a flush unlinks between two looks at the index, so that no lock
-/// is held for long and remove callbacks run as the flush goes.
+/// How many expired entries a flush unlinks under one shard lock, so that no lock is held for
+/// long and remove callbacks run as the flush goes.
 const FLUSH_BATCH: usize = 256;
 
 /// The hasher the cache keys its map with: keyed with random keys per cache (session ids
@@ -48,7 +47,7 @@ pub struct CacheConfig {
     pub timeout: u64,
     /// Where the cache reads the time.
     pub clock: Arc<dyn Clock>,
-    /// How many shards the map and the expiry index have (rounded up to a power of two).
+    /// How many shards the map has (rounded up to a power of two).
     pub shards: usize,
 }
 
@@ -141,7 +140,6 @@ pub enum Lookup {
 /// and sessions held elsewhere stay valid.
 pub struct SessionCache {
     map: SessionMap,
-    index: ExpiryIndex,
     capacity: Capacity,
     next_seq: AtomicU64,
     mode: AtomicU32,
@@ -157,7 +155,6 @@ impl SessionCache {
         let shards = config.shards.max(2).next_power_of_two();
         Self {
             map: SessionMap::new(shards),
-            index: ExpiryIndex::new(shards),
             capacity: Capacity::new(config.size),
             next_seq: AtomicU64::new(0),
             mode: AtomicU32::new(config.mode.bits()),
@@ -266,7 +263,7 @@ impl SessionCache {
                     if same && candidate.ptr_eq(session) {
                         return (Added::AlreadyCached, evicted);
                     }
-                    let old = self.relink(&mut writer, hash, &found, candidate);
+                    let old = self.relink(&mut writer, &found, candidate);
                     drop(writer);
                     drop(old);
                     trace!(version, same, "session re-added");
@@ -281,11 +278,6 @@ impl SessionCache {
                 None if !reserved => continue,
                 None => {
                     let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                    let stamp = Stamp {
-                        expiry: candidate.expiry(),
-                        seq,
-                    };
-                    self.index.insert(stamp, hash);
                     writer.insert(hash, candidate, seq);
                     drop(writer);
                     trace!(version, "session added");
@@ -297,31 +289,13 @@ impl SessionCache {
 
     /// Puts `with` in place of the session a found entry holds, at a new place in expiry
     /// order; returns the old reference, for the caller to drop after unlocking.
-    fn relink(
-        &self,
-        writer: &mut ShardWriter<'_>,
-        hash: u64,
-        found: &Found,
-        with: Session,
-    ) -> Session {
-        let old = Stamp {
-            expiry: writer.with_session(found, |s| s.expiry()),
-            seq: found.seq,
-        };
+    fn relink(&self, writer: &mut ShardWriter<'_>, found: &Found, with: Session) -> Session {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.index.remove(old, hash);
-        self.index.insert(
-            Stamp {
-                expiry: with.expiry(),
-                seq,
-            },
-            hash,
-        );
         writer.replace(found, with, seq)
     }
 
     /// Unlinks the entry under (version, id) if `unlink` says so, returning the cache's
-    /// reference. The index entry goes under the same map lock, so the two never disagree.
+    /// reference.
     fn unlink_if(
         &self,
         version: u16,
@@ -331,30 +305,12 @@ impl SessionCache {
         let hash = self.map.hash(version, id);
         let mut writer = self.map.write(hash);
         let found = writer.find(hash, version, id)?;
-        let expiry = writer.with_session(&found, |s| unlink(s, found.seq).then(|| s.expiry()))?;
-        self.index.remove(
-            Stamp {
-                expiry,
-                seq: found.seq,
-            },
-            hash,
-        );
+        if !writer.with_session(&found, |s| unlink(s, found.seq)) {
+            return None;
+        }
         let unlinked = writer.remove(&found);
         drop(writer);
         self.capacity.release();
-        Some(unlinked)
-    }
-
-    /// Unlinks the map entry of an index entry that was just popped, if the map entry still
-    /// holds that stamp (otherwise another thread replaced or removed it, and its index entry
-    /// with it).
-    fn unlink_popped(&self, stamp: Stamp, hash: u64, slot: Slot) -> Option<Session> {
-        let mut writer = self.map.write(hash);
-        let unlinked = writer.remove_seq(hash, stamp.seq)?;
-        drop(writer);
-        if slot == Slot::Release {
-            self.capacity.release();
-        }
         Some(unlinked)
     }
 
@@ -362,8 +318,14 @@ impl SessionCache {
     /// caller takes over the evicted entry's slot of the size limit.
     fn evict_one(&self, slot: Slot) -> Option<Session> {
         loop {
-            let (stamp, hash) = self.index.pop_soonest()?;
-            if let Some(evicted) = self.unlink_popped(stamp, hash, slot) {
+            let shard = self.map.soonest_shard()?;
+            let mut writer = self.map.write_shard(shard);
+            // `None`: emptied by another thread since its first stamp was read; look again.
+            if let Some(evicted) = writer.pop_first() {
+                drop(writer);
+                if slot == Slot::Release {
+                    self.capacity.release();
+                }
                 self.counters.cache_full.inc();
                 return Some(evicted);
             }
@@ -595,13 +557,14 @@ impl SessionCache {
     fn flush_before(&self, at: Option<UnixTime>) -> usize {
         let seq_limit = self.next_seq.load(Ordering::Acquire);
         let mut total = 0;
-        for shard in 0..self.index.shard_count() {
+        for shard in 0..self.map.shard_count() {
             loop {
-                let batch = self.index.pop_expired(shard, at, seq_limit, FLUSH_BATCH);
-                if batch.is_empty() {
+                let mut writer = self.map.write_shard(shard);
+                let removed = writer.pop_expired(at, seq_limit, FLUSH_BATCH);
+                drop(writer);
+                if removed.is_empty() {
                     break;
                 }
-                let removed = self.map.unlink_batch(shard, &batch);
                 self.capacity.release_many(removed.len());
                 for s in &removed {
                     s.mark_not_resumable();
@@ -636,7 +599,7 @@ impl SessionCache {
         let found = writer
             .find(hash, version, id)
             .filter(|found| found.holds(session))?;
-        let old = self.relink(&mut writer, hash, &found, renewed.clone());
+        let old = self.relink(&mut writer, &found, renewed.clone());
         drop(writer);
         drop(old);
         Some(renewed)
@@ -738,11 +701,6 @@ impl SessionCache {
             cb(session);
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn index_len(&self) -> usize {
-        self.index.len()
-    }
 }
 
 impl Drop for SessionCache {
@@ -815,7 +773,11 @@ mod tests {
     #[track_caller]
     fn check_consistent(cache: &SessionCache) {
         assert_eq!(cache.len(), cache.map.len(), "count vs map");
-        assert_eq!(cache.index_len(), cache.map.len(), "index vs map");
+        assert_eq!(
+            cache.map.order_len(),
+            cache.map.len(),
+            "expiry order vs map"
+        );
     }
 
     #[test]

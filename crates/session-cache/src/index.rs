@@ -1,31 +1,14 @@
-//! The expiry index: every cached session's (expiry, insertion order), sorted, beside the map.
+//! One map shard's expiry order: its entries' stamps (expiry, insertion order), sorted, each
+//! with the key's hash.
 //!
-//! It answers the two questions the map cannot: which session expires soonest (eviction), and
-//! which sessions have expired by a given time (flush), at a cost that follows the answer, not
-//! the size of the cache. It is sharded as the map is, by the key's hash: an entry's index
-//! shard has its map shard's number, so a flush batch from one index shard is unlinked under
-//! one map lock, and entries reach an index shard in sequence order (both the number and the
-//! insert are taken under that map shard's lock). Each shard publishes its first entry so that
-//! finding the global soonest reads a few atomics instead of taking every lock.
-//!
-//! Architecture invariant: an index shard lock is only ever taken while holding at most the
-//! map shard lock of the same entry, never the other way round, and nothing is called out of
-//! the index while its lock is held.
-//!
-//! Every map entry has exactly one index entry with the same stamp, except for the moment
-//! between an eviction or a flush popping an index entry and unlinking its map entry: the
-//! popper then unlinks the map entry only if it still holds that stamp (a stale stamp means
-//! another thread already replaced or removed the entry, and took care of its index entry).
-//! An index entry holds the stamp and the key's hash, which finds the map entry: no pointer
-//! to the session, and no count on it.
+//! It answers the two questions a hash table cannot: which entry expires soonest (eviction),
+//! and which have expired by a given time (flush), at a cost that follows the answer, not the
+//! size of the cache. Each map shard keeps one under its own lock (`map.rs`), so the order
+//! and the table always hold the same entries. An entry holds the stamp and the key's hash,
+//! which finds the slot: no pointer to the session, and no count on it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
-
-use crossbeam_utils::CachePadded;
-
-use crate::map::{shard_of, shard_shift};
-use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 /// Where an entry sits in expiry order: expiry first, then insertion order, so that among
 /// sessions that expire in the same second the oldest goes first, as in OpenSSL's list.
@@ -70,14 +53,14 @@ impl Entry {
 /// of the ring leaves a tombstone (found by binary search); the ring never starts or ends
 /// with one, and is compacted once tombstones make up half of it.
 #[derive(Default)]
-struct Entries {
+pub(crate) struct ExpiryOrder {
     ring: VecDeque<Entry>,
     tombstones: usize,
     stragglers: BTreeMap<Stamp, u64>,
 }
 
-impl Entries {
-    fn insert(&mut self, stamp: Stamp, hash: u64) {
+impl ExpiryOrder {
+    pub(crate) fn insert(&mut self, stamp: Stamp, hash: u64) {
         debug_assert_eq!(stamp.seq & GONE, 0, "sequence numbers stay below 2^63");
         let entry = Entry {
             expiry: stamp.expiry,
@@ -95,7 +78,7 @@ impl Entries {
         }
     }
 
-    fn first(&self) -> Option<Stamp> {
+    pub(crate) fn first(&self) -> Option<Stamp> {
         let ring = self.ring.front().map(Entry::stamp);
         let tree = self.stragglers.first_key_value().map(|(s, _)| *s);
         match (ring, tree) {
@@ -104,7 +87,7 @@ impl Entries {
         }
     }
 
-    fn pop_first(&mut self) -> Option<(Stamp, u64)> {
+    pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u64)> {
         let from_ring = match (self.ring.front(), self.stragglers.first_key_value()) {
             (Some(r), Some((t, _))) => r.stamp() < *t,
             (r, _) => r.is_some(),
@@ -120,7 +103,7 @@ impl Entries {
     }
 
     /// Removes an entry; returns whether it was there.
-    fn remove(&mut self, stamp: Stamp) -> bool {
+    pub(crate) fn remove(&mut self, stamp: Stamp) -> bool {
         match self.ring.binary_search_by(|e| e.stamp().cmp(&stamp)) {
             // A stamp is never reused, so a tombstone means it is gone from both.
             Ok(i) => {
@@ -164,7 +147,12 @@ impl Entries {
 
     /// Takes up to `max` entries with a stamp before `end` and a sequence number below
     /// `seq_limit`, soonest first, skipping (and keeping) the others.
-    fn pop_before(&mut self, end: Bound<Stamp>, seq_limit: u64, max: usize) -> Vec<(Stamp, u64)> {
+    pub(crate) fn pop_before(
+        &mut self,
+        end: Bound<Stamp>,
+        seq_limit: u64,
+        max: usize,
+    ) -> Vec<(Stamp, u64)> {
         let before_end = |s: &Stamp| (Bound::Unbounded, end).contains(s);
         let mut popped = Vec::with_capacity(max.min(self.len()));
         // The common case: the soonest entries all qualify, so pop from the front.
@@ -231,135 +219,8 @@ impl Entries {
         popped
     }
 
-    fn len(&self) -> usize {
-        self.ring.len() - self.tombstones + self.stragglers.len()
-    }
-}
-
-struct Shard {
-    entries: Mutex<Entries>,
-    /// The first entry's stamp, or `u64::MAX` twice when empty. Written under the lock, read
-    /// without it as a hint.
-    first_expiry: AtomicU64,
-    first_seq: AtomicU64,
-}
-
-impl Shard {
-    fn new() -> Self {
-        Self {
-            entries: Mutex::new(Entries::default()),
-            first_expiry: AtomicU64::new(u64::MAX),
-            first_seq: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    fn publish_first(&self, entries: &Entries) {
-        let (e, s) = entries
-            .first()
-            .map_or((u64::MAX, u64::MAX), |st| (st.expiry, st.seq));
-        // Most changes (an insert at the far end) leave the first entry alone: do not write
-        // the hint then, so that evicting threads reading it keep their cached copy.
-        if self.first_seq.load(Ordering::Relaxed) != s
-            || self.first_expiry.load(Ordering::Relaxed) != e
-        {
-            self.first_expiry.store(e, Ordering::Release);
-            self.first_seq.store(s, Ordering::Release);
-        }
-    }
-
-    fn hint(&self) -> Option<Stamp> {
-        let expiry = self.first_expiry.load(Ordering::Acquire);
-        let seq = self.first_seq.load(Ordering::Acquire);
-        (seq != u64::MAX).then_some(Stamp { expiry, seq })
-    }
-}
-
-pub(crate) struct ExpiryIndex {
-    shards: Box<[CachePadded<Shard>]>,
-    /// As the map's: an entry is in the index shard with its map shard's number.
-    shift: u32,
-}
-
-impl ExpiryIndex {
-    /// `shards` is rounded up to a power of two.
-    pub(crate) fn new(shards: usize) -> Self {
-        let n = shards.max(1).next_power_of_two();
-        Self {
-            shards: (0..n).map(|_| CachePadded::new(Shard::new())).collect(),
-            shift: shard_shift(n),
-        }
-    }
-
-    pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    fn shard(&self, hash: u64) -> &Shard {
-        &self.shards[shard_of(hash, self.shift)]
-    }
-
-    pub(crate) fn insert(&self, stamp: Stamp, hash: u64) {
-        let shard = self.shard(hash);
-        let mut entries = lock(&shard.entries);
-        entries.insert(stamp, hash);
-        shard.publish_first(&entries);
-    }
-
-    /// Removes an entry (`hash` finds its shard); returns whether it was there.
-    pub(crate) fn remove(&self, stamp: Stamp, hash: u64) -> bool {
-        let shard = self.shard(hash);
-        let mut entries = lock(&shard.entries);
-        let found = entries.remove(stamp);
-        shard.publish_first(&entries);
-        found
-    }
-
-    /// Takes the entry that expires soonest out of the index, as far as the shards' published
-    /// hints tell; exact when no other thread is changing the index. The caller then unlinks
-    /// its map entry, if that entry still holds this stamp.
-    pub(crate) fn pop_soonest(&self) -> Option<(Stamp, u64)> {
-        loop {
-            let (_, best) = self
-                .shards
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.hint().map(|h| (h, i)))
-                .min()?;
-            let shard = &self.shards[best];
-            let mut entries = lock(&shard.entries);
-            let popped = entries.pop_first();
-            shard.publish_first(&entries);
-            if popped.is_some() {
-                return popped;
-            }
-            // Emptied by another thread since its hint was read: look again.
-        }
-    }
-
-    /// Takes up to `max` entries of shard `shard` that expired before `at` (expiry < at; every
-    /// entry when `at` is `None`) out of the index, soonest first. The caller then unlinks
-    /// their map entries. Entries inserted at or after sequence number `seq_limit` stay, so a
-    /// flush does not chase sessions added while it runs.
-    pub(crate) fn pop_expired(
-        &self,
-        shard: usize,
-        at: Option<u64>,
-        seq_limit: u64,
-        max: usize,
-    ) -> Vec<(Stamp, u64)> {
-        let end = at.map_or(Bound::Unbounded, |at| {
-            Bound::Excluded(Stamp { expiry: at, seq: 0 })
-        });
-        let shard = &self.shards[shard];
-        let mut entries = lock(&shard.entries);
-        let popped = entries.pop_before(end, seq_limit, max);
-        shard.publish_first(&entries);
-        popped
-    }
-
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(&s.entries).len()).sum()
+        self.ring.len() - self.tombstones + self.stragglers.len()
     }
 }
 
@@ -368,53 +229,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn soonest_breaks_ties_by_insertion_order_across_shards() {
-        let index = ExpiryIndex::new(4);
-        // A hash's top two bits pick one of four shards: these spread over three.
-        let hash = |seq: u64| seq << 61;
-        for (expiry, seq) in [(10, 5), (10, 2), (11, 1), (10, 3)] {
-            index.insert(Stamp { expiry, seq }, hash(seq));
-        }
-        assert_eq!(index.pop_soonest().unwrap().0, Stamp { expiry: 10, seq: 2 });
-        assert!(
-            !index.remove(Stamp { expiry: 10, seq: 2 }, hash(2)),
-            "popped"
-        );
-        assert!(index.remove(Stamp { expiry: 10, seq: 3 }, hash(3)));
-        assert_eq!(index.pop_soonest().unwrap().0, Stamp { expiry: 10, seq: 5 });
-        assert_eq!(index.len(), 1);
-    }
-
-    #[test]
-    fn pop_expired_is_strictly_before_and_bounded() {
-        let index = ExpiryIndex::new(1);
+    fn pop_before_is_strictly_before_bounded_and_skips_later_inserts() {
+        let mut order = ExpiryOrder::default();
         for seq in 0..10 {
-            index.insert(Stamp { expiry: seq, seq }, 0xABC);
+            order.insert(Stamp { expiry: seq, seq }, 0xABC);
         }
+        let before = |at| Bound::Excluded(Stamp { expiry: at, seq: 0 });
         let seqs = |v: Vec<(Stamp, u64)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
-        assert_eq!(
-            seqs(index.pop_expired(0, Some(3), u64::MAX, 100)),
-            [0, 1, 2]
-        );
-        assert_eq!(
-            index.pop_expired(0, Some(9), u64::MAX, 2).len(),
-            2,
-            "bounded"
-        );
+        assert_eq!(seqs(order.pop_before(before(3), u64::MAX, 100)), [0, 1, 2]);
+        assert_eq!(order.pop_before(before(9), u64::MAX, 2).len(), 2, "bounded");
         // Inserted after the flush began (seq 99 > limit 10), with an early expiry.
-        index.insert(Stamp { expiry: 0, seq: 99 }, 0xABC);
+        order.insert(Stamp { expiry: 0, seq: 99 }, 0xABC);
         assert_eq!(
-            seqs(index.pop_expired(0, Some(7), 10, 100)),
+            seqs(order.pop_before(before(7), 10, 100)),
             [5, 6],
             "later inserts stay"
         );
-        assert_eq!(index.pop_expired(0, None, u64::MAX, 100).len(), 4);
-        assert_eq!(index.len(), 0);
+        assert_eq!(order.pop_before(Bound::Unbounded, u64::MAX, 100).len(), 4);
+        assert_eq!(order.len(), 0);
     }
 
     #[test]
     fn removals_from_the_middle_are_compacted_away() {
-        let mut entries = Entries::default();
+        let mut entries = ExpiryOrder::default();
         for seq in 0..1000 {
             entries.insert(Stamp { expiry: 5, seq }, seq);
         }
@@ -465,7 +302,7 @@ mod tests {
         /// order of inserts, removals and pops.
         #[test]
         fn entries_behave_as_one_sorted_map(ops in proptest::collection::vec(op(), 1..400)) {
-            let mut entries = Entries::default();
+            let mut entries = ExpiryOrder::default();
             let mut model = BTreeMap::new();
             let mut inserted = Vec::new();
             let mut clock = 0u64;

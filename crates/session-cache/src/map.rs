@@ -2,10 +2,13 @@
 //! lookups that take no lock and write nothing shared.
 //!
 //! Each shard is an open-addressing table (linear probing) of slots holding a hash, a raw
-//! session handle and the entry's sequence number. Writers lock their shard; readers pin the
-//! epoch (crossbeam-epoch, a thread-local operation), probe the table and take a reference
-//! with a compare-and-swap on the session's own count that fails once the session is being
-//! freed. So a lookup's only shared write is the reference it takes, which the caller wanted.
+//! session handle and the entry's sequence number, and beside it, under the shard's lock, the
+//! same entries in expiry order (`index.rs`), whose first stamp the shard publishes so that
+//! eviction finds the soonest shard without taking every lock. Writers lock their shard;
+//! readers pin the epoch (crossbeam-epoch, a thread-local operation), probe the table and take
+//! a reference with a compare-and-swap on the session's own count that fails once the session
+//! is being freed. So a lookup's only shared write is the reference it takes, which the
+//! caller wanted.
 //!
 //! Ownership: a slot's raw handle carries the cache's reference and one weak count
 //! ([`Session::into_raw`]). Unlinking takes the reference out at once, so the count is exact
@@ -19,9 +22,13 @@
 //! - Within one table a slot goes from empty to used and from used to tombstone (and a
 //!   tombstone back to used), never back to empty, and at least a quarter of the slots are
 //!   empty; so a probe always ends, and never misses an entry that stays linked throughout.
-//! - The epoch is pinned before a shard lock is taken, never under one.
+//! - A shard's table and its expiry order hold the same entries: every change to one changes
+//!   the other under the same lock (eviction and flush pop the order, then unlink).
+//! - The epoch is pinned before a shard lock is taken, never under one, and at most one
+//!   shard lock is held at a time.
 //! - This module and `callbacks.rs` hold the crate's `unsafe` code.
 
+use std::ops::Bound;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -30,7 +37,7 @@ use crossbeam_utils::CachePadded;
 use session_core::Session;
 
 use crate::cache::KeyHasher;
-use crate::index::Stamp;
+use crate::index::{ExpiryOrder, Stamp};
 
 /// Locks a shard, carrying on through poisoning (no critical section here can leave a shard
 /// half changed). The map is not loom-modelled, so it takes std's mutex directly.
@@ -44,21 +51,6 @@ const EMPTY: u64 = 0;
 const TOMBSTONE: u64 = 1;
 /// The smallest table; a shard never has fewer slots.
 const MIN_SLOTS: usize = 16;
-
-/// Which of `64 - shift` shards (a power of two) a hash is in: its top bits, so that its low
-/// bits pick its slot. The expiry index shards by the same rule, so that an entry's index
-/// shard and map shard have the same number. With one shard the shift is 64, which
-/// `checked_shr` turns into shard 0.
-#[inline]
-pub(crate) fn shard_of(hash: u64, shift: u32) -> usize {
-    hash.checked_shr(shift).unwrap_or(0) as usize
-}
-
-/// `shard_of`'s shift for `shards` shards (a power of two).
-pub(crate) fn shard_shift(shards: usize) -> u32 {
-    debug_assert!(shards.is_power_of_two());
-    64 - shards.trailing_zeros()
-}
 
 /// A key's hash as slots store it: never one of the two markers.
 #[inline]
@@ -130,24 +122,59 @@ impl Table {
     }
 }
 
-/// What a shard's lock guards: its counts. The table pointer changes only under it.
-struct Counts {
+/// What a shard's lock guards: its counts and its entries' expiry order. The table pointer
+/// changes only under it.
+struct State {
     /// Linked entries.
     live: usize,
     /// Slots not empty: linked entries and tombstones.
     used: usize,
+    /// Every linked entry's stamp and hash, soonest first: exactly the linked entries, since
+    /// both change under this lock.
+    order: ExpiryOrder,
 }
 
 struct Shard {
     table: Atomic<Table>,
-    counts: Mutex<Counts>,
+    state: Mutex<State>,
+    /// The order's first stamp, or `u64::MAX` twice when empty. Written under the lock when
+    /// it changes, read without it by threads looking for the soonest shard.
+    first_expiry: AtomicU64,
+    first_seq: AtomicU64,
 }
 
 impl Shard {
     fn new() -> Self {
         Self {
             table: Atomic::new(Table::new(MIN_SLOTS)),
-            counts: Mutex::new(Counts { live: 0, used: 0 }),
+            state: Mutex::new(State {
+                live: 0,
+                used: 0,
+                order: ExpiryOrder::default(),
+            }),
+            first_expiry: AtomicU64::new(u64::MAX),
+            first_seq: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// The first stamp as last published.
+    fn first(&self) -> Option<Stamp> {
+        let expiry = self.first_expiry.load(Ordering::Acquire);
+        let seq = self.first_seq.load(Ordering::Acquire);
+        (seq != u64::MAX).then_some(Stamp { expiry, seq })
+    }
+
+    /// Publishes the order's first stamp (under the lock). Most changes (an add at the far
+    /// end) leave it alone: then nothing is written, so that readers keep their cached copy.
+    fn publish_first(&self, order: &ExpiryOrder) {
+        let (expiry, seq) = order
+            .first()
+            .map_or((u64::MAX, u64::MAX), |s| (s.expiry, s.seq));
+        if self.first_seq.load(Ordering::Relaxed) != seq
+            || self.first_expiry.load(Ordering::Relaxed) != expiry
+        {
+            self.first_expiry.store(expiry, Ordering::Release);
+            self.first_seq.store(seq, Ordering::Release);
         }
     }
 
@@ -201,7 +228,7 @@ impl SessionMap {
             shards: (0..shards)
                 .map(|_| CachePadded::new(Shard::new()))
                 .collect(),
-            shift: shard_shift(shards),
+            shift: 64 - shards.trailing_zeros(),
             hasher: KeyHasher::new(),
         }
     }
@@ -267,33 +294,43 @@ impl SessionMap {
         self.write_pinned(self.shard(hash), guard)
     }
 
+    /// Locks shard number `shard` for changes.
+    pub(crate) fn write_shard(&self, shard: usize) -> ShardWriter<'_> {
+        let guard = epoch::pin();
+        self.write_pinned(&self.shards[shard], guard)
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard whose first entry expires soonest, as far as the shards' published first
+    /// stamps tell: exact when no other thread is changing the map, a moment old otherwise
+    /// (the caller pops under that shard's lock and looks again if it was emptied).
+    pub(crate) fn soonest_shard(&self) -> Option<usize> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, shard)| shard.first().map(|first| (first, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
     fn write_pinned<'a>(&'a self, shard: &'a Shard, guard: Guard) -> ShardWriter<'a> {
-        let counts = lock(&shard.counts);
+        let state = lock(&shard.state);
         ShardWriter {
-            counts: Some(counts),
+            state: Some(state),
             shard,
             guard,
             retired_table: false,
         }
     }
 
+    /// Which shard a hash is in. With one shard the shift is 64, which `checked_shr` turns
+    /// into shard 0.
     #[inline]
     fn shard_of(&self, hash: u64) -> usize {
-        shard_of(hash, self.shift)
-    }
-
-    /// Unlinks the entries of a batch of popped index entries (stamp, hash), all of map shard
-    /// `shard` (the index shards as the map does), that are still linked under the stamp's
-    /// sequence number, under one lock; returns the references they held.
-    pub(crate) fn unlink_batch(&self, shard: usize, batch: &[(Stamp, u64)]) -> Vec<Session> {
-        let mut w = self.write_pinned(&self.shards[shard], epoch::pin());
-        batch
-            .iter()
-            .filter_map(|&(stamp, hash)| {
-                debug_assert_eq!(self.shard_of(hash), shard);
-                w.remove_seq(hash, stamp.seq)
-            })
-            .collect()
+        hash.checked_shr(self.shift).unwrap_or(0) as usize
     }
 
     /// New references to every linked session.
@@ -313,7 +350,13 @@ impl SessionMap {
     /// How many entries are linked (by the shards' counts).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(&s.counts).live).sum()
+        self.shards.iter().map(|s| lock(&s.state).live).sum()
+    }
+
+    /// How many entries the shards' expiry orders hold.
+    #[cfg(test)]
+    pub(crate) fn order_len(&self) -> usize {
+        self.shards.iter().map(|s| lock(&s.state).order.len()).sum()
     }
 }
 
@@ -348,7 +391,7 @@ impl Drop for SessionMap {
 /// writer (the lock) is gone.
 pub(crate) struct ShardWriter<'a> {
     /// The lock; `None` only while the writer is dropped.
-    counts: Option<MutexGuard<'a, Counts>>,
+    state: Option<MutexGuard<'a, State>>,
     shard: &'a Shard,
     guard: Guard,
     /// Whether a table was retired: it then waits in this thread's bag of deferred frees,
@@ -358,7 +401,9 @@ pub(crate) struct ShardWriter<'a> {
 
 impl Drop for ShardWriter<'_> {
     fn drop(&mut self) {
-        drop(self.counts.take());
+        if let Some(state) = self.state.take() {
+            self.shard.publish_first(&state.order);
+        }
         if self.retired_table {
             // A retired table can be megabytes: hand it to the epoch now rather than when
             // this thread next fills its bag, which may be never. This can run deferred
@@ -372,6 +417,7 @@ impl Drop for ShardWriter<'_> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
     index: usize,
+    hash: u64,
     raw: *const (),
     /// The entry's sequence number.
     pub(crate) seq: u64,
@@ -386,12 +432,12 @@ impl Found {
 }
 
 impl ShardWriter<'_> {
-    fn counts(&self) -> &Counts {
-        self.counts.as_ref().expect("locked until dropped")
+    fn state(&self) -> &State {
+        self.state.as_ref().expect("locked until dropped")
     }
 
-    fn counts_mut(&mut self) -> &mut Counts {
-        self.counts.as_mut().expect("locked until dropped")
+    fn state_mut(&mut self) -> &mut State {
+        self.state.as_mut().expect("locked until dropped")
     }
 
     fn table(&self) -> &Table {
@@ -416,15 +462,48 @@ impl ShardWriter<'_> {
         self.table().probe(hash).find_map(|(index, slot)| {
             let raw = slot.session.load(Ordering::Relaxed).cast_const();
             let seq = slot.seq.load(Ordering::Relaxed);
-            matches(raw, seq).then_some(Found { index, raw, seq })
+            matches(raw, seq).then_some(Found {
+                index,
+                hash,
+                raw,
+                seq,
+            })
         })
     }
 
-    /// Unlinks the entry linked with sequence number `seq` under `hash`, if it still is;
+    /// Unlinks the entry that expires soonest in this shard (the oldest among equals);
     /// returns the reference it held.
-    pub(crate) fn remove_seq(&mut self, hash: u64, seq: u64) -> Option<Session> {
-        let found = self.find_seq(hash, seq)?;
-        Some(self.remove(&found))
+    pub(crate) fn pop_first(&mut self) -> Option<Session> {
+        while let Some((stamp, hash)) = self.state_mut().order.pop_first() {
+            if let Some(found) = self.find_seq(hash, stamp.seq) {
+                return Some(self.unlink(&found));
+            }
+            debug_assert!(false, "an ordered entry that is not linked");
+        }
+        None
+    }
+
+    /// Unlinks up to `max` entries that expired before `at` (expiry < at; all when `at` is
+    /// `None`), soonest first, leaving those with a sequence number at or above `seq_limit`
+    /// (added after a flush began); returns the references they held.
+    pub(crate) fn pop_expired(
+        &mut self,
+        at: Option<u64>,
+        seq_limit: u64,
+        max: usize,
+    ) -> Vec<Session> {
+        let end = at.map_or(Bound::Unbounded, |at| {
+            Bound::Excluded(Stamp { expiry: at, seq: 0 })
+        });
+        let popped = self.state_mut().order.pop_before(end, seq_limit, max);
+        let mut unlinked = Vec::with_capacity(popped.len());
+        for (stamp, hash) in popped {
+            match self.find_seq(hash, stamp.seq) {
+                Some(found) => unlinked.push(self.unlink(&found)),
+                None => debug_assert!(false, "an ordered entry that is not linked"),
+            }
+        }
+        unlinked
     }
 
     /// Runs `f` on a found entry's session (alive: the lock keeps its reference in place).
@@ -433,11 +512,17 @@ impl ShardWriter<'_> {
     }
 
     /// Links `session` (the map takes this reference) under `hash`, whose key must not be
-    /// linked yet.
+    /// linked yet, with sequence number `seq` (from the cache's counter, taken under this
+    /// lock, so that each shard's entries arrive in order).
     pub(crate) fn insert(&mut self, hash: u64, session: Session, seq: u64) {
+        let stamp = Stamp {
+            expiry: session.expiry(),
+            seq,
+        };
+        self.state_mut().order.insert(stamp, hash);
         let slots = self.table().slots.len();
-        if (self.counts().used + 1) * 4 > slots * 3 {
-            self.rebuild(((self.counts().live + 1) * 2).next_power_of_two());
+        if (self.state().used + 1) * 4 > slots * 3 {
+            self.rebuild(((self.state().live + 1) * 2).next_power_of_two());
         }
         let table = self.table();
         let mask = table.mask();
@@ -457,15 +542,23 @@ impl ShardWriter<'_> {
         slot.seq.store(seq, Ordering::Relaxed);
         // Publishes the handle: a reader that sees the hash sees the handle.
         slot.hash.store(hash, Ordering::Release);
-        self.counts_mut().live += 1;
+        self.state_mut().live += 1;
         if !reused {
-            self.counts_mut().used += 1;
+            self.state_mut().used += 1;
         }
     }
 
     /// Puts `session` (the map takes this reference) in place of a found entry, with a new
     /// sequence number; returns the reference the entry held.
     pub(crate) fn replace(&mut self, found: &Found, session: Session, seq: u64) -> Session {
+        let old = self.stamp_of(found);
+        let new = Stamp {
+            expiry: session.expiry(),
+            seq,
+        };
+        let order = &mut self.state_mut().order;
+        order.remove(old);
+        order.insert(new, found.hash);
         let slot = &self.table().slots[found.index];
         slot.seq.store(seq, Ordering::Relaxed);
         slot.session
@@ -473,16 +566,32 @@ impl ShardWriter<'_> {
         self.release(found.raw)
     }
 
+    /// A found entry's place in expiry order.
+    fn stamp_of(&self, found: &Found) -> Stamp {
+        Stamp {
+            expiry: with_raw(found.raw, |s| s.expiry()),
+            seq: found.seq,
+        }
+    }
+
     /// Unlinks a found entry; returns the reference it held.
     pub(crate) fn remove(&mut self, found: &Found) -> Session {
+        let stamp = self.stamp_of(found);
+        let ordered = self.state_mut().order.remove(stamp);
+        debug_assert!(ordered, "a linked entry that is not ordered");
+        self.unlink(found)
+    }
+
+    /// Unlinks a found entry whose stamp is already out of the order.
+    fn unlink(&mut self, found: &Found) -> Session {
         let slot = &self.table().slots[found.index];
         slot.hash.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
-        self.counts_mut().live -= 1;
+        self.state_mut().live -= 1;
         let taken = self.release(found.raw);
         let slots = self.table().slots.len();
-        if slots > MIN_SLOTS && self.counts().live * 8 < slots {
-            self.rebuild((self.counts().live * 2).next_power_of_two().max(MIN_SLOTS));
+        if slots > MIN_SLOTS && self.state().live * 8 < slots {
+            self.rebuild((self.state().live * 2).next_power_of_two().max(MIN_SLOTS));
         }
         taken
     }
@@ -523,8 +632,8 @@ impl ShardWriter<'_> {
         // SAFETY: `old` is unreachable for any thread that pins from now on, and the epoch
         // frees it only after every guard that could have loaded it is gone.
         unsafe { self.guard.defer_destroy(old) };
-        let counts = self.counts_mut();
-        counts.used = counts.live;
+        let state = self.state_mut();
+        state.used = state.live;
         self.retired_table = true;
     }
 }
@@ -569,6 +678,62 @@ mod tests {
         map.get(map.hash(v, id), v, id)
     }
 
+    /// Pops the soonest entry of the whole map, as eviction does.
+    fn pop_soonest(map: &SessionMap) -> Option<Session> {
+        map.write_shard(map.soonest_shard()?).pop_first()
+    }
+
+    #[test]
+    fn the_soonest_across_shards_goes_first_then_the_oldest() {
+        let map = SessionMap::new(4);
+        let at = |time: u64, n: u32| {
+            SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+                .id(SessionId::new(&n.to_le_bytes()).unwrap())
+                .timeout(10)
+                .build()
+        };
+        // (time, seq): equal expiries go by sequence number, whatever shard they are in.
+        let all = [(5, 5), (5, 2), (6, 1), (5, 3), (4, 9)].map(|(t, seq)| (at(t, seq as u32), seq));
+        for (s, seq) in &all {
+            insert(&map, s, *seq);
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| pop_soonest(&map))
+            .map(|s| all.iter().find(|(a, _)| a.ptr_eq(&s)).unwrap().1)
+            .collect();
+        assert_eq!(order, [9, 2, 3, 5, 1]);
+        assert_eq!((map.len(), map.order_len()), (0, 0));
+    }
+
+    #[test]
+    fn removal_and_replacement_keep_the_order_exact() {
+        let map = SessionMap::new(2);
+        let all: Vec<Session> = (0..100).map(session).collect();
+        for (seq, s) in all.iter().enumerate() {
+            insert(&map, s, seq as u64);
+        }
+        for s in all.iter().step_by(3) {
+            assert!(remove(&map, s).is_some());
+        }
+        // Replace every other remaining one: it moves to the back of the order.
+        for (seq, s) in (100..).zip(all.iter().skip(1).step_by(6)) {
+            let (v, id) = key(s);
+            let hash = map.hash(v, id);
+            let mut w = map.write(hash);
+            let found = w.find(hash, v, id).unwrap();
+            drop(w.replace(&found, s.clone(), seq));
+        }
+        assert_eq!(map.order_len(), map.len());
+        let popped: Vec<Session> = std::iter::from_fn(|| pop_soonest(&map)).collect();
+        let untouched = (0..100).filter(|i| i % 3 != 0 && i % 6 != 1);
+        let replaced = (0..100).filter(|i| i % 6 == 1);
+        let want: Vec<usize> = untouched.chain(replaced).collect();
+        let got: Vec<usize> = popped
+            .iter()
+            .map(|p| all.iter().position(|s| s.ptr_eq(p)).unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn insert_get_remove_keep_the_count_exact() {
         let map = SessionMap::new(4);
@@ -607,9 +772,11 @@ mod tests {
         assert!(all[..4_900].iter().all(|s| get(&map, s).is_none()));
         assert!(all[4_900..].iter().all(|s| get(&map, s).is_some()));
         // Churn on a table full of tombstones: finds stay exact.
-        for round in 0..20 {
+        let mut seq = 5_000;
+        for _ in 0..20 {
             for s in &all[..1_000] {
-                insert(&map, s, round);
+                insert(&map, s, seq);
+                seq += 1;
             }
             for s in &all[..1_000] {
                 assert!(remove(&map, s).is_some());
@@ -693,9 +860,10 @@ mod tests {
                     let mut w = map.write(hash);
                     let old = match w.find(hash, 0x0303, &id) {
                         Some(found) if round % 3 == 0 => Some(w.remove(&found)),
-                        Some(found) => Some(w.replace(&found, made(n), round)),
+                        // A sequence number per change, as the cache's counter gives.
+                        Some(found) => Some(w.replace(&found, made(n), round * 64 + u64::from(n))),
                         None => {
-                            w.insert(hash, made(n), round);
+                            w.insert(hash, made(n), round * 64 + u64::from(n));
                             None
                         }
                     };
