@@ -571,8 +571,10 @@ impl SessionCache {
                 }
                 total += removed.len();
                 self.removed(removed, RemovalCause::Flushed);
+                self.map.free_unlinked(false);
             }
         }
+        self.map.free_unlinked(true);
         debug!(?at, removed = total, "cache flushed");
         total
     }
