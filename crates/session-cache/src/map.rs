@@ -271,7 +271,7 @@ impl Reclaim {
         if ready.closed {
             drop(ready);
             // SAFETY: the epoch runs this after the grace period.
-            batch.into_iter().for_each(|u| unsafe { u.release() });
+            unsafe { release_all(batch) };
         } else {
             ready.batches.push(batch);
             self.pending.store(true, Ordering::Release);
@@ -302,7 +302,7 @@ impl Reclaim {
             };
             freed += batch.len();
             // SAFETY: only batches past their grace period reach `ready`.
-            batch.into_iter().for_each(|u| unsafe { u.release() });
+            unsafe { release_all(batch) };
         }
     }
 
@@ -315,12 +315,46 @@ impl Reclaim {
             self.pending.store(false, Ordering::Release);
             std::mem::take(&mut ready.batches)
         };
-        // SAFETY: only batches past their grace period reach `ready`.
-        batches
-            .into_iter()
-            .flatten()
-            .for_each(|u| unsafe { u.release() });
+        for batch in batches {
+            // SAFETY: only batches past their grace period reach `ready`.
+            unsafe { release_all(batch) };
+        }
     }
+}
+
+/// Releases a batch of handles, each [`Unlinked::release`], fetching the memory a few handles
+/// ahead: each handle's count was last touched when it was unlinked, a grace period ago, so
+/// it is a cache miss, and prefetching lets several overlap instead of one at a time.
+///
+/// # Safety
+/// As for [`Unlinked::release`], for every handle in the batch.
+unsafe fn release_all(batch: Vec<Unlinked>) {
+    const AHEAD: usize = 8;
+    for i in 0..batch.len() {
+        if let Some(ahead) = batch.get(i + AHEAD) {
+            prefetch_for_write(ahead.0.cast::<u8>().wrapping_sub(16));
+        }
+        // A copy of the pointer: `Unlinked` has no destructor, so the vector's own element
+        // is only memory, and each handle is released once, here.
+        // SAFETY: by this function's contract.
+        unsafe { Unlinked(batch[i].0).release() };
+    }
+}
+
+/// Starts fetching a cache line for writing. std's `Arc` keeps its counts just before the
+/// data `Session::as_ptr` points at, so 16 bytes back from a raw handle is its weak count.
+/// A prefetch never faults, whatever the address.
+#[inline]
+fn prefetch_for_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        // SAFETY: SSE is in x86_64's baseline, and a prefetch has no other requirement (it
+        // reads nothing and cannot fault).
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// How many ready handles an add or a remove gives back: a few more than it unlinks, so the
