@@ -1059,4 +1059,83 @@ mod tests {
         assert_eq!(map.len(), 0);
         assert_eq!(live.load(Ordering::SeqCst), 0, "every session freed");
     }
+
+    /// The same race with whole flush batches: readers look up while a writer fills the map
+    /// and unlinks everything in batches (whose memory comes back through `Reclaim`), round
+    /// after round. Every hit is whole and the key asked for; at the end every session made
+    /// has been freed exactly once.
+    #[test]
+    fn lock_free_readers_race_flush_batches() {
+        let map = SessionMap::new(4);
+        let live = Arc::new(AtomicUsize::new(0));
+        let made = |n: u32, round: u64| {
+            live.fetch_add(1, Ordering::SeqCst);
+            SessionBuilder::new(ProtocolVersion::TLS1_2, round)
+                .id(SessionId::new(&n.to_le_bytes()).unwrap())
+                .timeout(1)
+                .app_data(Some(Arc::new(Live(live.clone()))))
+                .build()
+        };
+        let hits = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for r in 0..2u32 {
+                let (map, stop, hits) = (&map, &stop, &hits);
+                scope.spawn(move || {
+                    let mut n = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = (n + 7) % 1024;
+                        let id = n.to_le_bytes();
+                        if let Some(hit) = map.get(map.hash(0x0303, &id), 0x0303, &id) {
+                            assert_eq!(hit.id().as_bytes(), id);
+                            assert_eq!(hit.version(), ProtocolVersion::TLS1_2);
+                            hits.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            // Readers stop even if an assertion below fails, so the test fails instead of
+            // hanging.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
+            let mut seq = 0;
+            for round in 0..100u64 {
+                for n in 0..1024u32 {
+                    let id = n.to_le_bytes();
+                    let hash = map.hash(0x0303, &id);
+                    let mut w = map.write(hash);
+                    assert!(w.find(hash, 0x0303, &id).is_none());
+                    w.insert(hash, made(n, round), seq);
+                    seq += 1;
+                }
+                // Everything added this round expires at round + 1, so has expired by round + 2:
+                // flush it in batches.
+                for shard in 0..map.shard_count() {
+                    loop {
+                        let mut w = map.write_shard(shard);
+                        let batch = w.pop_expired(Some(round + 2), u64::MAX, 100);
+                        drop(w);
+                        if batch.is_empty() {
+                            break;
+                        }
+                        // Often the last references: wiped here while readers may upgrade.
+                        drop(batch);
+                        map.free_unlinked(false);
+                    }
+                }
+                assert_eq!(map.len(), 0);
+                map.free_unlinked(true);
+            }
+        });
+        assert!(
+            hits.load(Ordering::Relaxed) > 0,
+            "the readers found entries"
+        );
+        assert_eq!(live.load(Ordering::SeqCst), 0, "every session freed");
+    }
 }
