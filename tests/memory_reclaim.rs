@@ -3,37 +3,12 @@
 //! epoch's grace period and then a writer (an add, a remove, a flush) frees them, so nothing
 //! piles up. A counting global allocator watches live heap bytes.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use sesscache::cache::{CacheConfig, SessionCache};
 use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is forwarded to `System` unchanged; the counter only observes sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{live_bytes, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -62,11 +37,11 @@ fn flushed_sessions_are_freed_by_later_writes_once_readers_let_go() {
         cache.add(&churn).unwrap();
         cache.remove(&churn);
     }
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = live_bytes();
     for n in 0..N {
         cache.add(&session(n)).unwrap();
     }
-    let full = LIVE.load(Ordering::SeqCst) - before;
+    let full = live_bytes() - before;
     assert!(
         full > N as isize * 300,
         "the cache holds the only references: {full} bytes"
@@ -84,7 +59,7 @@ fn flushed_sessions_are_freed_by_later_writes_once_readers_let_go() {
     });
     pinned_rx.recv().unwrap();
     assert_eq!(cache.flush_expired(2_000), N as usize);
-    let held = LIVE.load(Ordering::SeqCst) - before;
+    let held = live_bytes() - before;
     assert!(
         held > full / 2,
         "memory a pinned reader may still read was freed: {held} of {full} bytes left"
@@ -102,7 +77,7 @@ fn flushed_sessions_are_freed_by_later_writes_once_readers_let_go() {
             cache.remove(&churn);
         }
     }
-    let left = LIVE.load(Ordering::SeqCst) - before;
+    let left = live_bytes() - before;
     // What may remain: the epoch's bags and the few handles still in a grace period, far
     // below one flushed session in a hundred.
     assert!(

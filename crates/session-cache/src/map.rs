@@ -996,6 +996,51 @@ mod tests {
         }
     }
 
+    /// A session with id `n`, counted in `live` until its last reference goes.
+    fn counted(live: &Arc<AtomicUsize>, n: u32, time: u64) -> Session {
+        live.fetch_add(1, Ordering::SeqCst);
+        SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+            .id(SessionId::new(&n.to_le_bytes()).unwrap())
+            .timeout(1)
+            .app_data(Some(Arc::new(Live(live.clone()))))
+            .build()
+    }
+
+    /// Runs `writer` while two threads look up ids `0..keys` without pause, checking that
+    /// every hit is whole and has the key asked for; returns how many lookups hit. The
+    /// readers stop when `writer` returns or panics (so a failed assertion fails the test
+    /// instead of hanging it).
+    fn with_racing_readers(map: &SessionMap, keys: u32, writer: impl FnOnce()) -> usize {
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let hits = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for r in 0..2u32 {
+                let (stop, hits) = (&stop, &hits);
+                scope.spawn(move || {
+                    let mut n = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = (n + 7) % keys;
+                        let id = n.to_le_bytes();
+                        if let Some(hit) = map.get(map.hash(0x0303, &id), 0x0303, &id) {
+                            assert_eq!(hit.id().as_bytes(), id);
+                            assert_eq!(hit.version(), ProtocolVersion::TLS1_2);
+                            hits.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            let _stop = StopOnDrop(&stop);
+            writer();
+        });
+        hits.into_inner()
+    }
+
     /// Readers race a writer that links, replaces and unlinks the same keys, holding no
     /// reference of its own: sessions are freed while readers probe for them, so readers
     /// also take the path where the count already reached zero. Every hit is a session with
@@ -1004,41 +1049,19 @@ mod tests {
     fn lock_free_readers_see_only_whole_entries() {
         let map = SessionMap::new(2);
         let live = Arc::new(AtomicUsize::new(0));
-        let made = |n: u32| {
-            live.fetch_add(1, Ordering::SeqCst);
-            SessionBuilder::new(ProtocolVersion::TLS1_2, 0)
-                .id(SessionId::new(&n.to_le_bytes()).unwrap())
-                .app_data(Some(Arc::new(Live(live.clone()))))
-                .build()
-        };
-        let hits = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for r in 0..2u32 {
-                let (map, stop, hits) = (&map, &stop, &hits);
-                scope.spawn(move || {
-                    let mut n = r;
-                    while !stop.load(Ordering::Relaxed) {
-                        n = (n + 7) % 64;
-                        let id = n.to_le_bytes();
-                        if let Some(hit) = map.get(map.hash(0x0303, &id), 0x0303, &id) {
-                            assert_eq!(hit.id().as_bytes(), id);
-                            hits.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
+        let hits = with_racing_readers(&map, 64, || {
             for round in 0..300u64 {
                 for n in 0..64u32 {
                     let id = n.to_le_bytes();
                     let hash = map.hash(0x0303, &id);
+                    // A sequence number per change, as the cache's counter gives.
+                    let seq = round * 64 + u64::from(n);
                     let mut w = map.write(hash);
                     let old = match w.find(hash, 0x0303, &id) {
                         Some(found) if round % 3 == 0 => Some(w.remove(&found)),
-                        // A sequence number per change, as the cache's counter gives.
-                        Some(found) => Some(w.replace(&found, made(n), round * 64 + u64::from(n))),
+                        Some(found) => Some(w.replace(&found, counted(&live, n, 0), seq)),
                         None => {
-                            w.insert(hash, made(n), round * 64 + u64::from(n));
+                            w.insert(hash, counted(&live, n, 0), seq);
                             None
                         }
                     };
@@ -1047,12 +1070,8 @@ mod tests {
                     drop(old);
                 }
             }
-            stop.store(true, Ordering::Relaxed);
         });
-        assert!(
-            hits.load(Ordering::Relaxed) > 0,
-            "the readers found entries"
-        );
+        assert!(hits > 0, "the readers found entries");
         for s in map.sessions() {
             drop(remove(&map, &s));
         }
@@ -1068,41 +1087,7 @@ mod tests {
     fn lock_free_readers_race_flush_batches() {
         let map = SessionMap::new(4);
         let live = Arc::new(AtomicUsize::new(0));
-        let made = |n: u32, round: u64| {
-            live.fetch_add(1, Ordering::SeqCst);
-            SessionBuilder::new(ProtocolVersion::TLS1_2, round)
-                .id(SessionId::new(&n.to_le_bytes()).unwrap())
-                .timeout(1)
-                .app_data(Some(Arc::new(Live(live.clone()))))
-                .build()
-        };
-        let hits = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for r in 0..2u32 {
-                let (map, stop, hits) = (&map, &stop, &hits);
-                scope.spawn(move || {
-                    let mut n = r;
-                    while !stop.load(Ordering::Relaxed) {
-                        n = (n + 7) % 1024;
-                        let id = n.to_le_bytes();
-                        if let Some(hit) = map.get(map.hash(0x0303, &id), 0x0303, &id) {
-                            assert_eq!(hit.id().as_bytes(), id);
-                            assert_eq!(hit.version(), ProtocolVersion::TLS1_2);
-                            hits.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-            // Readers stop even if an assertion below fails, so the test fails instead of
-            // hanging.
-            struct StopOnDrop<'a>(&'a AtomicBool);
-            impl Drop for StopOnDrop<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Relaxed);
-                }
-            }
-            let _stop = StopOnDrop(&stop);
+        let hits = with_racing_readers(&map, 1024, || {
             let mut seq = 0;
             for round in 0..100u64 {
                 for n in 0..1024u32 {
@@ -1110,7 +1095,7 @@ mod tests {
                     let hash = map.hash(0x0303, &id);
                     let mut w = map.write(hash);
                     assert!(w.find(hash, 0x0303, &id).is_none());
-                    w.insert(hash, made(n, round), seq);
+                    w.insert(hash, counted(&live, n, round), seq);
                     seq += 1;
                 }
                 // Everything added this round expires at round + 1, so has expired by round + 2:
@@ -1132,10 +1117,7 @@ mod tests {
                 map.free_unlinked(true);
             }
         });
-        assert!(
-            hits.load(Ordering::Relaxed) > 0,
-            "the readers found entries"
-        );
+        assert!(hits > 0, "the readers found entries");
         assert_eq!(live.load(Ordering::SeqCst), 0, "every session freed");
     }
 }
