@@ -438,6 +438,7 @@ impl SessionCache {
 
     /// The session cached under (version, id), if any: no statistics, no expiry check, no
     /// callback.
+    #[inline]
     pub fn get(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
         let version = version.wire();
         self.map.get(self.map.hash(version, id), version, id)

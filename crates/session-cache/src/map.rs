@@ -188,6 +188,18 @@ impl Shard {
     }
 }
 
+/// Whether `session` is the one cached under (version, id). A 32-byte id (what servers make)
+/// is compared as a fixed-size array, inline, rather than through `memcmp`.
+#[inline]
+fn same_key(session: &Session, version: u16, id: &[u8]) -> bool {
+    let held = session.id().as_bytes();
+    session.version().wire() == version
+        && match (<&[u8; 32]>::try_from(held), <&[u8; 32]>::try_from(id)) {
+            (Ok(held), Ok(id)) => held == id,
+            _ => held == id,
+        }
+}
+
 /// Runs `f` on the session behind a raw handle whose reference the shard lock keeps in place,
 /// without taking a reference of its own.
 fn with_raw<R>(raw: *const (), f: impl FnOnce(&Session) -> R) -> R {
@@ -375,13 +387,28 @@ impl SessionMap {
         }
     }
 
-    /// The hash of a key, as this map stores it.
+    /// The hash of a key, as this map stores it: the version and the length in one word, then
+    /// the id zero-padded to 32 bytes as two 128-bit blocks, so that hashing a key takes no
+    /// loop and no branch on its length. An id longer than 32 bytes (which matches nothing
+    /// cached) is hashed by its length and first 32 bytes.
     #[inline]
     pub(crate) fn hash(&self, version: u16, id: &[u8]) -> u64 {
         use std::hash::{BuildHasher, Hasher};
+        let mut padded = [0u8; 32];
+        let bytes = match <&[u8; 32]>::try_from(id) {
+            Ok(full) => full,
+            Err(_) => {
+                let n = id.len().min(32);
+                padded[..n].copy_from_slice(&id[..n]);
+                &padded
+            }
+        };
+        let (halves, _) = bytes.as_chunks::<16>();
         let mut h = self.hasher.build_hasher();
-        h.write_u16(version);
-        h.write(id);
+        h.write_u64(u64::from(version) | (id.len() as u64) << 16);
+        for half in halves {
+            h.write_u128(u128::from_le_bytes(*half));
+        }
         tag(h.finish())
     }
 
@@ -404,7 +431,7 @@ impl SessionMap {
             let Some(session) = (unsafe { Session::upgrade_raw(raw) }) else {
                 continue;
             };
-            if session.version().wire() == version && session.id().as_bytes() == id {
+            if same_key(&session, version, id) {
                 return Some(session);
             }
         }
@@ -612,11 +639,7 @@ impl ShardWriter<'_> {
 
     /// The entry under the key, if linked.
     pub(crate) fn find(&self, hash: u64, version: u16, id: &[u8]) -> Option<Found> {
-        self.find_by(hash, |raw, _| {
-            with_raw(raw, |s| {
-                s.version().wire() == version && s.id().as_bytes() == id
-            })
-        })
+        self.find_by(hash, |raw, _| with_raw(raw, |s| same_key(s, version, id)))
     }
 
     /// The entry linked with sequence number `seq` under `hash`, if it still is.
@@ -856,6 +879,46 @@ mod tests {
     /// Pops the soonest entry of the whole map, as eviction does.
     fn pop_soonest(map: &SessionMap) -> Option<Session> {
         map.write_shard(map.soonest_shard()?).pop_first()
+    }
+
+    #[test]
+    fn keys_of_every_length_find_only_themselves() {
+        // A table of one shard, so every key shares a probe sequence's table.
+        let map = SessionMap::new(1);
+        let ids: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            b"ab".to_vec(),
+            b"ab\0".to_vec(),
+            vec![7; 31],
+            vec![7; 32],
+            [vec![7; 31], vec![8]].concat(),
+        ];
+        let all: Vec<Session> = ids
+            .iter()
+            .map(|id| {
+                SessionBuilder::new(ProtocolVersion::TLS1_2, 0)
+                    .id(SessionId::new(id).unwrap())
+                    .build()
+            })
+            .collect();
+        for (seq, s) in all.iter().enumerate() {
+            insert(&map, s, seq as u64);
+        }
+        for (id, s) in ids.iter().zip(&all) {
+            let found = map.get(map.hash(0x0303, id), 0x0303, id).unwrap();
+            assert!(found.ptr_eq(s), "{id:?}");
+            assert!(map.get(map.hash(0x0304, id), 0x0304, id).is_none());
+        }
+        // Longer than any session id: hashed by its first 32 bytes and its length, and found
+        // nowhere (not as the 32-byte id it starts with).
+        let long = [vec![7; 32], vec![0]].concat();
+        assert!(map.get(map.hash(0x0303, &long), 0x0303, &long).is_none());
+        assert_ne!(map.hash(0x0303, &long), map.hash(0x0303, &[7; 32]));
+        assert!(map
+            .get(map.hash(0x0303, &[9; 32]), 0x0303, &[9; 32])
+            .is_none());
     }
 
     #[test]

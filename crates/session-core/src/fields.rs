@@ -104,6 +104,7 @@ impl Inline32 {
         })
     }
 
+    #[inline]
     fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
