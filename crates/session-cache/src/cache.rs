@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
 use session_core::{Clock, ProtocolVersion, Session, SidCtx, SystemClock, UnixTime};
 use tracing::{debug, trace};
 
@@ -141,7 +142,7 @@ pub enum Lookup {
 pub struct SessionCache {
     map: SessionMap,
     capacity: Capacity,
-    next_seq: AtomicU64,
+    next_seq: CachePadded<AtomicU64>,
     mode: AtomicU32,
     timeout: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -156,7 +157,7 @@ impl SessionCache {
         Self {
             map: SessionMap::new(shards),
             capacity: Capacity::new(config.size),
-            next_seq: AtomicU64::new(0),
+            next_seq: CachePadded::new(AtomicU64::new(0)),
             mode: AtomicU32::new(config.mode.bits()),
             timeout: AtomicU64::new(config.timeout),
             clock: config.clock,

@@ -1,12 +1,14 @@
 //! The size bound: slots are reserved before an entry is linked, so the cache never holds more
 //! than its limit, however many threads add at once.
 
+use crossbeam_utils::CachePadded;
+
 use crate::sync::{AtomicUsize, Ordering};
 
 /// Counts the entries in the cache (plus those being linked right now) against the limit.
 #[derive(Debug)]
 pub(crate) struct Capacity {
-    used: AtomicUsize,
+    used: CachePadded<AtomicUsize>,
     /// 0 means unlimited.
     limit: AtomicUsize,
 }
@@ -14,7 +16,7 @@ pub(crate) struct Capacity {
 impl Capacity {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            used: AtomicUsize::new(0),
+            used: CachePadded::new(AtomicUsize::new(0)),
             limit: AtomicUsize::new(limit),
         }
     }
