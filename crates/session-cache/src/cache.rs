@@ -4,7 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
 use session_core::{Clock, ProtocolVersion, Session, SidCtx, SystemClock, UnixTime};
 use tracing::{debug, trace};
 
@@ -13,6 +12,7 @@ use crate::callbacks::{
 };
 use crate::capacity::Capacity;
 use crate::map::{Found, SessionMap, ShardWriter};
+use crate::spread::Spread;
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Error};
@@ -142,7 +142,9 @@ pub enum Lookup {
 pub struct SessionCache {
     map: SessionMap,
     capacity: Capacity,
-    next_seq: CachePadded<AtomicU64>,
+    /// The next entry's sequence number (counter 0): written by every add, so on a line of
+    /// its own, away from what every operation reads.
+    next_seq: Spread,
     mode: AtomicU32,
     timeout: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -157,7 +159,7 @@ impl SessionCache {
         Self {
             map: SessionMap::new(shards),
             capacity: Capacity::new(config.size),
-            next_seq: CachePadded::new(AtomicU64::new(0)),
+            next_seq: Spread::new(1),
             mode: AtomicU32::new(config.mode.bits()),
             timeout: AtomicU64::new(config.timeout),
             clock: config.clock,
@@ -278,7 +280,7 @@ impl SessionCache {
                 // The key went away since we looked: start over and take a slot.
                 None if !reserved => continue,
                 None => {
-                    let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                    let seq = self.next_seq.get(0).fetch_add(1, Ordering::Relaxed);
                     writer.insert(hash, candidate, seq);
                     drop(writer);
                     trace!(version, "session added");
@@ -291,7 +293,7 @@ impl SessionCache {
     /// Puts `with` in place of the session a found entry holds, at a new place in expiry
     /// order; returns the old reference, for the caller to drop after unlocking.
     fn relink(&self, writer: &mut ShardWriter<'_>, found: &Found, with: Session) -> Session {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_seq.get(0).fetch_add(1, Ordering::Relaxed);
         writer.replace(found, with, seq)
     }
 
@@ -557,7 +559,7 @@ impl SessionCache {
     }
 
     fn flush_before(&self, at: Option<UnixTime>) -> usize {
-        let seq_limit = self.next_seq.load(Ordering::Acquire);
+        let seq_limit = self.next_seq.get(0).load(Ordering::Acquire);
         let mut total = 0;
         for shard in 0..self.map.shard_count() {
             loop {

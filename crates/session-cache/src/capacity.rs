@@ -1,14 +1,12 @@
 //! The size bound: slots are reserved before an entry is linked, so the cache never holds more
 //! than its limit, however many threads add at once.
 
-use crossbeam_utils::CachePadded;
-
 use crate::sync::{AtomicUsize, Ordering};
 
 /// Counts the entries in the cache (plus those being linked right now) against the limit.
 #[derive(Debug)]
 pub(crate) struct Capacity {
-    used: CachePadded<AtomicUsize>,
+    used: AtomicUsize,
     /// 0 means unlimited.
     limit: AtomicUsize,
 }
@@ -16,7 +14,7 @@ pub(crate) struct Capacity {
 impl Capacity {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            used: CachePadded::new(AtomicUsize::new(0)),
+            used: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
         }
     }

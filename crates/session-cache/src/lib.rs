@@ -38,6 +38,7 @@ mod error;
 mod index;
 mod map;
 mod mode;
+mod spread;
 mod stats;
 mod sync;
 

@@ -1,11 +1,12 @@
-//! The statistics counters (`SSL_CTX_sess_*`). Lookup-path counters are striped over
-//! cache-padded slots so that threads looking up at once do not fight over one cache line.
+//! The statistics counters (`SSL_CTX_sess_*`). Lookup-path counters are striped over slots on
+//! cache lines of their own (`spread.rs`) so that threads looking up at once do not fight over
+//! one line.
 
 use std::fmt;
 
-use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::spread::Spread;
 
 const STRIPES: usize = 8;
 
@@ -18,15 +19,15 @@ fn stripe() -> usize {
 }
 
 /// A counter that many threads bump often and few read.
-pub(crate) struct Striped([CachePadded<AtomicU64>; STRIPES]);
+pub(crate) struct Striped(Spread);
 
 impl Striped {
     fn new() -> Self {
-        Self(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+        Self(Spread::new(STRIPES))
     }
 
     pub(crate) fn add(&self, n: u64) {
-        self.0[stripe()].fetch_add(n, Ordering::Relaxed);
+        self.0.get(stripe()).fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn inc(&self) {
@@ -63,7 +64,8 @@ pub(crate) struct Counters {
     pub(crate) misses: Striped,
     pub(crate) timeouts: Striped,
     pub(crate) cache_full: Striped,
-    handshakes: [CachePadded<AtomicU64>; 6],
+    /// One counter per [`Handshake`], in declaration order.
+    handshakes: Spread,
 }
 
 impl Counters {
@@ -74,18 +76,21 @@ impl Counters {
             misses: Striped::new(),
             timeouts: Striped::new(),
             cache_full: Striped::new(),
-            handshakes: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            handshakes: Spread::new(6),
         }
     }
 
     /// Counts a handshake event and returns the counter's new value, exactly (the context
     /// flushes after every 255th good handshake).
     pub(crate) fn record(&self, event: Handshake) -> u64 {
-        self.handshakes[event as usize].fetch_add(1, Ordering::Relaxed) + 1
+        self.handshakes
+            .get(event as usize)
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
     }
 
     pub(crate) fn snapshot(&self, number: usize) -> Stats {
-        let h = |e: Handshake| self.handshakes[e as usize].load(Ordering::Relaxed);
+        let h = |e: Handshake| self.handshakes.get(e as usize).load(Ordering::Relaxed);
         Stats {
             number,
             connect: h(Handshake::Connect),
