@@ -142,9 +142,9 @@ pub enum Lookup {
 pub struct SessionCache {
     map: SessionMap,
     capacity: Capacity,
-    /// The next entry's sequence number (counter 0): written by every add, so on a line of
-    /// its own, away from what every operation reads.
-    next_seq: Spread,
+    /// The next entry's sequence number (the one counter, see [`Self::take_seq`]): written by
+    /// every add, so on a line of its own, away from what every operation reads.
+    seq: Spread,
     mode: AtomicU32,
     timeout: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -159,7 +159,7 @@ impl SessionCache {
         Self {
             map: SessionMap::new(shards),
             capacity: Capacity::new(config.size),
-            next_seq: Spread::new(1),
+            seq: Spread::new(1),
             mode: AtomicU32::new(config.mode.bits()),
             timeout: AtomicU64::new(config.timeout),
             clock: config.clock,
@@ -280,8 +280,7 @@ impl SessionCache {
                 // The key went away since we looked: start over and take a slot.
                 None if !reserved => continue,
                 None => {
-                    let seq = self.next_seq.get(0).fetch_add(1, Ordering::Relaxed);
-                    writer.insert(hash, candidate, seq);
+                    writer.insert(hash, candidate, self.take_seq());
                     drop(writer);
                     trace!(version, "session added");
                     return (Added::New, evicted);
@@ -293,8 +292,12 @@ impl SessionCache {
     /// Puts `with` in place of the session a found entry holds, at a new place in expiry
     /// order; returns the old reference, for the caller to drop after unlocking.
     fn relink(&self, writer: &mut ShardWriter<'_>, found: &Found, with: Session) -> Session {
-        let seq = self.next_seq.get(0).fetch_add(1, Ordering::Relaxed);
-        writer.replace(found, with, seq)
+        writer.replace(found, with, self.take_seq())
+    }
+
+    /// A new entry's sequence number: entries of equal expiry go in this order.
+    fn take_seq(&self) -> u64 {
+        self.seq.get(0).fetch_add(1, Ordering::Relaxed)
     }
 
     /// Unlinks the entry under (version, id) if `unlink` says so, returning the cache's
@@ -559,7 +562,7 @@ impl SessionCache {
     }
 
     fn flush_before(&self, at: Option<UnixTime>) -> usize {
-        let seq_limit = self.next_seq.get(0).load(Ordering::Acquire);
+        let seq_limit = self.seq.get(0).load(Ordering::Acquire);
         let mut total = 0;
         for shard in 0..self.map.shard_count() {
             loop {

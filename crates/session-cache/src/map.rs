@@ -862,6 +862,13 @@ mod tests {
         w.insert(hash, s.clone(), seq);
     }
 
+    /// Inserts each session with its position as its sequence number.
+    fn insert_all(map: &SessionMap, all: &[Session]) {
+        for (seq, s) in all.iter().enumerate() {
+            insert(map, s, seq as u64);
+        }
+    }
+
     fn remove(map: &SessionMap, s: &Session) -> Option<Session> {
         let (v, id) = key(s);
         let hash = map.hash(v, id);
@@ -903,9 +910,7 @@ mod tests {
                     .build()
             })
             .collect();
-        for (seq, s) in all.iter().enumerate() {
-            insert(&map, s, seq as u64);
-        }
+        insert_all(&map, &all);
         for (id, s) in ids.iter().zip(&all) {
             let found = map.get(map.hash(0x0303, id), 0x0303, id).unwrap();
             assert!(found.ptr_eq(s), "{id:?}");
@@ -946,9 +951,7 @@ mod tests {
     fn removal_and_replacement_keep_the_order_exact() {
         let map = SessionMap::new(2);
         let all: Vec<Session> = (0..100).map(session).collect();
-        for (seq, s) in all.iter().enumerate() {
-            insert(&map, s, seq as u64);
-        }
+        insert_all(&map, &all);
         for s in all.iter().step_by(3) {
             assert!(remove(&map, s).is_some());
         }
@@ -996,9 +999,7 @@ mod tests {
     fn grows_shrinks_and_reuses_tombstones() {
         let map = SessionMap::new(2);
         let all: Vec<Session> = (0..5_000).map(session).collect();
-        for (seq, s) in all.iter().enumerate() {
-            insert(&map, s, seq as u64);
-        }
+        insert_all(&map, &all);
         assert_eq!(map.len(), 5_000);
         assert!(all
             .iter()
