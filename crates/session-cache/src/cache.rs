@@ -11,7 +11,7 @@ use crate::callbacks::{
     Callbacks, GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
 };
 use crate::capacity::Capacity;
-use crate::map::{Found, SessionMap, ShardWriter};
+use crate::map::{Found, Guard, SessionMap, ShardWriter};
 use crate::spread::Spread;
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -215,9 +215,9 @@ impl SessionCache {
     fn link(&self, session: &Session, candidate: Session) -> (Added, Option<Session>) {
         let (version, id) = key_of(session);
         let hash = self.map.hash(version, id);
-        // One pin for the whole add (no lock is held here), so the map's own pins below are
-        // counter increments. Let go of before any callback runs.
-        let mut pinned = Some(self.map.pin());
+        // One pin for the whole add (no lock is held here), which the lookup and the writers
+        // below share. Let go of before any callback runs.
+        let mut pinned = self.map.pin();
         let mut evicted = None;
         loop {
             // Take a slot before the entry's shard lock, so that a full cache evicts without
@@ -229,7 +229,7 @@ impl SessionCache {
                     reserved = true;
                     break;
                 }
-                if self.map.get(hash, version, id).is_some() {
+                if self.map.get_in(&pinned, hash, version, id).is_some() {
                     break;
                 }
                 // Without a remove callback, the evicted entry's slot becomes ours: the count
@@ -241,22 +241,22 @@ impl SessionCache {
                     None => Slot::Keep,
                     Some(_) => Slot::Release,
                 };
-                match (self.evict_one(slot), slot) {
+                match (self.evict_one(&pinned, slot), slot) {
                     (Some(session), Slot::Keep) => {
                         evicted = Some(session);
                         reserved = true;
                         break;
                     }
                     (Some(session), Slot::Release) => {
-                        drop(pinned.take());
+                        drop(pinned);
                         self.removed_one(session, RemovalCause::Evicted);
-                        pinned.replace(self.map.pin());
+                        pinned = self.map.pin();
                     }
                     // Every slot is reserved by an add linking its entry right now.
                     (None, _) => std::thread::yield_now(),
                 }
             }
-            let mut writer = self.map.write(hash);
+            let mut writer = self.map.write_in(&pinned, hash);
             match writer.find(hash, version, id) {
                 Some(found) => {
                     if reserved {
@@ -322,10 +322,10 @@ impl SessionCache {
 
     /// Evicts the session that expires soonest, returning it. With [`Slot::Keep`] the
     /// caller takes over the evicted entry's slot of the size limit.
-    fn evict_one(&self, slot: Slot) -> Option<Session> {
+    fn evict_one(&self, guard: &Guard, slot: Slot) -> Option<Session> {
         loop {
             let shard = self.map.soonest_shard()?;
-            let mut writer = self.map.write_shard(shard);
+            let mut writer = self.map.write_shard_in(guard, shard);
             // `None`: emptied by another thread since its first stamp was read; look again.
             if let Some(evicted) = writer.pop_first() {
                 drop(writer);
@@ -626,7 +626,9 @@ impl SessionCache {
     pub fn set_size(&self, size: usize) -> usize {
         let old = self.capacity.set_limit(size);
         while self.capacity.over_limit() {
-            match self.evict_one(Slot::Release) {
+            // The pin ends with this statement: the callback below runs with nothing held.
+            let evicted = self.evict_one(&self.map.pin(), Slot::Release);
+            match evicted {
                 Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
                 None => break,
             }
