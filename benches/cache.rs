@@ -4,7 +4,9 @@
 //! `flush`. Contenders: `sesscache` (ours), `openssl` (the real libssl through its C API),
 //! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry) and
 //! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
-//! of a lookup). A contender without the operation is left out of that group:
+//! of a lookup). In multi-threaded `add_full` cases, `unshared` is sesscache with a cache of
+//! its own per thread: the same adds with nothing shared, the limit of an evicting add. A
+//! contender without the operation is left out of that group:
 //! - `ceiling` cannot change, so it is only in `lookup_hit`;
 //! - OpenSSL has no call that removes a session by id and hands it back, so it is not in `take`;
 //! - rustls and moka cannot flush by time, so `flush` is sesscache against OpenSSL.
@@ -445,6 +447,51 @@ fn add_case<C: Contender>(
     });
 }
 
+/// `add_case` for sesscache with nothing shared between the threads: each has a cache of its
+/// own, of `n / threads`, and adds the same sessions as in `add_case`. What is left is the
+/// work of an evicting add itself; the difference from `sesscache` is what threads pay to
+/// share one cache with one expiry order (OpenSSL's: the soonest session anywhere goes first).
+fn add_unshared(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    threads: usize,
+    n: usize,
+) {
+    let ring = 2 * n;
+    let keys = keys(n + threads * ring, 7);
+    let t = now();
+    let pool: Vec<Session> = keys.iter().map(|k| our_session(k, t, LONG)).collect();
+    let share = n / threads;
+    let caches: Vec<SessionCache> = (0..threads)
+        .map(|i| {
+            let cache = SessionCache::new(CacheConfig {
+                size: share,
+                ..CacheConfig::default()
+            });
+            for s in &pool[i * share..(i + 1) * share] {
+                cache.add(s).unwrap();
+            }
+            cache
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new("unshared", case), |b| {
+        let mut next = vec![0usize; threads];
+        b.iter_custom(|iters| {
+            let starts = next.clone();
+            let d = timed(threads, iters, |t, iters| {
+                let base = n + t * ring;
+                for j in 0..iters as usize {
+                    caches[t].add(&pool[base + (starts[t] + j) % ring]).unwrap();
+                }
+            });
+            for s in next.iter_mut() {
+                *s = (*s + iters as usize) % ring;
+            }
+            d
+        })
+    });
+}
+
 fn add_full(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("add_full");
     g.sample_size(20)
@@ -457,6 +504,9 @@ fn add_full(cr: &mut Criterion) {
         add_case::<OpenSsl>(&mut g, case, threads, n);
         add_case::<Rustls>(&mut g, case, threads, n);
         add_case::<Moka>(&mut g, case, threads, n);
+        if threads > 1 {
+            add_unshared(&mut g, case, threads, n);
+        }
     }
     g.finish();
 }
