@@ -218,6 +218,11 @@ impl SessionCache {
         // One pin for the whole add (no lock is held here), which the lookup and the writers
         // below share. Let go of before any callback runs.
         let mut pinned = self.map.pin();
+        // An add to a full cache goes through a chain of cache misses (the key's slot, the
+        // evicting shard's lock, the evicted entry's slot and its count), many of them on
+        // lines another core wrote last. Each is started as soon as its address is known, so
+        // that they overlap instead of following one another.
+        self.map.prefetch_slot_in(&pinned, hash);
         let mut evicted = None;
         loop {
             // Take a slot before the entry's shard lock, so that a full cache evicts without
@@ -228,6 +233,12 @@ impl SessionCache {
                 if self.capacity.try_reserve() {
                     reserved = true;
                     break;
+                }
+                // Full: find the shard to evict from, and start fetching what the eviction
+                // needs before the lookup.
+                let soonest = self.map.soonest_shard();
+                if let Some(shard) = soonest {
+                    self.map.prefetch_eviction_in(&pinned, shard);
                 }
                 if self.map.get_in(&pinned, hash, version, id).is_some() {
                     break;
@@ -241,7 +252,7 @@ impl SessionCache {
                     None => Slot::Keep,
                     Some(_) => Slot::Release,
                 };
-                match (self.evict_one(&pinned, slot), slot) {
+                match (self.evict_one(&pinned, slot, soonest), slot) {
                     (Some(session), Slot::Keep) => {
                         evicted = Some(session);
                         reserved = true;
@@ -321,10 +332,11 @@ impl SessionCache {
     }
 
     /// Evicts the session that expires soonest, returning it. With [`Slot::Keep`] the
-    /// caller takes over the evicted entry's slot of the size limit.
-    fn evict_one(&self, guard: &Guard, slot: Slot) -> Option<Session> {
+    /// caller takes over the evicted entry's slot of the size limit. `soonest` is the soonest
+    /// shard if the caller has just looked it up.
+    fn evict_one(&self, guard: &Guard, slot: Slot, mut soonest: Option<usize>) -> Option<Session> {
         loop {
-            let shard = self.map.soonest_shard()?;
+            let shard = soonest.take().or_else(|| self.map.soonest_shard())?;
             let mut writer = self.map.write_shard_in(guard, shard);
             // `None`: emptied by another thread since its first stamp was read; look again.
             if let Some(evicted) = writer.pop_first() {
@@ -627,7 +639,7 @@ impl SessionCache {
         let old = self.capacity.set_limit(size);
         while self.capacity.over_limit() {
             // The pin ends with this statement: the callback below runs with nothing held.
-            let evicted = self.evict_one(&self.map.pin(), Slot::Release);
+            let evicted = self.evict_one(&self.map.pin(), Slot::Release, None);
             match evicted {
                 Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
                 None => break,

@@ -79,10 +79,15 @@ impl ExpiryOrder {
     }
 
     pub(crate) fn first(&self) -> Option<Stamp> {
-        let ring = self.ring.front().map(Entry::stamp);
-        let tree = self.stragglers.first_key_value().map(|(s, _)| *s);
+        self.first_entry().map(|(stamp, _)| stamp)
+    }
+
+    /// The soonest entry's stamp and hash.
+    pub(crate) fn first_entry(&self) -> Option<(Stamp, u64)> {
+        let ring = self.ring.front().map(|e| (e.stamp(), e.hash));
+        let tree = self.stragglers.first_key_value().map(|(s, h)| (*s, *h));
         match (ring, tree) {
-            (Some(r), Some(t)) => Some(r.min(t)),
+            (Some(r), Some(t)) => Some(if r.0 < t.0 { r } else { t }),
             (r, t) => r.or(t),
         }
     }

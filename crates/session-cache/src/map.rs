@@ -103,6 +103,13 @@ impl Table {
         self.slots.len() - 1
     }
 
+    /// Starts fetching the slot where a probe for `hash` begins.
+    #[inline]
+    fn prefetch_home(&self, hash: u64) {
+        let home = &self.slots[hash as usize & self.mask()];
+        prefetch_for_read((home as *const Slot).cast::<u8>());
+    }
+
     /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
     /// one, with the hash each holds: only those holding `hash`.
     #[inline]
@@ -143,6 +150,9 @@ struct Shard {
     /// it changes, read without it by threads looking for the soonest shard.
     first_expiry: AtomicU64,
     first_seq: AtomicU64,
+    /// The first entry's hash (published with its stamp), so that an evicting thread can start
+    /// fetching the slot it will unlink before it holds the lock.
+    first_hash: AtomicU64,
 }
 
 impl Shard {
@@ -156,6 +166,7 @@ impl Shard {
             }),
             first_expiry: AtomicU64::new(u64::MAX),
             first_seq: AtomicU64::new(u64::MAX),
+            first_hash: AtomicU64::new(EMPTY),
         }
     }
 
@@ -171,14 +182,15 @@ impl Shard {
     /// Publishes the order's first stamp (under the lock). Most changes (an add at the far
     /// end) leave it alone: then nothing is written, so that readers keep their cached copy.
     fn publish_first(&self, order: &ExpiryOrder) {
-        let (expiry, seq) = order
-            .first()
-            .map_or((u64::MAX, u64::MAX), |s| (s.expiry, s.seq));
+        let (expiry, seq, hash) = order
+            .first_entry()
+            .map_or((u64::MAX, u64::MAX, EMPTY), |(s, h)| (s.expiry, s.seq, h));
         if self.first_seq.load(Ordering::Relaxed) != seq
             || self.first_expiry.load(Ordering::Relaxed) != expiry
         {
             self.first_expiry.store(expiry, Ordering::Release);
             self.first_seq.store(seq, Ordering::Release);
+            self.first_hash.store(hash, Ordering::Relaxed);
         }
     }
 
@@ -382,6 +394,19 @@ fn prefetch_for_write(p: *const u8) {
     let _ = p;
 }
 
+/// Starts fetching a cache line for reading; never faults.
+#[inline]
+fn prefetch_for_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is in x86_64's baseline, and a prefetch has no other requirement.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// How many ready handles an add or a remove gives back: a few more than it unlinks, so the
 /// backlog a flush leaves drains as the cache is used, a little at a time.
 const FREE_PER_WRITE: usize = 8;
@@ -423,6 +448,24 @@ impl SessionMap {
             h.write_u128(u128::from_le_bytes(*half));
         }
         tag(h.finish())
+    }
+
+    /// Starts fetching the slot where a probe for `hash` begins, so that the probe's miss
+    /// overlaps other work.
+    #[inline]
+    pub(crate) fn prefetch_slot_in(&self, guard: &Guard, hash: u64) {
+        self.shard(hash).table(guard).prefetch_home(hash);
+    }
+
+    /// Starts fetching what evicting from shard number `shard` touches first: its lock, and
+    /// the slot of its first entry as last published (any value is a harmless hint).
+    #[inline]
+    pub(crate) fn prefetch_eviction_in(&self, guard: &Guard, shard: usize) {
+        let shard = &self.shards[shard];
+        prefetch_for_write((&shard.state as *const Mutex<State>).cast::<u8>());
+        shard
+            .table(guard)
+            .prefetch_home(shard.first_hash.load(Ordering::Relaxed));
     }
 
     #[inline]
@@ -832,6 +875,10 @@ impl ShardWriter<'_> {
 
     /// Unlinks a found entry whose stamp is already out of the order.
     fn unlink(&mut self, found: &Found) -> Session {
+        // The caller drops the reference soon, after the lock: its count was last written
+        // when the session was added, long ago and perhaps by another core, so start fetching
+        // it now and let the miss overlap the rest of the unlink and the unlock.
+        prefetch_for_write(found.raw.cast::<u8>().wrapping_sub(16));
         let slot = &self.table().slots[found.index];
         slot.hash.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
