@@ -11,7 +11,7 @@ use crate::callbacks::{
     Callbacks, GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
 };
 use crate::capacity::Capacity;
-use crate::map::{Found, Guard, SessionMap, ShardWriter};
+use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
 use crate::spread::Spread;
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -236,9 +236,9 @@ impl SessionCache {
                 }
                 // Full: find the shard to evict from, and start fetching what the eviction
                 // needs before the lookup.
-                let soonest = self.map.soonest_shard();
-                if let Some(shard) = soonest {
-                    self.map.prefetch_eviction_in(&pinned, shard);
+                let soonest = self.map.soonest_shards();
+                if let Some(soonest) = soonest {
+                    self.map.prefetch_eviction_in(&pinned, soonest.first);
                 }
                 if self.map.get_in(&pinned, hash, version, id).is_some() {
                     break;
@@ -334,10 +334,15 @@ impl SessionCache {
     /// Evicts the session that expires soonest, returning it. With [`Slot::Keep`] the
     /// caller takes over the evicted entry's slot of the size limit. `soonest` is the soonest
     /// shard if the caller has just looked it up.
-    fn evict_one(&self, guard: &Guard, slot: Slot, mut soonest: Option<usize>) -> Option<Session> {
+    fn evict_one(
+        &self,
+        guard: &Guard,
+        slot: Slot,
+        mut soonest: Option<Soonest>,
+    ) -> Option<Session> {
         loop {
-            let shard = soonest.take().or_else(|| self.map.soonest_shard())?;
-            let mut writer = self.map.write_shard_in(guard, shard);
+            let shards = soonest.take().or_else(|| self.map.soonest_shards())?;
+            let mut writer = self.map.write_soonest_in(guard, shards);
             // `None`: emptied by another thread since its first stamp was read; look again.
             if let Some(evicted) = writer.pop_first() {
                 drop(writer);

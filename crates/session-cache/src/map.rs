@@ -30,7 +30,7 @@
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 /// A pin of the epoch: while one lives, nothing unlinked from the map is freed.
 pub(crate) use crossbeam_epoch::Guard;
@@ -542,12 +542,6 @@ impl SessionMap {
         self.write_pinned(&self.shards[shard], WriterPin::Own(epoch::pin()))
     }
 
-    /// [`write_shard`](Self::write_shard) under a pin the caller holds.
-    pub(crate) fn write_shard_in<'a>(&'a self, guard: &'a Guard, shard: usize) -> ShardWriter<'a> {
-        self.reclaim.free_ready(FREE_PER_WRITE);
-        self.write_pinned(&self.shards[shard], WriterPin::Caller(guard))
-    }
-
     /// Gives back every unlinked handle whose grace period is over (a flush does, between
     /// batches). With `hand_over`, first hands this thread's deferred calls to the epoch,
     /// which may end some grace periods: a flush does when it is done, so that the memory of
@@ -564,25 +558,64 @@ impl SessionMap {
         self.shards.len()
     }
 
-    /// The shard whose first entry expires soonest, as far as the shards' published first
-    /// stamps tell: exact when no other thread is changing the map, a moment old otherwise
-    /// (the caller pops under that shard's lock and looks again if it was emptied).
-    pub(crate) fn soonest_shard(&self) -> Option<usize> {
+    /// The shards whose first entries expire soonest and next soonest, as far as the shards'
+    /// published first stamps tell: exact when no other thread is changing the map, a moment
+    /// old otherwise (the caller pops under the shard's lock and looks again if it was
+    /// emptied).
+    pub(crate) fn soonest_shards(&self) -> Option<Soonest> {
         // A plain loop over one 128-bit key per shard (an empty shard's is the largest, which
         // no entry's reaches: sequence numbers stay below 2^63): every add to a full cache
-        // runs this, and it compiles to a compare and two conditional moves per shard.
-        let mut soonest = (u128::MAX, 0);
+        // runs this.
+        let mut first = (u128::MAX, 0);
+        let mut second = (u128::MAX, 0);
         for (i, shard) in self.shards.iter().enumerate() {
             let key = shard.first_key();
-            if key < soonest.0 {
-                soonest = (key, i);
+            if key < first.0 {
+                second = first;
+                first = (key, i);
+            } else if key < second.0 {
+                second = (key, i);
             }
         }
-        (soonest.0 != u128::MAX).then_some(soonest.1)
+        (first.0 != u128::MAX).then_some(Soonest {
+            first: first.1,
+            runner_up: (second.0 != u128::MAX).then_some(second.1),
+        })
+    }
+
+    /// Locks the soonest shard for an eviction. If another thread holds its lock at that
+    /// moment (most likely evicting that shard's first entry, which is then the one gone),
+    /// locks the runner-up's instead of queueing behind it: with two threads evicting, both
+    /// find the same soonest shard, whose published stamp is stale until the first one is
+    /// done, so waiting would make them take turns on one lock at every add.
+    pub(crate) fn write_soonest_in<'a>(
+        &'a self,
+        guard: &'a Guard,
+        soonest: Soonest,
+    ) -> ShardWriter<'a> {
+        self.reclaim.free_ready(FREE_PER_WRITE);
+        let shard = &self.shards[soonest.first];
+        let state = match (shard.state.try_lock(), soonest.runner_up) {
+            (Ok(state), _) => state,
+            (Err(TryLockError::Poisoned(poisoned)), _) => poisoned.into_inner(),
+            (Err(TryLockError::WouldBlock), Some(runner_up)) => {
+                return self.write_pinned(&self.shards[runner_up], WriterPin::Caller(guard));
+            }
+            (Err(TryLockError::WouldBlock), None) => lock(&shard.state),
+        };
+        self.writer(shard, state, WriterPin::Caller(guard))
     }
 
     fn write_pinned<'a>(&'a self, shard: &'a Shard, guard: WriterPin<'a>) -> ShardWriter<'a> {
-        let state = lock(&shard.state);
+        self.writer(shard, lock(&shard.state), guard)
+    }
+
+    fn writer<'a>(
+        &'a self,
+        shard: &'a Shard,
+        state: MutexGuard<'a, State>,
+        guard: WriterPin<'a>,
+    ) -> ShardWriter<'a> {
         ShardWriter {
             state: Some(state),
             shard,
@@ -653,6 +686,13 @@ impl Drop for SessionMap {
         }
         self.reclaim.close();
     }
+}
+
+/// The soonest shard and the runner-up, by their published first stamps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Soonest {
+    pub(crate) first: usize,
+    pub(crate) runner_up: Option<usize>,
 }
 
 /// A locked shard. Sessions it returns are the cache's references: drop them after the
@@ -988,7 +1028,7 @@ mod tests {
 
     /// Pops the soonest entry of the whole map, as eviction does.
     fn pop_soonest(map: &SessionMap) -> Option<Session> {
-        map.write_shard(map.soonest_shard()?).pop_first()
+        map.write_shard(map.soonest_shards()?.first).pop_first()
     }
 
     #[test]
@@ -1048,6 +1088,38 @@ mod tests {
             .collect();
         assert_eq!(order, [9, 2, 3, 5, 1]);
         assert_eq!((map.len(), map.order_len()), (0, 0));
+    }
+
+    #[test]
+    fn an_eviction_passes_a_busy_soonest_shard_for_the_runner_up() {
+        let map = SessionMap::new(4);
+        let all: Vec<Session> = (0..64).map(session).collect();
+        insert_all(&map, &all);
+        let shard_of = |s: &Session| {
+            let (v, id) = key(s);
+            map.shard_of(map.hash(v, id))
+        };
+        let soonest = map.soonest_shards().unwrap();
+        let runner_up = soonest.runner_up.expect("64 sessions fill more than one shard");
+        // Sequence numbers follow `all`'s order, so each shard's first is its first in `all`.
+        let first_in = |shard| all.iter().find(|s| shard_of(s) == shard).unwrap();
+        assert!(all[0].ptr_eq(first_in(soonest.first)));
+
+        // Another writer holds the soonest shard: the eviction takes the runner-up's first,
+        // the soonest entry outside that shard, instead of waiting.
+        let held = map.write_shard(soonest.first);
+        let guard = map.pin();
+        let evicted = map.write_soonest_in(&guard, soonest).pop_first().unwrap();
+        assert!(evicted.ptr_eq(first_in(runner_up)));
+        let outside = all.iter().find(|s| shard_of(s) != soonest.first).unwrap();
+        assert!(evicted.ptr_eq(outside));
+        drop(held);
+
+        // Free, the soonest shard gives its first: the soonest entry of all.
+        let soonest = map.soonest_shards().unwrap();
+        let evicted = map.write_soonest_in(&guard, soonest).pop_first().unwrap();
+        assert!(evicted.ptr_eq(&all[0]));
+        assert_eq!((map.len(), map.order_len()), (62, 62));
     }
 
     #[test]
