@@ -1248,6 +1248,48 @@ mod tests {
     }
 
     #[test]
+    fn adds_ordered_across_threads_are_evicted_in_that_order() {
+        // Equal expiries, so only the order of the adds decides. Two threads take turns, each
+        // adding after it hears that the other has added, so every add happens after the one
+        // before it, whichever thread and shard it was in.
+        let n = 64;
+        let (cache, _) = cache(n);
+        let added: Vec<Session> = (0..n)
+            .map(|i| session(format!("first {i}").as_bytes(), NOW, 100))
+            .collect();
+        let (to_odd, odd_turn) = mpsc::channel::<()>();
+        let (to_even, even_turn) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let (cache, added) = (&cache, &added);
+            s.spawn(move || {
+                for i in (0..n).step_by(2) {
+                    if i > 0 {
+                        even_turn.recv().unwrap();
+                    }
+                    cache.add(&added[i]).unwrap();
+                    to_odd.send(()).unwrap();
+                }
+            });
+            s.spawn(move || {
+                for i in (1..n).step_by(2) {
+                    odd_turn.recv().unwrap();
+                    cache.add(&added[i]).unwrap();
+                    // The last send has no one to hear it.
+                    let _ = to_even.send(());
+                }
+            });
+        });
+        for (i, gone) in added.iter().enumerate() {
+            cache
+                .add(&session(format!("second {i}").as_bytes(), NOW, 100))
+                .unwrap();
+            assert!(!cache.contains(gone), "add {i} should be evicted now");
+            assert!(added[i + 1..].iter().all(|s| cache.contains(s)));
+        }
+        check_consistent(&cache);
+    }
+
+    #[test]
     fn the_session_being_added_is_never_the_one_evicted() {
         let (cache, _) = cache(1);
         let long = session(b"long", NOW, 1_000);
