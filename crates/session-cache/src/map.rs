@@ -1100,7 +1100,9 @@ mod tests {
             map.shard_of(map.hash(v, id))
         };
         let soonest = map.soonest_shards().unwrap();
-        let runner_up = soonest.runner_up.expect("64 sessions fill more than one shard");
+        let runner_up = soonest
+            .runner_up
+            .expect("64 sessions fill more than one shard");
         // Sequence numbers follow `all`'s order, so each shard's first is its first in `all`.
         let first_in = |shard| all.iter().find(|s| shard_of(s) == shard).unwrap();
         assert!(all[0].ptr_eq(first_in(soonest.first)));
