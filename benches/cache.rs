@@ -417,26 +417,31 @@ fn lookup_hit(cr: &mut Criterion) {
     g.finish();
 }
 
-/// A full cache of `n`; each thread adds from its own ring of 2n ready-made sessions, so every
-/// add is of a session not cached and evicts one.
-fn add_case<C: Contender>(
+/// Times adds to a full cache of `n`: each thread adds from its own ring of 2n ready-made
+/// sessions (pool indices `n + t * 2n ..`), going on where the last batch stopped, so every
+/// add is of a session not cached and evicts one. Each thread makes its state with `local(t)`
+/// and adds pool session `i` with `add(&mut state, i)`.
+fn bench_ring_adds<L, M, A>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    case: &str,
+    id: BenchmarkId,
     threads: usize,
     n: usize,
-) {
+    local: M,
+    add: A,
+) where
+    M: Fn(usize) -> L + Sync,
+    A: Fn(&mut L, usize) + Sync,
+{
     let ring = 2 * n;
-    let keys = keys(n + threads * ring, 7);
-    let c = C::build(&keys, n, n);
-    g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
+    g.bench_function(id, |b| {
         let mut next = vec![0usize; threads];
         b.iter_custom(|iters| {
             let starts = next.clone();
             let d = timed(threads, iters, |t, iters| {
-                let mut local = c.local();
+                let mut state = local(t);
                 let base = n + t * ring;
                 for j in 0..iters as usize {
-                    c.add(&mut local, base + (starts[t] + j) % ring);
+                    add(&mut state, base + (starts[t] + j) % ring);
                 }
             });
             for s in next.iter_mut() {
@@ -445,6 +450,28 @@ fn add_case<C: Contender>(
             d
         })
     });
+}
+
+/// The pool `bench_ring_adds` draws from: the cached `n`, then each thread's ring.
+fn ring_keys(threads: usize, n: usize) -> Vec<Key> {
+    keys(n + threads * 2 * n, 7)
+}
+
+fn add_case<C: Contender>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    case: &str,
+    threads: usize,
+    n: usize,
+) {
+    let c = C::build(&ring_keys(threads, n), n, n);
+    bench_ring_adds(
+        g,
+        BenchmarkId::new(C::NAME, case),
+        threads,
+        n,
+        |_| c.local(),
+        |local, i| c.add(local, i),
+    );
 }
 
 /// `add_case` for sesscache with nothing shared between the threads: each has a cache of its
@@ -457,10 +484,11 @@ fn add_unshared(
     threads: usize,
     n: usize,
 ) {
-    let ring = 2 * n;
-    let keys = keys(n + threads * ring, 7);
     let t = now();
-    let pool: Vec<Session> = keys.iter().map(|k| our_session(k, t, LONG)).collect();
+    let pool: Vec<Session> = ring_keys(threads, n)
+        .iter()
+        .map(|k| our_session(k, t, LONG))
+        .collect();
     let share = n / threads;
     let caches: Vec<SessionCache> = (0..threads)
         .map(|i| {
@@ -474,22 +502,16 @@ fn add_unshared(
             cache
         })
         .collect();
-    g.bench_function(BenchmarkId::new("unshared", case), |b| {
-        let mut next = vec![0usize; threads];
-        b.iter_custom(|iters| {
-            let starts = next.clone();
-            let d = timed(threads, iters, |t, iters| {
-                let base = n + t * ring;
-                for j in 0..iters as usize {
-                    caches[t].add(&pool[base + (starts[t] + j) % ring]).unwrap();
-                }
-            });
-            for s in next.iter_mut() {
-                *s = (*s + iters as usize) % ring;
-            }
-            d
-        })
-    });
+    bench_ring_adds(
+        g,
+        BenchmarkId::new("unshared", case),
+        threads,
+        n,
+        |t| &caches[t],
+        |cache, i| {
+            cache.add(&pool[i]).unwrap();
+        },
+    );
 }
 
 fn add_full(cr: &mut Criterion) {
