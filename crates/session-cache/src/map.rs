@@ -47,6 +47,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// [`lock`] if no other thread holds the lock right now, else `None`.
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// A slot never used in this table: a probe stops here.
 const EMPTY: u64 = 0;
 /// A slot whose entry was unlinked: a probe goes on past it; an insert may reuse it.
@@ -107,7 +116,7 @@ impl Table {
     #[inline]
     fn prefetch_home(&self, hash: u64) {
         let home = &self.slots[hash as usize & self.mask()];
-        prefetch_for_read((home as *const Slot).cast::<u8>());
+        prefetch::<false>((home as *const Slot).cast::<u8>());
     }
 
     /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
@@ -369,7 +378,7 @@ unsafe fn release_all(batch: Vec<Unlinked>) {
     const AHEAD: usize = 8;
     for i in 0..batch.len() {
         if let Some(ahead) = batch.get(i + AHEAD) {
-            prefetch_for_write(ahead.0.cast::<u8>().wrapping_sub(16));
+            prefetch_counts(ahead.0);
         }
         // A copy of the pointer: `Unlinked` has no destructor, so the vector's own element
         // is only memory, and each handle is released once, here.
@@ -378,33 +387,32 @@ unsafe fn release_all(batch: Vec<Unlinked>) {
     }
 }
 
-/// Starts fetching a cache line for writing. std's `Arc` keeps its counts just before the
-/// data `Session::as_ptr` points at, so 16 bytes back from a raw handle is its weak count.
-/// A prefetch never faults, whatever the address.
+/// Starts fetching a cache line, for writing when `FOR_WRITE`, else for reading. A prefetch
+/// never faults, whatever the address, so a stale or wrong address is only a wasted hint.
 #[inline]
-fn prefetch_for_write(p: *const u8) {
+fn prefetch<const FOR_WRITE: bool>(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
         // SAFETY: SSE is in x86_64's baseline, and a prefetch has no other requirement (it
         // reads nothing and cannot fault).
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>()) };
+        unsafe {
+            if FOR_WRITE {
+                _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>());
+            } else {
+                _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
 
-/// Starts fetching a cache line for reading; never faults.
+/// Starts fetching a session's reference counts for writing, from its raw handle: std's `Arc`
+/// keeps them in the 16 bytes just before the data `Session::as_ptr` points at.
 #[inline]
-fn prefetch_for_read(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is in x86_64's baseline, and a prefetch has no other requirement.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+fn prefetch_counts(raw: *const ()) {
+    prefetch::<true>(raw.cast::<u8>().wrapping_sub(16));
 }
 
 /// How many ready handles an add or a remove gives back: a few more than it unlinks, so the
@@ -462,7 +470,7 @@ impl SessionMap {
     #[inline]
     pub(crate) fn prefetch_eviction_in(&self, guard: &Guard, shard: usize) {
         let shard = &self.shards[shard];
-        prefetch_for_write((&shard.state as *const Mutex<State>).cast::<u8>());
+        prefetch::<true>((&shard.state as *const Mutex<State>).cast::<u8>());
         shard
             .table(guard)
             .prefetch_home(shard.first_hash.load(Ordering::Relaxed));
@@ -595,15 +603,13 @@ impl SessionMap {
     ) -> ShardWriter<'a> {
         self.reclaim.free_ready(FREE_PER_WRITE);
         let shard = &self.shards[soonest.first];
-        let state = match (shard.state.try_lock(), soonest.runner_up) {
-            (Ok(state), _) => state,
-            (Err(TryLockError::Poisoned(poisoned)), _) => poisoned.into_inner(),
-            (Err(TryLockError::WouldBlock), Some(runner_up)) => {
-                return self.write_pinned(&self.shards[runner_up], WriterPin::Caller(guard));
+        match (try_lock(&shard.state), soonest.runner_up) {
+            (Some(state), _) => self.writer(shard, state, WriterPin::Caller(guard)),
+            (None, Some(runner_up)) => {
+                self.write_pinned(&self.shards[runner_up], WriterPin::Caller(guard))
             }
-            (Err(TryLockError::WouldBlock), None) => lock(&shard.state),
-        };
-        self.writer(shard, state, WriterPin::Caller(guard))
+            (None, None) => self.write_pinned(shard, WriterPin::Caller(guard)),
+        }
     }
 
     fn write_pinned<'a>(&'a self, shard: &'a Shard, guard: WriterPin<'a>) -> ShardWriter<'a> {
@@ -918,7 +924,7 @@ impl ShardWriter<'_> {
         // The caller drops the reference soon, after the lock: its count was last written
         // when the session was added, long ago and perhaps by another core, so start fetching
         // it now and let the miss overlap the rest of the unlink and the unlock.
-        prefetch_for_write(found.raw.cast::<u8>().wrapping_sub(16));
+        prefetch_counts(found.raw);
         let slot = &self.table().slots[found.index];
         slot.hash.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
