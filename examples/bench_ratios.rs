@@ -5,6 +5,17 @@
 //! reaches).
 //!
 //! `cargo run --release --example bench_ratios [-- TARGET_DIR]`
+//!
+//! Two-thread cases swing between runs on this machine (docs/PERFORMANCE.md), so one run is
+//! weak evidence. Save several runs under names of their own and read them together:
+//!
+//! ```text
+//! for run in run1 run2 run3; do cargo bench --bench cache -- --save-baseline $run; done
+//! cargo run --release --example bench_ratios -- --runs run1,run2,run3
+//! ```
+//!
+//! Each ratio is then taken within one run, and the table shows the median of those ratios
+//! with the lowest and highest, beside the median of the times.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,39 +39,107 @@ const CONTENDERS: [&str; 6] = [
 /// Contenders that are limits rather than rivals: the ratio is the fraction of their speed.
 const LIMITS: [&str; 2] = ["ceiling", "unshared"];
 
-/// The median time per iteration, in nanoseconds, of one benchmark.
-fn median(dir: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join("new/estimates.json")).ok()?;
+/// The median time per iteration, in nanoseconds, of one benchmark in one saved run.
+fn median(dir: &Path, run: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(run).join("estimates.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["median"]["point_estimate"].as_f64()
 }
 
+/// The middle value of a non-empty list (the mean of the two middle ones for an even count).
+fn middle(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+struct Args {
+    target: PathBuf,
+    /// Criterion's names of the runs to read: `new` (the last run) unless `--runs` names
+    /// baselines saved with `--save-baseline`.
+    runs: Vec<String>,
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("bench_ratios: {problem}");
+    eprintln!("usage: bench_ratios [--runs NAME,NAME,...] [TARGET_DIR]");
+    std::process::exit(2)
+}
+
+fn args() -> Args {
+    let mut parsed = Args {
+        target: PathBuf::from("target"),
+        runs: vec!["new".to_owned()],
+    };
+    let mut target = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--runs" {
+            let list = args.next().unwrap_or_else(|| usage("--runs needs a list"));
+            parsed.runs = list.split(',').map(str::to_owned).collect();
+            if parsed.runs.iter().any(String::is_empty) {
+                usage("--runs: an empty run name");
+            }
+        } else if arg.starts_with('-') || target.is_some() {
+            usage(&format!("unexpected argument {arg:?}"));
+        } else {
+            target = Some(PathBuf::from(arg));
+        }
+    }
+    if let Some(target) = target {
+        parsed.target = target;
+    }
+    parsed
+}
+
+/// One contender's figures in one case: its median time in each run that has it, and
+/// sesscache's ratio to it in each run that has both (a ratio is only ever taken within a
+/// run, never across runs).
+#[derive(Default)]
+struct Figures {
+    times: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
 fn main() {
-    let target = std::env::args()
-        .nth(1)
-        .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let Args { target, runs } = args();
     let root = target.join("criterion");
     if !root.is_dir() {
-        eprintln!(
-            "bench_ratios: no {} (run `cargo bench --bench cache` first)",
+        usage(&format!(
+            "no {} (run `cargo bench --bench cache` first)",
             root.display()
-        );
-        std::process::exit(2);
+        ));
     }
+    let several = runs.len() > 1;
     println!("median time per operation (ns) and sesscache's speed-up over each contender");
-    println!(
-        "(x > 1: sesscache is faster; for ceiling and unshared, the fraction of their speed)\n"
-    );
+    println!("(x > 1: sesscache is faster; for ceiling and unshared, the fraction of their speed)");
+    if several {
+        println!(
+            "over runs {}: each ratio is taken within one run; shown is the median of those \
+             ratios [lowest-highest], beside the median time",
+            runs.join(", ")
+        );
+    }
+    println!();
+    let mut missing = 0;
     for group in GROUPS {
-        let mut cases: BTreeMap<String, BTreeMap<&str, f64>> = BTreeMap::new();
+        // case -> contender -> run -> time
+        let mut cases: BTreeMap<String, BTreeMap<&str, Vec<Option<f64>>>> = BTreeMap::new();
         for contender in CONTENDERS {
             let Ok(entries) = std::fs::read_dir(root.join(group).join(contender)) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let case = entry.file_name().to_string_lossy().into_owned();
-                if let Some(m) = median(&entry.path()) {
-                    cases.entry(case).or_default().insert(contender, m);
+                let times: Vec<Option<f64>> =
+                    runs.iter().map(|run| median(&entry.path(), run)).collect();
+                if times.iter().any(Option::is_some) {
+                    missing += times.iter().filter(|t| t.is_none()).count();
+                    cases.entry(case).or_default().insert(contender, times);
                 }
             }
         }
@@ -68,23 +147,51 @@ fn main() {
             continue;
         }
         println!("{group}");
-        for (case, times) in &cases {
-            let Some(&ours) = times.get("sesscache") else {
+        for (case, by_contender) in &cases {
+            let Some(ours) = by_contender.get("sesscache") else {
                 continue;
             };
-            let mut line = format!("  {case:<12} sesscache {ours:>10.1}");
-            for contender in &CONTENDERS[1..] {
-                if let Some(&t) = times.get(contender) {
-                    let ratio = t / ours;
-                    line += &if LIMITS.contains(contender) {
-                        format!(" | {contender} {t:>10.1} ({ratio:.2} of {contender})")
-                    } else {
-                        format!(" | {contender} {t:>10.1} ({ratio:.2} x)")
-                    };
+            let figures = |contender: &str| -> Figures {
+                let mut f = Figures::default();
+                for (i, t) in by_contender[contender].iter().enumerate() {
+                    if let Some(t) = *t {
+                        f.times.push(t);
+                        if let Some(o) = ours[i] {
+                            f.ratios.push(t / o);
+                        }
+                    }
                 }
+                f
+            };
+            let own = figures("sesscache");
+            let mut line = format!("  {case:<12} sesscache {:>10.1}", middle(own.times));
+            for contender in &CONTENDERS[1..] {
+                if !by_contender.contains_key(contender) {
+                    continue;
+                }
+                let Figures { times, ratios } = figures(contender);
+                if ratios.is_empty() {
+                    continue;
+                }
+                let spread = if several {
+                    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = ratios.iter().copied().fold(0.0, f64::max);
+                    format!(" [{lo:.2}-{hi:.2}]")
+                } else {
+                    String::new()
+                };
+                let (t, ratio) = (middle(times), middle(ratios));
+                line += &if LIMITS.contains(contender) {
+                    format!(" | {contender} {t:>10.1} ({ratio:.2}{spread} of {contender})")
+                } else {
+                    format!(" | {contender} {t:>10.1} ({ratio:.2}{spread} x)")
+                };
             }
             println!("{line}");
         }
         println!();
+    }
+    if missing > 0 {
+        eprintln!("bench_ratios: {missing} benchmark results missing from some of the runs");
     }
 }
