@@ -46,15 +46,17 @@ fn median(dir: &Path, run: &str) -> Option<f64> {
     json["median"]["point_estimate"].as_f64()
 }
 
-/// The middle value of a non-empty list (the mean of the two middle ones for an even count).
-fn middle(mut values: Vec<f64>) -> f64 {
+/// The median of a non-empty list (the mean of the two middle values for an even count), and
+/// its lowest and highest values.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 {
+    let median = if n % 2 == 1 {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
+    };
+    (median, values[0], values[n - 1])
 }
 
 struct Args {
@@ -71,17 +73,14 @@ fn usage(problem: &str) -> ! {
 }
 
 fn args() -> Args {
-    let mut parsed = Args {
-        target: PathBuf::from("target"),
-        runs: vec!["new".to_owned()],
-    };
+    let mut runs = vec!["new".to_owned()];
     let mut target = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--runs" {
             let list = args.next().unwrap_or_else(|| usage("--runs needs a list"));
-            parsed.runs = list.split(',').map(str::to_owned).collect();
-            if parsed.runs.iter().any(String::is_empty) {
+            runs = list.split(',').map(str::to_owned).collect();
+            if runs.iter().any(String::is_empty) {
                 usage("--runs: an empty run name");
             }
         } else if arg.starts_with('-') || target.is_some() {
@@ -90,19 +89,22 @@ fn args() -> Args {
             target = Some(PathBuf::from(arg));
         }
     }
-    if let Some(target) = target {
-        parsed.target = target;
+    Args {
+        target: target.unwrap_or_else(|| PathBuf::from("target")),
+        runs,
     }
-    parsed
 }
 
-/// One contender's figures in one case: its median time in each run that has it, and
-/// sesscache's ratio to it in each run that has both (a ratio is only ever taken within a
-/// run, never across runs).
-#[derive(Default)]
-struct Figures {
-    times: Vec<f64>,
-    ratios: Vec<f64>,
+/// One contender's figures in one case, from its time in each run (`None` where that run
+/// lacks it): its times, and sesscache's ratio to it in each run that has both (a ratio is
+/// only ever taken within a run, never across runs).
+fn figures(times: &[Option<f64>], ours: &[Option<f64>]) -> (Vec<f64>, Vec<f64>) {
+    let ratios = times
+        .iter()
+        .zip(ours)
+        .filter_map(|(t, o)| Some((*t)? / (*o)?))
+        .collect();
+    (times.iter().flatten().copied().collect(), ratios)
 }
 
 fn main() {
@@ -151,40 +153,27 @@ fn main() {
             let Some(ours) = by_contender.get("sesscache") else {
                 continue;
             };
-            let figures = |contender: &str| -> Figures {
-                let mut f = Figures::default();
-                for (i, t) in by_contender[contender].iter().enumerate() {
-                    if let Some(t) = *t {
-                        f.times.push(t);
-                        if let Some(o) = ours[i] {
-                            f.ratios.push(t / o);
-                        }
-                    }
-                }
-                f
-            };
-            let own = figures("sesscache");
-            let mut line = format!("  {case:<12} sesscache {:>10.1}", middle(own.times));
+            let own = ours.iter().flatten().copied().collect();
+            let mut line = format!("  {case:<12} sesscache {:>10.1}", spread(own).0);
             for contender in &CONTENDERS[1..] {
-                if !by_contender.contains_key(contender) {
+                let Some(times) = by_contender.get(contender) else {
                     continue;
-                }
-                let Figures { times, ratios } = figures(contender);
+                };
+                let (times, ratios) = figures(times, ours);
                 if ratios.is_empty() {
                     continue;
                 }
-                let spread = if several {
-                    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = ratios.iter().copied().fold(0.0, f64::max);
+                let (ratio, lo, hi) = spread(ratios);
+                let range = if several {
                     format!(" [{lo:.2}-{hi:.2}]")
                 } else {
                     String::new()
                 };
-                let (t, ratio) = (middle(times), middle(ratios));
+                let t = spread(times).0;
                 line += &if LIMITS.contains(contender) {
-                    format!(" | {contender} {t:>10.1} ({ratio:.2}{spread} of {contender})")
+                    format!(" | {contender} {t:>10.1} ({ratio:.2}{range} of {contender})")
                 } else {
-                    format!(" | {contender} {t:>10.1} ({ratio:.2}{spread} x)")
+                    format!(" | {contender} {t:>10.1} ({ratio:.2}{range} x)")
                 };
             }
             println!("{line}");
