@@ -4,10 +4,12 @@
 //! `flush`. Contenders: `sesscache` (ours), `openssl` (the real libssl through its C API),
 //! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry) and
 //! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
-//! of a lookup). In multi-threaded `add_full` cases, `unshared` is sesscache with a cache of
+//! of a lookup), and the same map read under an epoch pin (`ceiling_pin`) and also comparing
+//! the key on the session after taking the reference (`ceiling_pin_cmp`): the two things
+//! sesscache's lookup must do beyond the ceiling, measured on their own. In multi-threaded `add_full` cases, `unshared` is sesscache with a cache of
 //! its own per thread: the same adds with nothing shared, the limit of an evicting add. A
 //! contender without the operation is left out of that group:
-//! - `ceiling` cannot change, so it is only in `lookup_hit`;
+//! - `ceiling` (and its pinned variants) cannot change, so it is only in `lookup_hit`;
 //! - OpenSSL has no call that removes a session by id and hands it back, so it is not in `take`;
 //! - rustls and moka cannot flush by time, so `flush` is sesscache against OpenSSL.
 //!
@@ -307,7 +309,38 @@ impl Ceiling {
     fn get(&self, i: usize) -> bool {
         self.map.get(&(0x0303, self.keys[i])).cloned().is_some()
     }
+
+    /// [`get`](Self::get) under an epoch pin: what any map pays whose readers are protected
+    /// by crossbeam-epoch from what writers free under them (ours is).
+    fn get_pinned(&self, i: usize) -> bool {
+        let _guard = crossbeam_epoch::pin();
+        self.get(i)
+    }
+
+    /// [`get_pinned`](Self::get_pinned), and the key compared again on the session once the
+    /// reference is taken: what a map pays whose only copy of the key is in the session, where
+    /// it is zeroized when the session drops, so it can be read only through a reference (ours
+    /// is such a map).
+    fn get_pinned_compared(&self, i: usize) -> bool {
+        let _guard = crossbeam_epoch::pin();
+        let key = &self.keys[i];
+        self.map.get(&(0x0303, *key)).cloned().is_some_and(|s| {
+            s.version().wire() == 0x0303
+                && <&[u8; 32]>::try_from(s.id().as_bytes()).is_ok_and(|id| id == key)
+        })
+    }
 }
+
+/// One way of reading the ceiling's map: whether key number `i` was found.
+type CeilingGet = fn(&Ceiling, usize) -> bool;
+
+/// The ceiling and the two floors below it: the ceiling's own map, read as it is, under an
+/// epoch pin, and under a pin with the key compared on the reference.
+const CEILINGS: [(&str, CeilingGet); 3] = [
+    ("ceiling", Ceiling::get),
+    ("ceiling_pin", Ceiling::get_pinned),
+    ("ceiling_pin_cmp", Ceiling::get_pinned_compared),
+];
 
 // ---------------------------------------------------------------------------------------------
 // Driving threads.
@@ -402,17 +435,19 @@ fn lookup_hit(cr: &mut Criterion) {
         lookup_case::<Moka>(&mut g, case, threads, &keys, zipf);
         let ceiling = Ceiling::build(&keys);
         let plans = plans(threads, 0, keys.len(), zipf, 1);
-        assert!(plans[0].iter().take(1_000).all(|&i| ceiling.get(i)));
-        g.bench_function(BenchmarkId::new("ceiling", case), |b| {
-            b.iter_custom(|iters| {
-                timed(threads, iters, |t, iters| {
-                    let plan = &plans[t];
-                    for j in 0..iters as usize {
-                        black_box(ceiling.get(plan[j % PLAN]));
-                    }
+        for (name, get) in CEILINGS {
+            assert!(plans[0].iter().take(1_000).all(|&i| get(&ceiling, i)));
+            g.bench_function(BenchmarkId::new(name, case), |b| {
+                b.iter_custom(|iters| {
+                    timed(threads, iters, |t, iters| {
+                        let plan = &plans[t];
+                        for j in 0..iters as usize {
+                            black_box(get(&ceiling, plan[j % PLAN]));
+                        }
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
 }

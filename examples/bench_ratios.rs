@@ -1,8 +1,8 @@
 //! Prints the ratio table from criterion's results of `cargo bench --bench cache` (and of
 //! `--bench resumption`, the rustls handshakes): for every
 //! group and case, each contender's median time per operation and how many times faster
-//! sesscache is (or, for `ceiling` and `unshared`, what fraction of their speed sesscache
-//! reaches).
+//! sesscache is (or, for `ceiling`, its pinned variants and `unshared`, what fraction of
+//! their speed sesscache reaches).
 //!
 //! `cargo run --release --example bench_ratios [-- TARGET_DIR]`
 //!
@@ -28,16 +28,18 @@ const GROUPS: [&str; 6] = [
     "flush",
     "resumption",
 ];
-const CONTENDERS: [&str; 6] = [
+const CONTENDERS: [&str; 8] = [
     "sesscache",
     "openssl",
     "rustls",
     "moka",
     "ceiling",
+    "ceiling_pin",
+    "ceiling_pin_cmp",
     "unshared",
 ];
 /// Contenders that are limits rather than rivals: the ratio is the fraction of their speed.
-const LIMITS: [&str; 2] = ["ceiling", "unshared"];
+const LIMITS: [&str; 4] = ["ceiling", "ceiling_pin", "ceiling_pin_cmp", "unshared"];
 
 /// The median time per iteration, in nanoseconds, of one benchmark in one saved run.
 fn median(dir: &Path, run: &str) -> Option<f64> {
@@ -118,7 +120,10 @@ fn main() {
     }
     let several = runs.len() > 1;
     println!("median time per operation (ns) and sesscache's speed-up over each contender");
-    println!("(x > 1: sesscache is faster; for ceiling and unshared, the fraction of their speed)");
+    println!(
+        "(x > 1: sesscache is faster; for ceiling, ceiling_pin(_cmp) and unshared, the fraction \
+         of their speed)"
+    );
     if several {
         println!(
             "over runs {}: each ratio is taken within one run; shown is the median of those \
