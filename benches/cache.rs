@@ -6,9 +6,10 @@
 //! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
 //! of a lookup), and the same map read under an epoch pin (`ceiling_pin`) and also comparing
 //! the key on the session after taking the reference (`ceiling_pin_cmp`): the two things
-//! sesscache's lookup must do beyond the ceiling, measured on their own. In multi-threaded `add_full` cases, `unshared` is sesscache with a cache of
-//! its own per thread: the same adds with nothing shared, the limit of an evicting add. A
-//! contender without the operation is left out of that group:
+//! sesscache's lookup must do beyond the ceiling, measured on their own. In multi-threaded
+//! `add_full` cases, `unshared` is sesscache with a cache of its own per thread: the same adds
+//! with nothing shared, the limit of an evicting add. A contender without the operation is
+//! left out of that group:
 //! - `ceiling` (and its pinned variants) cannot change, so it is only in `lookup_hit`;
 //! - OpenSSL has no call that removes a session by id and hands it back, so it is not in `take`;
 //! - rustls and moka cannot flush by time, so `flush` is sesscache against OpenSSL.
@@ -306,8 +307,13 @@ impl Ceiling {
             keys: keys.to_vec(),
         }
     }
+    /// A new reference to the session under key number `i`.
+    fn reference(&self, i: usize) -> Option<Session> {
+        self.map.get(&(0x0303, self.keys[i])).cloned()
+    }
+
     fn get(&self, i: usize) -> bool {
-        self.map.get(&(0x0303, self.keys[i])).cloned().is_some()
+        self.reference(i).is_some()
     }
 
     /// [`get`](Self::get) under an epoch pin: what any map pays whose readers are protected
@@ -320,13 +326,12 @@ impl Ceiling {
     /// [`get_pinned`](Self::get_pinned), and the key compared again on the session once the
     /// reference is taken: what a map pays whose only copy of the key is in the session, where
     /// it is zeroized when the session drops, so it can be read only through a reference (ours
-    /// is such a map).
+    /// is such a map, and compares a 32-byte id as an array, as here).
     fn get_pinned_compared(&self, i: usize) -> bool {
         let _guard = crossbeam_epoch::pin();
-        let key = &self.keys[i];
-        self.map.get(&(0x0303, *key)).cloned().is_some_and(|s| {
+        self.reference(i).is_some_and(|s| {
             s.version().wire() == 0x0303
-                && <&[u8; 32]>::try_from(s.id().as_bytes()).is_ok_and(|id| id == key)
+                && <&[u8; 32]>::try_from(s.id().as_bytes()).is_ok_and(|id| *id == self.keys[i])
         })
     }
 }

@@ -121,8 +121,8 @@ fn main() {
     let several = runs.len() > 1;
     println!("median time per operation (ns) and sesscache's speed-up over each contender");
     println!(
-        "(x > 1: sesscache is faster; for ceiling, ceiling_pin(_cmp) and unshared, the fraction \
-         of their speed)"
+        "(x > 1: sesscache is faster; for {}, the fraction of their speed)",
+        LIMITS.join(", ")
     );
     if several {
         println!(
