@@ -14,6 +14,9 @@
 //! - OpenSSL has no call that removes a session by id and hands it back, so it is not in `take`;
 //! - rustls and moka cannot flush by time, so `flush` is sesscache against OpenSSL.
 //!
+//! Before each group with two-thread cases, `line_transfer/pingpong/<group>` times one cache
+//! line's transfer between the cores, which those cases depend on.
+//!
 //! Run them all: `cargo bench --bench cache`; print the ratio table:
 //! `cargo run --release --example bench_ratios`. Set `SESSCACHE_BENCH_QUICK=1` to use small
 //! caches (CI's smoke run).
@@ -80,6 +83,26 @@ fn our_session(key: &Key, time: u64, timeout: u64) -> Session {
 
 #[path = "support/openssl_ffi.rs"]
 mod ossl;
+
+#[path = "support/line_transfer.rs"]
+mod line_transfer;
+
+/// Times one cache line's transfer between the cores (`line_transfer/pingpong/<group>`) just
+/// before `group` runs its cases. Two-thread cases swing with that cost on this guest
+/// (docs/PERFORMANCE.md, "Run-to-run variance"), so `bench_ratios` prints these readings
+/// beside each run's ratios: a run read at the slow cost is not comparable with one read at
+/// the fast.
+fn read_line_transfer(cr: &mut Criterion, group: &str) {
+    let mut g = cr.benchmark_group("line_transfer");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(1))
+        .warm_up_time(Duration::from_millis(300))
+        .throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("pingpong", group), |b| {
+        b.iter_custom(line_transfer::take_turns)
+    });
+    g.finish();
+}
 
 // ---------------------------------------------------------------------------------------------
 // The contenders behind one interface: a cache holding keys[0..cached] with a size limit,
@@ -421,6 +444,7 @@ fn lookup_case<C: Contender>(
 }
 
 fn lookup_hit(cr: &mut Criterion) {
+    read_line_transfer(cr, "lookup_hit");
     let mut g = cr.benchmark_group("lookup_hit");
     g.sample_size(30)
         .measurement_time(Duration::from_secs(4))
@@ -555,6 +579,7 @@ fn add_unshared(
 }
 
 fn add_full(cr: &mut Criterion) {
+    read_line_transfer(cr, "add_full");
     let mut g = cr.benchmark_group("add_full");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(4))
@@ -619,6 +644,7 @@ fn mixed_case<C: Contender>(
 }
 
 fn mixed(cr: &mut Criterion) {
+    read_line_transfer(cr, "mixed");
     let mut g = cr.benchmark_group("mixed");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(4))

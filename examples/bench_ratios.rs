@@ -41,6 +41,36 @@ const CONTENDERS: [&str; 8] = [
 /// Contenders that are limits rather than rivals: the ratio is the fraction of their speed.
 const LIMITS: [&str; 4] = ["ceiling", "ceiling_pin", "ceiling_pin_cmp", "unshared"];
 
+/// Prints, for each run, the `line_transfer` readings `benches/cache.rs` takes before each
+/// group with two-thread cases: what one cache line's transfer between the cores cost then.
+fn print_line_transfers(root: &Path, runs: &[String]) {
+    let dir = root.join("line_transfer").join("pingpong");
+    let readings: Vec<(&str, Vec<Option<f64>>)> = GROUPS
+        .iter()
+        .map(|group| {
+            let times = runs.iter().map(|run| median(&dir.join(group), run));
+            (*group, times.collect())
+        })
+        .filter(|(_, times): &(_, Vec<_>)| times.iter().any(Option::is_some))
+        .collect();
+    if readings.is_empty() {
+        return;
+    }
+    println!("line_transfer (ns per transfer of one cache line between the cores, just before the group;");
+    println!("two-thread cases are comparable only between runs that read alike)");
+    for (group, times) in readings {
+        let mut line = format!("  before {group:<10}");
+        for (run, time) in runs.iter().zip(times) {
+            line += &match time {
+                Some(t) => format!(" | {run} {t:.1}"),
+                None => format!(" | {run} -"),
+            };
+        }
+        println!("{line}");
+    }
+    println!();
+}
+
 /// The median time per iteration, in nanoseconds, of one benchmark in one saved run.
 fn median(dir: &Path, run: &str) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join(run).join("estimates.json")).ok()?;
@@ -132,6 +162,7 @@ fn main() {
         );
     }
     println!();
+    print_line_transfers(&root, &runs);
     let mut missing = 0;
     for group in GROUPS {
         // case -> contender -> run -> time

@@ -1,41 +1,20 @@
-//! What it costs this machine to move one cache line from one core to another: two threads
-//! take turns writing one word, each waiting to see the other's write first, so every turn
-//! is one transfer of the line. docs/PERFORMANCE.md uses it to explain what two threads pay to
-//! share one expiry order (`add_full/2t_100k`).
+//! What it costs this machine to move one cache line from one core to another (how it is
+//! measured: `benches/support/line_transfer.rs`). docs/PERFORMANCE.md uses it to explain what
+//! two threads pay to share one expiry order (`add_full/2t_100k`).
 //!
 //! `cargo run --release --example line_transfer [-- ROUNDS]`
 //!
 //! Prints the median and the range over ROUNDS rounds (default 9) of 1,000,000 turns each:
 //! the guest's two vCPUs may sit closer together or further apart from one run to the next.
 
-use std::hint::spin_loop;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+#[path = "../benches/support/line_transfer.rs"]
+mod line_transfer;
 
 const TURNS: u64 = 1_000_000;
 
 /// Nanoseconds per turn (one transfer of the line) over `TURNS` turns.
 fn one_round() -> f64 {
-    let word = AtomicU64::new(0);
-    let began = Instant::now();
-    std::thread::scope(|s| {
-        for me in 0..2 {
-            let word = &word;
-            s.spawn(move || {
-                // Thread 0 writes the even values' successors, thread 1 the odd ones'.
-                let mut mine = me;
-                while mine < TURNS {
-                    if word.load(Ordering::Acquire) == mine {
-                        word.store(mine + 1, Ordering::Release);
-                        mine += 2;
-                    } else {
-                        spin_loop();
-                    }
-                }
-            });
-        }
-    });
-    began.elapsed().as_nanos() as f64 / TURNS as f64
+    line_transfer::take_turns(TURNS).as_nanos() as f64 / TURNS as f64
 }
 
 fn main() {
