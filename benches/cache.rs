@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,10 @@ fn read_line_transfer(cr: &mut Criterion, group: &str) {
 
 trait Contender: Sync + Sized {
     const NAME: &'static str;
+    /// Whether a full cache always takes a new session, evicting the one that expires soonest
+    /// (here the oldest), so that the newest sessions are the cached ones. moka's admission
+    /// policy may turn a new session away instead, in favour of ones read more often.
+    const KEEPS_NEWEST: bool = true;
     type Local;
     fn build(keys: &[Key], cached: usize, capacity: usize) -> Self;
     fn local(&self) -> Self::Local;
@@ -271,6 +276,7 @@ impl moka::Expiry<Key, Session> for SessionExpiry {
 
 impl Contender for Moka {
     const NAME: &'static str = "moka";
+    const KEEPS_NEWEST: bool = false;
     type Local = ();
     fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
         let mut builder = moka::sync::Cache::builder().expire_after(SessionExpiry);
@@ -598,8 +604,13 @@ fn add_full(cr: &mut Criterion) {
     g.finish();
 }
 
-/// 90% lookups of cached keys, 9% adds of new sessions (each thread from its own ring), 1%
-/// removals, on a full cache of `n`.
+/// 90% lookups, 9% adds, 1% removals on a full cache of `n`, in a steady state that a whole
+/// run keeps: every add is of a new session and evicts one, and lookups hit. Each thread adds
+/// from its own ring of 2n sessions, going on where the last batch stopped, and looks up and
+/// removes among the newest half of its share of the cache (`n / threads` sessions), which
+/// stay cached while both threads add at about the same rate. Only a removed session is
+/// looked up in vain, until the ring comes round to it again. The share of lookups that hit
+/// in the steady state is printed, and checked against `MIXED_MIN_HITS`, before timing.
 fn mixed_case<C: Contender>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     case: &str,
@@ -607,41 +618,86 @@ fn mixed_case<C: Contender>(
     n: usize,
 ) {
     let ring = 2 * n;
-    let keys = keys(n + threads * ring, 9);
+    let window = n / threads / 2;
+    // Position `p` of thread `t`'s ring is key `(p % ring) * threads + t`, so the cache's
+    // first fill (keys 0..n, in order) is every thread's first `n / threads`, interleaved.
+    let key = |t: usize, p: usize| (p % ring) * threads + t;
+    let keys = keys(threads * ring, 9);
     let c = C::build(&keys, n, n);
+    const LOOKUP: u8 = 0;
+    const ADD: u8 = 1;
+    const REMOVE: u8 = 2;
+    // Per thread, the operations and, for lookups and removals, how far back from the
+    // thread's newest add the key is.
     let ops: Vec<Vec<(u8, usize)>> = (0..threads)
         .map(|t| {
             let mut rng = SmallRng::seed_from_u64(100 + t as u64);
-            let mut fresh = n + t * ring;
             (0..PLAN)
                 .map(|_| match rng.random_range(0..100) {
-                    0..90 => (0, rng.random_range(0..n)),
-                    90..99 => {
-                        fresh += 1;
-                        (1, fresh - 1)
-                    }
-                    _ => (2, rng.random_range(0..n)),
+                    0..90 => (LOOKUP, rng.random_range(0..window)),
+                    90..99 => (ADD, 0),
+                    _ => (REMOVE, rng.random_range(0..window)),
                 })
                 .collect()
         })
         .collect();
+    // Each thread's next ring position, kept from batch to batch.
+    let next: Vec<AtomicUsize> = (0..threads)
+        .map(|_| AtomicUsize::new(n / threads))
+        .collect();
+    // Runs `iters` operations of thread `t`'s plan; returns how many lookups hit.
+    let run = |local: &mut C::Local, t: usize, iters: usize| {
+        let mut added = next[t].load(Ordering::Relaxed);
+        let mut hits = 0;
+        for j in 0..iters {
+            match ops[t][j % PLAN] {
+                (LOOKUP, back) => {
+                    hits += usize::from(black_box(c.get(local, key(t, added - 1 - back))))
+                }
+                (ADD, _) => {
+                    c.add(local, key(t, added));
+                    added += 1;
+                }
+                (_, back) => c.remove(local, key(t, added - 1 - back)),
+            }
+        }
+        next[t].store(added, Ordering::Relaxed);
+        hits
+    };
+    // Reach the steady state (each thread has replaced its whole share of the cache), then
+    // count one pass's hits: both threads together, untimed.
+    let count = |op: u8| ops.iter().flatten().filter(|(o, _)| *o == op).count();
+    let turnover = (n / threads).div_ceil(count(ADD) / threads) * PLAN;
+    timed(threads, turnover as u64, |t, iters| {
+        run(&mut c.local(), t, iters as usize);
+    });
+    let hits = AtomicUsize::new(0);
+    timed(threads, PLAN as u64, |t, iters| {
+        hits.fetch_add(run(&mut c.local(), t, iters as usize), Ordering::Relaxed);
+    });
+    let rate = hits.into_inner() as f64 / count(LOOKUP) as f64;
+    eprintln!(
+        "mixed/{}/{case}: {:.1}% of lookups hit in the steady state",
+        C::NAME,
+        100.0 * rate
+    );
+    assert!(
+        !C::KEEPS_NEWEST || rate >= MIXED_MIN_HITS,
+        "{}: lookups of sessions just added missed",
+        C::NAME
+    );
     g.bench_function(BenchmarkId::new(C::NAME, case), |b| {
         b.iter_custom(|iters| {
             timed(threads, iters, |t, iters| {
-                let mut local = c.local();
-                for j in 0..iters as usize {
-                    match ops[t][j % PLAN] {
-                        (0, i) => {
-                            black_box(c.get(&mut local, i));
-                        }
-                        (1, i) => c.add(&mut local, i),
-                        (_, i) => c.remove(&mut local, i),
-                    }
-                }
+                black_box(run(&mut c.local(), t, iters as usize));
             })
         })
     });
 }
+
+/// The share of `mixed`'s lookups that must hit in a cache that keeps the newest sessions
+/// (removals make some miss).
+const MIXED_MIN_HITS: f64 = 0.8;
 
 fn mixed(cr: &mut Criterion) {
     read_line_transfer(cr, "mixed");
