@@ -2,7 +2,7 @@
 //!
 //! Groups (cases are threads_cachedSessions): `lookup_hit`, `add_full`, `mixed`, `take`,
 //! `flush`. Contenders: `sesscache` (ours), `openssl` (the real libssl through its C API),
-//! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry) and
+//! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry, LRU) and
 //! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
 //! of a lookup), and the same map read under an epoch pin (`ceiling_pin`) and also comparing
 //! the key on the session after taking the reference (`ceiling_pin_cmp`): the two things
@@ -111,10 +111,6 @@ fn read_line_transfer(cr: &mut Criterion, group: &str) {
 
 trait Contender: Sync + Sized {
     const NAME: &'static str;
-    /// Whether a full cache always takes a new session, evicting the one that expires soonest
-    /// (here the oldest), so that the newest sessions are the cached ones. moka's admission
-    /// policy may turn a new session away instead, in favour of ones read more often.
-    const KEEPS_NEWEST: bool = true;
     type Local;
     fn build(keys: &[Key], cached: usize, capacity: usize) -> Self;
     fn local(&self) -> Self::Local;
@@ -265,7 +261,10 @@ struct Moka {
     pool: Vec<Session>,
 }
 
-/// moka's per-entry expiry: each session lives for its own timeout.
+/// moka's per-entry expiry: each session lives for its own timeout. The cache evicts the least
+/// recently used session when full: under moka's default policy (TinyLFU) a full cache turns
+/// most new sessions away in favour of ones read before, which is not what a session cache
+/// may do (in `mixed`, 0.3% of lookups hit; docs/PERFORMANCE.md).
 struct SessionExpiry;
 
 impl moka::Expiry<Key, Session> for SessionExpiry {
@@ -276,10 +275,11 @@ impl moka::Expiry<Key, Session> for SessionExpiry {
 
 impl Contender for Moka {
     const NAME: &'static str = "moka";
-    const KEEPS_NEWEST: bool = false;
     type Local = ();
     fn build(keys: &[Key], cached: usize, capacity: usize) -> Self {
-        let mut builder = moka::sync::Cache::builder().expire_after(SessionExpiry);
+        let mut builder = moka::sync::Cache::builder()
+            .expire_after(SessionExpiry)
+            .eviction_policy(moka::policy::EvictionPolicy::lru());
         if capacity > 0 {
             builder = builder.max_capacity(capacity as u64);
         }
@@ -682,7 +682,7 @@ fn mixed_case<C: Contender>(
         100.0 * rate
     );
     assert!(
-        !C::KEEPS_NEWEST || rate >= MIXED_MIN_HITS,
+        rate >= MIXED_MIN_HITS,
         "{}: lookups of sessions just added missed",
         C::NAME
     );
@@ -695,8 +695,7 @@ fn mixed_case<C: Contender>(
     });
 }
 
-/// The share of `mixed`'s lookups that must hit in a cache that keeps the newest sessions
-/// (removals make some miss).
+/// The share of `mixed`'s lookups that must hit (removals make some miss).
 const MIXED_MIN_HITS: f64 = 0.8;
 
 fn mixed(cr: &mut Criterion) {
