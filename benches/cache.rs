@@ -604,6 +604,15 @@ fn add_full(cr: &mut Criterion) {
     g.finish();
 }
 
+/// One operation of `mixed`'s plan. A lookup or removal names its key by how far back from
+/// the thread's newest add it is.
+#[derive(Clone, Copy)]
+enum MixedOp {
+    Lookup(usize),
+    Add,
+    Remove(usize),
+}
+
 /// 90% lookups, 9% adds, 1% removals on a full cache of `n`, in a steady state that a whole
 /// run keeps: every add is of a new session and evicts one, and lookups hit. Each thread adds
 /// from its own ring of 2n sessions, going on where the last batch stopped, and looks up and
@@ -624,19 +633,14 @@ fn mixed_case<C: Contender>(
     let key = |t: usize, p: usize| (p % ring) * threads + t;
     let keys = keys(threads * ring, 9);
     let c = C::build(&keys, n, n);
-    const LOOKUP: u8 = 0;
-    const ADD: u8 = 1;
-    const REMOVE: u8 = 2;
-    // Per thread, the operations and, for lookups and removals, how far back from the
-    // thread's newest add the key is.
-    let ops: Vec<Vec<(u8, usize)>> = (0..threads)
+    let ops: Vec<Vec<MixedOp>> = (0..threads)
         .map(|t| {
             let mut rng = SmallRng::seed_from_u64(100 + t as u64);
             (0..PLAN)
                 .map(|_| match rng.random_range(0..100) {
-                    0..90 => (LOOKUP, rng.random_range(0..window)),
-                    90..99 => (ADD, 0),
-                    _ => (REMOVE, rng.random_range(0..window)),
+                    0..90 => MixedOp::Lookup(rng.random_range(0..window)),
+                    90..99 => MixedOp::Add,
+                    _ => MixedOp::Remove(rng.random_range(0..window)),
                 })
                 .collect()
         })
@@ -651,14 +655,14 @@ fn mixed_case<C: Contender>(
         let mut hits = 0;
         for j in 0..iters {
             match ops[t][j % PLAN] {
-                (LOOKUP, back) => {
+                MixedOp::Lookup(back) => {
                     hits += usize::from(black_box(c.get(local, key(t, added - 1 - back))))
                 }
-                (ADD, _) => {
+                MixedOp::Add => {
                     c.add(local, key(t, added));
                     added += 1;
                 }
-                (_, back) => c.remove(local, key(t, added - 1 - back)),
+                MixedOp::Remove(back) => c.remove(local, key(t, added - 1 - back)),
             }
         }
         next[t].store(added, Ordering::Relaxed);
@@ -666,8 +670,9 @@ fn mixed_case<C: Contender>(
     };
     // Reach the steady state (each thread has replaced its whole share of the cache), then
     // count one pass's hits: both threads together, untimed.
-    let count = |op: u8| ops.iter().flatten().filter(|(o, _)| *o == op).count();
-    let turnover = (n / threads).div_ceil(count(ADD) / threads) * PLAN;
+    let count = |is: fn(&MixedOp) -> bool| ops.iter().flatten().filter(|op| is(op)).count();
+    let adds = count(|op| matches!(op, MixedOp::Add));
+    let turnover = (n / threads).div_ceil(adds / threads) * PLAN;
     timed(threads, turnover as u64, |t, iters| {
         run(&mut c.local(), t, iters as usize);
     });
@@ -675,7 +680,8 @@ fn mixed_case<C: Contender>(
     timed(threads, PLAN as u64, |t, iters| {
         hits.fetch_add(run(&mut c.local(), t, iters as usize), Ordering::Relaxed);
     });
-    let rate = hits.into_inner() as f64 / count(LOOKUP) as f64;
+    let lookups = count(|op| matches!(op, MixedOp::Lookup(_)));
+    let rate = hits.into_inner() as f64 / lookups as f64;
     eprintln!(
         "mixed/{}/{case}: {:.1}% of lookups hit in the steady state",
         C::NAME,

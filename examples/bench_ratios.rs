@@ -49,9 +49,9 @@ fn print_line_transfers(root: &Path, runs: &[String]) {
         .iter()
         .map(|group| {
             let times = runs.iter().map(|run| median(&dir.join(group), run));
-            (*group, times.collect())
+            (*group, times.collect::<Vec<_>>())
         })
-        .filter(|(_, times): &(_, Vec<_>)| times.iter().any(Option::is_some))
+        .filter(|(_, times)| times.iter().any(Option::is_some))
         .collect();
     if readings.is_empty() {
         return;
