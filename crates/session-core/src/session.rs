@@ -46,6 +46,10 @@ pub struct SessionData {
     ticket: Option<Ticket>,
     app_data: Option<AppData>,
     extras: Option<Box<OpensslExtras>>,
+    /// The session this one is a renewed copy of ([`Session::with_time`],
+    /// [`Session::with_timeout`]), the first of the chain: in OpenSSL both would be one object
+    /// whose time changed. Weak, so it keeps no secret alive.
+    renews: Option<std::sync::Weak<Wiped>>,
 }
 
 /// The extras of a session that has none stored.
@@ -258,13 +262,22 @@ impl Session {
         drop(self);
     }
 
-    /// A deep copy with a count of one that belongs to no cache and is resumable again.
-    /// Strings, secrets and the ticket are copied; the peer certificates and the application
-    /// data are shared, as in OpenSSL.
+    /// A deep copy with a count of one that belongs to no cache. Strings, secrets and the
+    /// ticket are copied; the peer certificates and the application data are shared; the
+    /// not-resumable mark is copied too, as OpenSSL's `SSL_SESSION_dup` copies it (build a
+    /// new session with [`to_builder`](Self::to_builder) for a resumable one).
     #[doc(alias = "SSL_SESSION_dup")]
     #[must_use]
     pub fn dup(&self) -> Self {
-        self.to_builder().build()
+        self.keep_mark(self.to_builder().build())
+    }
+
+    /// `copy`, marked not resumable if this session is.
+    fn keep_mark(&self, copy: Session) -> Session {
+        if self.not_resumable.load(Ordering::Acquire) {
+            copy.mark_not_resumable();
+        }
+        copy
     }
 
     /// A builder that starts from a deep copy of this session: change it, then
@@ -288,7 +301,38 @@ impl Session {
             verify_result: d.verify_result,
             app_data: d.app_data.clone(),
             extras: d.extras.clone(),
+            renews: None,
         }
+    }
+
+    /// A builder for a renewed copy of this session: the same session in OpenSSL's terms,
+    /// with its not-resumable mark and the same origin ([`same_origin`](Self::same_origin)).
+    fn renewal(&self) -> SessionBuilder {
+        let origin = self
+            .renews
+            .clone()
+            .unwrap_or_else(|| Arc::downgrade(&self.0));
+        SessionBuilder {
+            renews: Some(origin),
+            ..self.to_builder()
+        }
+    }
+
+    /// Whether the two are one session in OpenSSL's terms, which changes a session's time
+    /// and timeout in place: the same handle, or one a renewed copy
+    /// ([`with_time`](Self::with_time), [`with_timeout`](Self::with_timeout)) of the other, or
+    /// both renewed copies of one original. The cache treats adding such a session as adding
+    /// the one it holds.
+    pub fn same_origin(&self, other: &Session) -> bool {
+        std::ptr::eq(self.origin(), other.origin())
+    }
+
+    /// The address of the first session of this one's chain of renewals. Kept allocated (by
+    /// `renews`, a weak count) while this one lives, so no other session can have it.
+    fn origin(&self) -> *const Wiped {
+        self.renews
+            .as_ref()
+            .map_or(Arc::as_ptr(&self.0), std::sync::Weak::as_ptr)
     }
 
     /// A copy with another time: how a session is renewed (`SSL_SESSION_set_time` on a
@@ -296,14 +340,14 @@ impl Session {
     #[doc(alias = "SSL_SESSION_set_time")]
     #[must_use]
     pub fn with_time(&self, time: UnixTime) -> Self {
-        self.to_builder().time(time).build()
+        self.keep_mark(self.renewal().time(time).build())
     }
 
     /// A copy with another timeout (`SSL_SESSION_set_timeout` on a private copy).
     #[doc(alias = "SSL_SESSION_set_timeout")]
     #[must_use]
     pub fn with_timeout(&self, timeout: u64) -> Self {
-        self.to_builder().timeout(timeout).build()
+        self.keep_mark(self.renewal().timeout(timeout).build())
     }
 
     /// Borrows the session without taking a reference (OpenSSL's `get0`).
@@ -502,6 +546,7 @@ pub struct SessionBuilder {
     verify_result: i64,
     app_data: Option<AppData>,
     extras: Option<Box<OpensslExtras>>,
+    renews: Option<std::sync::Weak<Wiped>>,
 }
 
 impl SessionBuilder {
@@ -526,6 +571,7 @@ impl SessionBuilder {
             verify_result: 0,
             app_data: None,
             extras: None,
+            renews: None,
         }
     }
 
@@ -668,6 +714,7 @@ impl SessionBuilder {
             not_resumable: AtomicBool::new(false),
             app_data: self.app_data,
             extras: self.extras,
+            renews: self.renews,
         }))))
     }
 }
@@ -727,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn dup_is_a_deep_resumable_copy_with_count_one() {
+    fn dup_is_a_deep_copy_with_count_one_and_the_same_mark() {
         let chain = CertificateDer::chain([[0x30, 0x00]]).unwrap();
         let s = SessionBuilder::new(ProtocolVersion::TLS1_2, 10)
             .id(SessionId::new(b"id").unwrap())
@@ -739,13 +786,36 @@ mod tests {
         let d = s.dup();
         assert_eq!(d.ref_count(), 1);
         assert!(!d.ptr_eq(&s));
-        assert!(d.is_resumable(), "dup clears not_resumable");
+        assert!(
+            !d.is_resumable(),
+            "dup copies not_resumable, as SSL_SESSION_dup does"
+        );
         assert!(!s.is_resumable());
         assert_eq!(d.id(), s.id());
         assert_eq!(d.host_name(), Some("example.com"));
         assert!(
             std::ptr::eq(d.peer_certificates(), s.peer_certificates()),
             "peer certificates are shared between copies"
+        );
+    }
+
+    #[test]
+    fn renewed_copies_share_their_origin_and_keep_its_mark() {
+        let s = session(b"r");
+        let t = s.with_time(99);
+        let u = t.with_timeout(5);
+        assert!(t.same_origin(&s) && u.same_origin(&s) && u.same_origin(&t));
+        assert!(s.same_origin(&s) && s.same_origin(&u));
+        assert!(!s.dup().same_origin(&s) && !s.to_builder().build().same_origin(&s));
+        assert!(
+            s.dup().is_resumable(),
+            "a resumable session's dup is resumable"
+        );
+        s.mark_not_resumable();
+        assert!(!s.with_time(1).is_resumable() && !s.with_timeout(1).is_resumable());
+        assert!(
+            s.to_builder().build().is_resumable(),
+            "a new session from the builder"
         );
     }
 
