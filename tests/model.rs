@@ -100,6 +100,9 @@ struct Model {
     misses: u64,
     timeouts: u64,
     cache_full: u64,
+    /// Pool sessions marked not resumable: every path that takes a session out of the cache
+    /// marks it, as `remove_session_lock` does (and `remove` marks the session it is given).
+    marked: [bool; POOL],
 }
 
 impl Model {
@@ -115,8 +118,21 @@ impl Model {
             .min_by_key(|(_, e)| (e.expiry(), e.seq))
             .map(|(k, _)| k.clone())
             .expect("evicting from an empty cache");
-        self.entries.remove(&victim);
+        self.unlink(&victim);
         self.cache_full += 1;
+    }
+
+    /// Takes an entry out, marking the session it held.
+    fn unlink(&mut self, k: &Key) -> Option<Entry> {
+        let e = self.entries.remove(k)?;
+        self.mark(&e);
+        Some(e)
+    }
+
+    fn mark(&mut self, e: &Entry) {
+        if e.original {
+            self.marked[e.origin] = true;
+        }
     }
 
     fn add(&mut self, pool: &[Session], p: usize) -> Added {
@@ -133,9 +149,13 @@ impl Model {
             seq,
         };
         match self.entries.get_mut(&k) {
-            Some(e) if e.origin == p && e.original => {
-                if renew {
-                    *e = fresh;
+            // The same session (OpenSSL changes it in place; here the cache may hold a renewed
+            // copy of it): not added; under UPDATE_TIME its time becomes now, its timeout stays.
+            Some(e) if e.origin == p => {
+                if self.update_time && e.time != self.now {
+                    e.time = self.now;
+                    e.original = false;
+                    e.seq = seq;
                 }
                 Added::AlreadyCached
             }
@@ -161,12 +181,12 @@ impl Model {
             return "miss".into();
         };
         if pool[e.origin].sid_ctx().as_bytes() != b"" {
-            self.misses += 1;
+            // Found but refused: ssl_get_prev_session counts nothing.
             return "miss".into();
         }
         if self.now > e.expiry() {
             self.timeouts += 1;
-            self.entries.remove(&k);
+            self.unlink(&k);
             return "timeout".into();
         }
         self.hits += 1;
@@ -174,10 +194,16 @@ impl Model {
     }
 
     fn flush(&mut self, at: Option<u64>) -> usize {
-        let before = self.entries.len();
-        self.entries
-            .retain(|_, e| at.is_some_and(|at| e.expiry() >= at));
-        before - self.entries.len()
+        let gone: Vec<Key> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| at.is_none_or(|at| e.expiry() < at))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            self.unlink(k);
+        }
+        gone.len()
     }
 
     fn set_size(&mut self, size: usize) {
@@ -242,7 +268,9 @@ fn run(ops: &[Op]) {
                 );
             }
             Op::Remove(p) => {
+                // Removed by key, whatever session holds it; the session named is marked.
                 let found = model.entries.remove(&key(&pool[p])).is_some();
+                model.marked[p] = true;
                 assert_eq!(cache.remove(&pool[p]), found, "step {step}: {op:?}");
             }
             Op::Flush(dt) => {
@@ -297,6 +325,9 @@ fn run(ops: &[Op]) {
             expected,
             "contents after step {step}: {op:?}"
         );
+        let resumable: Vec<bool> = pool.iter().map(|s| s.is_resumable()).collect();
+        let expected: Vec<bool> = model.marked.iter().map(|m| !m).collect();
+        assert_eq!(resumable, expected, "resumable after step {step}: {op:?}");
         let stats = cache.stats();
         assert_eq!(
             (

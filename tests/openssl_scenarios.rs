@@ -96,13 +96,16 @@ fn a_cache_of_size_one_overflows_and_the_external_cache_still_resumes() {
     let (client, _) = context(ProtocolVersion::TLS1_2, 0, CacheMode::OFF);
     let external: Arc<Mutex<HashMap<Vec<u8>, Session>>> = Arc::default();
     let store = external.clone();
+    // An external cache keeps a copy of its own (OpenSSL's serialize the session): the very
+    // object the internal cache holds is marked not resumable when it is evicted, and OpenSSL
+    // refuses a not-resumable session from the get callback.
     server
         .cache()
         .set_new_session_callback(Some(Arc::new(move |s: &Session| {
             store
                 .lock()
                 .unwrap()
-                .insert(s.id().as_bytes().to_vec(), s.clone());
+                .insert(s.id().as_bytes().to_vec(), s.dup());
         })));
     let source = external.clone();
     server
@@ -115,6 +118,8 @@ fn a_cache_of_size_one_overflows_and_the_external_cache_still_resumes() {
     let (_, b) = handshake(&client, &server, None);
     assert_eq!(server.cache().len(), 1);
     assert_eq!(server.cache().stats().cache_full, 1, "a was evicted for b");
+    let evicted = external.lock().unwrap()[a.id().as_bytes()].clone();
+    assert!(evicted.is_resumable(), "the external copy is not the evicted object");
     let (resumed, _) = handshake(&client, &server, Some(&a));
     assert!(resumed, "the external cache answered the internal miss");
     let stats = server.cache().stats();

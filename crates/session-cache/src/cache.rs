@@ -8,7 +8,8 @@ use session_core::{Clock, ProtocolVersion, Session, SidCtx, SystemClock, UnixTim
 use tracing::{debug, trace};
 
 use crate::callbacks::{
-    Callbacks, GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
+    in_remove_callback, run_remove_callback, Callbacks, GetSessionCallback, NewSessionCallback,
+    RemovalCause, RemoveSessionCallback,
 };
 use crate::capacity::Capacity;
 use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
@@ -191,33 +192,38 @@ impl SessionCache {
             return Err(Error::EmptySessionId);
         }
         // Only UPDATE_TIME needs the clock; a plain add does not read it.
-        let renewed_time = self
+        let update_time = self
             .mode()
             .contains(CacheMode::UPDATE_TIME)
-            .then(|| self.now())
-            .filter(|&now| now != session.time());
-        let candidate = match renewed_time {
+            .then(|| self.now());
+        let candidate = match update_time.filter(|&now| now != session.time()) {
             Some(now) => session.with_time(now),
             None => session.clone(),
         };
-        let (added, evicted) = self.link(session, candidate);
+        let (added, evicted) = self.link(session, candidate, update_time)?;
         // Its callback runs once the new session is linked and nothing is held: no lock, no
         // slot of the size limit, no epoch pin. (A callback set meanwhile may see it here.)
         if let Some(evicted) = evicted {
-            self.removed_one(evicted, RemovalCause::Evicted);
+            self.report(std::slice::from_ref(&evicted), RemovalCause::Evicted);
         }
         Ok(added)
     }
 
     /// `add`'s work: links `candidate` (the cache's reference to `session` or to its renewed
-    /// copy), evicting to make room; returns the session it evicted and took the slot of,
-    /// whose callback is still to run.
-    fn link(&self, session: &Session, candidate: Session) -> (Added, Option<Session>) {
+    /// copy), evicting at most one session to make room, whose slot it takes over; returns
+    /// that session, whose callback is still to run. Inside a remove callback it does not
+    /// evict: a full cache refuses the add. `update_time` is now, under `UPDATE_TIME`.
+    fn link(
+        &self,
+        session: &Session,
+        candidate: Session,
+        update_time: Option<UnixTime>,
+    ) -> Result<(Added, Option<Session>), Error> {
         let (version, id) = key_of(session);
         let hash = self.map.hash(version, id);
         // One pin for the whole add (no lock is held here), which the lookup and the writers
         // below share. Let go of before any callback runs.
-        let mut pinned = self.map.pin();
+        let pinned = self.map.pin();
         // An add to a full cache goes through a chain of cache misses (the key's slot, the
         // evicting shard's lock, the evicted entry's slot and its count), many of them on
         // lines another core wrote last. Each is started as soon as its address is known, so
@@ -243,28 +249,21 @@ impl SessionCache {
                 if self.map.get_in(&pinned, hash, version, id).is_some() {
                     break;
                 }
-                // Without a remove callback, the evicted entry's slot becomes ours: the count
-                // of slots never moves, so a full cache's adders do not write the shared
-                // counter at all. With one, the slot goes back and the callback runs now,
-                // holding nothing: a callback that adds (and so evicts) in turn must find a
-                // slot it can take, or recursion would never end.
-                let slot = match self.callbacks.remove_session() {
-                    None => Slot::Keep,
-                    Some(_) => Slot::Release,
-                };
-                match (self.evict_one(&pinned, slot, soonest), slot) {
-                    (Some(session), Slot::Keep) => {
+                if in_remove_callback() {
+                    return Err(Error::FullInRemoveCallback);
+                }
+                // The evicted entry's slot becomes ours: the count of slots never moves, so a
+                // full cache's adders do not write the shared counter at all, and an add
+                // evicts at most once, whatever the remove callback (which runs after the
+                // link, holding nothing) does.
+                match self.evict_one(&pinned, Slot::Keep, soonest) {
+                    Some(session) => {
                         evicted = Some(session);
                         reserved = true;
                         break;
                     }
-                    (Some(session), Slot::Release) => {
-                        drop(pinned);
-                        self.removed_one(session, RemovalCause::Evicted);
-                        pinned = self.map.pin();
-                    }
                     // Every slot is reserved by an add linking its entry right now.
-                    (None, _) => std::thread::yield_now(),
+                    None => std::thread::yield_now(),
                 }
             }
             let mut writer = self.map.write_in(&pinned, hash);
@@ -273,20 +272,34 @@ impl SessionCache {
                     if reserved {
                         self.capacity.release();
                     }
-                    let same = found.holds(session);
-                    if same && candidate.ptr_eq(session) {
-                        return (Added::AlreadyCached, evicted);
-                    }
-                    let old = self.relink(&mut writer, &found, candidate);
+                    // The very session, or a renewed copy of it: OpenSSL's add of a session
+                    // already cached, which returns 0 and under UPDATE_TIME makes its time now.
+                    let same = found.holds(session)
+                        || writer.with_session(&found, |cached| cached.same_origin(session));
+                    // What the lock leaves behind is dropped after it: the reference the
+                    // entry held, and the candidate if it was not linked.
+                    let (old, unused) = if !same {
+                        (Some(self.relink(&mut writer, &found, candidate)), None)
+                    } else if let Some(now) = update_time {
+                        // Renew what is cached (it may carry a renewed timeout), not `session`.
+                        let renewed = writer.with_session(&found, |cached| {
+                            (cached.time() != now).then(|| cached.with_time(now))
+                        });
+                        let old = renewed.map(|renewed| self.relink(&mut writer, &found, renewed));
+                        (old, Some(candidate))
+                    } else {
+                        (None, Some(candidate))
+                    };
                     drop(writer);
                     drop(old);
+                    drop(unused);
                     trace!(version, same, "session re-added");
                     let added = if same {
                         Added::AlreadyCached
                     } else {
                         Added::Replaced
                     };
-                    return (added, evicted);
+                    return Ok((added, evicted));
                 }
                 // The key went away since we looked: start over and take a slot.
                 None if !reserved => continue,
@@ -294,7 +307,7 @@ impl SessionCache {
                     writer.insert(hash, candidate, self.take_seq());
                     drop(writer);
                     trace!(version, "session added");
-                    return (Added::New, evicted);
+                    return Ok((Added::New, evicted));
                 }
             }
         }
@@ -349,28 +362,20 @@ impl SessionCache {
                 if slot == Slot::Release {
                     self.capacity.release();
                 }
+                // As OpenSSL's `remove_session_lock` does for every session it unlinks.
+                evicted.mark_not_resumable();
                 self.counters.cache_full.inc();
                 return Some(evicted);
             }
         }
     }
 
-    /// `removed` for one session, without a batch to allocate.
-    fn removed_one(&self, session: Session, cause: RemovalCause) {
-        trace!(
-            version = session.version().wire(),
-            ?cause,
-            "session left the cache"
-        );
-        if let Some(cb) = self.callbacks.remove_session() {
-            cb(&session, cause);
-        }
-    }
-
-    /// Runs the remove callback for sessions that have left the cache, then drops the cache's
-    /// references. Called with no lock held.
-    fn removed(&self, sessions: Vec<Session>, cause: RemovalCause) {
-        for s in &sessions {
+    /// Tells the trace and the remove callback that `sessions` left the cache (for
+    /// [`RemovalCause::Removed`], the session the caller named). Called with no lock held, so
+    /// the callback may call back into the cache; an add it makes does not evict
+    /// ([`Error::FullInRemoveCallback`]).
+    fn report(&self, sessions: &[Session], cause: RemovalCause) {
+        for s in sessions {
             trace!(
                 version = s.version().wire(),
                 ?cause,
@@ -378,9 +383,7 @@ impl SessionCache {
             );
         }
         if let Some(cb) = self.callbacks.remove_session() {
-            for s in &sessions {
-                cb(s, cause);
-            }
+            run_remove_callback(&cb, sessions, cause);
         }
     }
 
@@ -401,19 +404,17 @@ impl SessionCache {
             found = unlinked.is_some(),
             "session removed"
         );
-        if let Some(cb) = self.callbacks.remove_session() {
-            cb(session, RemovalCause::Removed);
-        }
+        self.report(std::slice::from_ref(session), RemovalCause::Removed);
         unlinked.is_some()
     }
 
     /// Removes the session cached under (version, id) and hands the cache's reference to the
-    /// caller: a single-use ticket's lookup (rustls's `take`). The remove callback runs.
+    /// caller: a single-use ticket's lookup (rustls's `take`). Like every removal it marks
+    /// the session not resumable, and the remove callback runs.
     pub fn take(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
         let taken = self.unlink_if(version.wire(), id, |_, _| true)?;
-        if let Some(cb) = self.callbacks.remove_session() {
-            cb(&taken, RemovalCause::Taken);
-        }
+        taken.mark_not_resumable();
+        self.report(std::slice::from_ref(&taken), RemovalCause::Taken);
         Some(taken)
     }
 
@@ -422,21 +423,26 @@ impl SessionCache {
     /// extended-master-secret checks is removed and handed to exactly one caller, however many
     /// threads offer the same id at once.
     ///
-    /// Counting: the one caller that removes a live session counts a hit (its remove callback
-    /// says [`RemovalCause::Taken`]); a session found expired is removed and counts a timeout;
-    /// anything else (absent, refused by the checks, or taken by another thread first) is a
+    /// Counting, as [`lookup`](Self::lookup) counts: the one caller that removes a live
+    /// session counts a hit (its remove callback says [`RemovalCause::Taken`]); a session
+    /// found expired is removed and counts a timeout; a session refused by the checks stays
+    /// cached and counts nothing; an absent one (or one taken by another thread first) is a
     /// miss. With [`CacheMode::NO_INTERNAL_LOOKUP`] nothing is looked up or counted. The get
     /// callback is not asked: a ticket it returned could not be used up.
     pub fn lookup_take(&self, request: &LookupRequest<'_>) -> Lookup {
         if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
             return Lookup::Miss;
         }
+        let mut refused = false;
         let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
-            *s.sid_ctx() == request.sid_ctx
-                && s.extended_master_secret() == request.extended_master_secret
+            refused = *s.sid_ctx() != request.sid_ctx
+                || s.extended_master_secret() != request.extended_master_secret;
+            !refused
         });
         let Some(session) = taken else {
-            self.counters.misses.inc();
+            if !refused {
+                self.counters.misses.inc();
+            }
             return Lookup::Miss;
         };
         session.mark_not_resumable();
@@ -446,16 +452,12 @@ impl SessionCache {
                 version = session.version().wire(),
                 "session expired at take"
             );
-            if let Some(cb) = self.callbacks.remove_session() {
-                cb(&session, RemovalCause::Expired);
-            }
+            self.report(std::slice::from_ref(&session), RemovalCause::Expired);
             return Lookup::Timeout;
         }
         self.counters.hits.inc();
         trace!(version = session.version().wire(), "session taken");
-        if let Some(cb) = self.callbacks.remove_session() {
-            cb(&session, RemovalCause::Taken);
-        }
+        self.report(std::slice::from_ref(&session), RemovalCause::Taken);
         Lookup::Hit(session)
     }
 
@@ -478,11 +480,10 @@ impl SessionCache {
     /// callback (whose session is stored unless [`CacheMode::NO_INTERNAL_STORE`]); then the
     /// version, session id context, expiry and extended-master-secret checks.
     ///
-    /// Counting follows OpenSSL: an internal miss counts in `misses`, a session from the get
-    /// callback in `cb_hits`, an expired one in `timeouts` (and it is removed), a resumable
-    /// one in `hits`. A session found internally but refused by the checks counts as a miss.
-    /// So without a get callback every lookup counts once in exactly one of `hits`, `misses`
-    /// and `timeouts`.
+    /// Counting follows OpenSSL's `ssl_get_prev_session`: an internal miss counts in
+    /// `misses`, a session from the get callback in `cb_hits`, an expired one in `timeouts`
+    /// (and it is removed), a resumable one in `hits`. A session found but refused by the
+    /// version, session id context or extended-master-secret check counts nothing more.
     pub fn lookup(&self, request: &LookupRequest<'_>) -> Lookup {
         let mode = self.mode();
         let mut internal = None;
@@ -492,7 +493,6 @@ impl SessionCache {
                 self.counters.misses.inc();
             }
         }
-        let from_cache = internal.is_some();
         let session = match internal {
             Some(s) => s,
             None => match self.external_lookup(request, mode) {
@@ -500,13 +500,7 @@ impl SessionCache {
                 None => return Lookup::Miss,
             },
         };
-        let refuse = || {
-            if from_cache {
-                self.counters.misses.inc();
-            }
-        };
         if session.version() != request.version || *session.sid_ctx() != request.sid_ctx {
-            refuse();
             return Lookup::Miss;
         }
         if session.is_expired_at(self.now()) {
@@ -518,9 +512,7 @@ impl SessionCache {
                 version = session.version().wire(),
                 "session expired at lookup"
             );
-            if let Some(cb) = self.callbacks.remove_session() {
-                cb(&session, RemovalCause::Expired);
-            }
+            self.report(std::slice::from_ref(&session), RemovalCause::Expired);
             drop(unlinked);
             return Lookup::Timeout;
         }
@@ -528,14 +520,8 @@ impl SessionCache {
             session.extended_master_secret(),
             request.extended_master_secret,
         ) {
-            (true, false) => {
-                refuse();
-                return Lookup::Abort;
-            }
-            (false, true) => {
-                refuse();
-                return Lookup::Miss;
-            }
+            (true, false) => return Lookup::Abort,
+            (false, true) => return Lookup::Miss,
             _ => {}
         }
         self.counters.hits.inc();
@@ -594,7 +580,8 @@ impl SessionCache {
                     s.mark_not_resumable();
                 }
                 total += removed.len();
-                self.removed(removed, RemovalCause::Flushed);
+                self.report(&removed, RemovalCause::Flushed);
+                drop(removed);
                 self.map.free_unlinked(false);
             }
         }
@@ -638,16 +625,20 @@ impl SessionCache {
     }
 
     /// Sets the size limit (0 = none), evicting soonest-to-expire sessions at once until the
-    /// cache fits, and returns the old limit.
+    /// cache fits, and returns the old limit. From its return on, the cache holds at most
+    /// `size` sessions, whatever other threads are adding.
     #[doc(alias = "SSL_CTX_sess_set_cache_size")]
     pub fn set_size(&self, size: usize) -> usize {
+        // From here on no add takes a slot against the old limit (see `Capacity`); what
+        // is over the new one is linked, or about to be by an add that reserved before.
         let old = self.capacity.set_limit(size);
         while self.capacity.over_limit() {
             // The pin ends with this statement: the callback below runs with nothing held.
             let evicted = self.evict_one(&self.map.pin(), Slot::Release, None);
             match evicted {
-                Some(evicted) => self.removed_one(evicted, RemovalCause::Evicted),
-                None => break,
+                Some(evicted) => self.report(std::slice::from_ref(&evicted), RemovalCause::Evicted),
+                // The excess is reserved by adds that are linking right now: wait for them.
+                None => std::thread::yield_now(),
             }
         }
         old
@@ -908,6 +899,38 @@ mod tests {
         check_consistent(&cache);
     }
 
+    /// OpenSSL changes a cached session's time in place, so adding the same session again
+    /// finds it (returns 0) whatever renewals happened; here renewals are copies, which share
+    /// their original's origin.
+    #[test]
+    fn re_adding_a_session_whose_renewed_copy_is_cached_is_not_added() {
+        let (cache, clock) = cache(10);
+        let s = session(b"a", NOW - 50, 100);
+        cache.set_mode(CacheMode::SERVER | CacheMode::UPDATE_TIME);
+        assert_eq!(cache.add(&s), Ok(Added::New));
+        let copy = cache.get(ProtocolVersion::TLS1_2, b"a").unwrap();
+        assert!(!copy.ptr_eq(&s) && copy.time() == NOW);
+        let renewed = cache.set_session_timeout(&copy, 500).unwrap();
+        clock.advance(30);
+        assert_eq!(cache.add(&s), Ok(Added::AlreadyCached), "OpenSSL returns 0");
+        let cached = cache.get(ProtocolVersion::TLS1_2, b"a").unwrap();
+        assert_eq!((cached.time(), cached.timeout()), (NOW + 30, 500));
+        assert!(cached.same_origin(&s));
+        // Without UPDATE_TIME, nothing changes at all.
+        cache.set_mode(CacheMode::SERVER);
+        clock.advance(30);
+        assert_eq!(cache.add(&s), Ok(Added::AlreadyCached));
+        assert_eq!(
+            cache.add(&renewed),
+            Ok(Added::AlreadyCached),
+            "an older copy of the same session"
+        );
+        // A different session under the key still replaces it.
+        assert_eq!(cache.add(&session(b"a", NOW, 100)), Ok(Added::Replaced));
+        assert_eq!(cache.len(), 1);
+        check_consistent(&cache);
+    }
+
     #[test]
     fn remove_marks_and_calls_back_whether_or_not_cached() {
         let (cache, _) = cache(10);
@@ -956,6 +979,7 @@ mod tests {
         cache.add(&s).unwrap();
         let taken = cache.take(ProtocolVersion::TLS1_2, b"t").unwrap();
         assert!(taken.ptr_eq(&s));
+        assert!(!s.is_resumable(), "taken out of the cache: used up");
         assert_eq!(s.ref_count(), 2);
         assert!(
             cache.take(ProtocolVersion::TLS1_2, b"t").is_none(),
@@ -987,7 +1011,8 @@ mod tests {
         assert!(matches!(cache.lookup_take(&request(b"x")), Lookup::Timeout));
         assert!(cache.is_empty());
         let stats = cache.stats();
-        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 2, 1));
+        // The second take of "t" is a miss; the refused "x" counts nothing.
+        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 1, 1));
         assert_eq!(
             *removals.lock().unwrap(),
             [
@@ -1022,7 +1047,7 @@ mod tests {
     }
 
     #[test]
-    fn lookup_checks_sid_ctx_and_counts_a_miss() {
+    fn lookup_checks_sid_ctx_and_counts_nothing_for_a_refusal() {
         let (cache, _) = cache(10);
         let s = session(b"a", NOW, 100)
             .to_builder()
@@ -1034,7 +1059,8 @@ mod tests {
         right.sid_ctx = SidCtx::new(b"app").unwrap();
         assert!(matches!(cache.lookup(&right), Lookup::Hit(_)));
         let stats = cache.stats();
-        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 1, 0));
+        // Found but refused: neither a hit nor a miss, as in OpenSSL's ssl_get_prev_session.
+        assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 0, 0));
     }
 
     #[test]
@@ -1078,7 +1104,8 @@ mod tests {
         with_ems.id = b"e";
         assert!(matches!(cache.lookup(&with_ems), Lookup::Hit(_)));
         let stats = cache.stats();
-        assert_eq!((stats.hits, stats.misses), (1, 2));
+        // The abort and the refusal count nothing, as in OpenSSL.
+        assert_eq!((stats.hits, stats.misses), (1, 0));
     }
 
     #[test]
@@ -1128,7 +1155,10 @@ mod tests {
         dead.mark_not_resumable();
         cache.set_get_session_callback(Some(Arc::new(move |_, _: &[u8]| Some(dead.clone()))));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Miss));
-        assert_eq!(cache.stats().cb_hits, 0);
+        let stats = cache.stats();
+        // As lookup_sess_in_cache: the internal miss counts, the refused session nothing.
+        assert_eq!((stats.cb_hits, stats.misses, stats.hits), (0, 1, 0));
+        assert!(cache.is_empty(), "not stored either");
     }
 
     #[test]
@@ -1219,6 +1249,11 @@ mod tests {
         assert!(!cache.contains(&a) && cache.contains(&b));
         assert_eq!(cache.stats().cache_full, 1);
         assert_eq!(a.ref_count(), 1);
+        assert!(
+            !a.is_resumable(),
+            "evicted: marked as remove_session_lock marks"
+        );
+        assert!(b.is_resumable());
         assert_eq!(
             *removals.lock().unwrap(),
             [(b"a".to_vec(), RemovalCause::Evicted)]

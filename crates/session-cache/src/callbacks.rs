@@ -10,6 +10,7 @@
 //! while no cache lock is held, so a deferred destructor (which drops the application's
 //! closures) never runs under a cache lock.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -46,6 +47,38 @@ pub type RemoveSessionCallback = Arc<dyn Fn(&Session, RemovalCause) + Send + Syn
 /// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`): an external cache returns an owned
 /// reference or `None`. There is no `copy` flag to get wrong.
 pub type GetSessionCallback = Arc<dyn Fn(ProtocolVersion, &[u8]) -> Option<Session> + Send + Sync>;
+
+thread_local! {
+    /// How many remove callbacks (of any cache) this thread is running right now.
+    static IN_REMOVE_CALLBACK: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside a remove callback: an add made there may not evict, since
+/// the eviction would run a remove callback again, and a callback that adds for every
+/// removal would never end.
+pub(crate) fn in_remove_callback() -> bool {
+    IN_REMOVE_CALLBACK.with(Cell::get) > 0
+}
+
+/// Runs `cb` for each session, marked as inside a remove callback for
+/// [`in_remove_callback`] (also if it panics).
+pub(crate) fn run_remove_callback(
+    cb: &RemoveSessionCallback,
+    sessions: &[Session],
+    cause: RemovalCause,
+) {
+    struct Inside;
+    impl Drop for Inside {
+        fn drop(&mut self) {
+            IN_REMOVE_CALLBACK.with(|depth| depth.set(depth.get() - 1));
+        }
+    }
+    IN_REMOVE_CALLBACK.with(|depth| depth.set(depth.get() + 1));
+    let _inside = Inside;
+    for s in sessions {
+        cb(s, cause);
+    }
+}
 
 #[derive(Clone, Default)]
 struct Set {

@@ -1,12 +1,23 @@
 //! The size bound: slots are reserved before an entry is linked, so the cache never holds more
 //! than its limit, however many threads add at once.
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+
+/// The low bits of `state`: how many slots are taken.
+const USED: u64 = (1 << 48) - 1;
+/// One step of the limit's generation, in the high bits of `state`.
+const GENERATION: u64 = 1 << 48;
 
 /// Counts the entries in the cache (plus those being linked right now) against the limit.
+///
+/// The count shares one word with a generation number that every change of the limit bumps,
+/// so that a reservation made against a limit read before the change fails its
+/// compare-and-swap and reads the limit again: once [`set_limit`](Self::set_limit) has
+/// returned, no slot is taken against the old limit.
 #[derive(Debug)]
 pub(crate) struct Capacity {
-    used: AtomicUsize,
+    /// Taken slots (low 48 bits) and the limit's generation (high 16 bits, wrapping).
+    state: AtomicU64,
     /// 0 means unlimited.
     limit: AtomicUsize,
 }
@@ -14,7 +25,7 @@ pub(crate) struct Capacity {
 impl Capacity {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            used: AtomicUsize::new(0),
+            state: AtomicU64::new(0),
             limit: AtomicUsize::new(limit),
         }
     }
@@ -22,20 +33,23 @@ impl Capacity {
     /// Takes a slot if one is free. A caller that fails evicts one entry and takes over its
     /// slot (the count does not move).
     pub(crate) fn try_reserve(&self) -> bool {
-        let limit = self.limit.load(Ordering::Acquire);
-        let mut used = self.used.load(Ordering::Acquire);
+        let mut state = self.state.load(Ordering::Acquire);
         loop {
-            if limit != 0 && used >= limit {
+            // Read after `state`: a state from after a limit change comes with that limit
+            // (the change bumps the generation after storing the limit).
+            let limit = self.limit.load(Ordering::Acquire);
+            let used = state & USED;
+            if limit != 0 && used >= limit as u64 {
                 return false;
             }
-            match self.used.compare_exchange_weak(
-                used,
-                used + 1,
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return true,
-                Err(now) => used = now,
+                Err(now) => state = now,
             }
         }
     }
@@ -48,21 +62,25 @@ impl Capacity {
     /// Gives back the slots of `n` unlinked entries.
     pub(crate) fn release_many(&self, n: usize) {
         if n > 0 {
-            self.used.fetch_sub(n, Ordering::AcqRel);
+            self.state.fetch_sub(n as u64, Ordering::AcqRel);
         }
     }
 
     pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+        (self.state.load(Ordering::Acquire) & USED) as usize
     }
 
     pub(crate) fn limit(&self) -> usize {
         self.limit.load(Ordering::Acquire)
     }
 
-    /// Sets the limit and returns the old one.
+    /// Sets the limit and returns the old one. Every reservation that read the old limit
+    /// and has not completed by now fails and reads the new one.
     pub(crate) fn set_limit(&self, limit: usize) -> usize {
-        self.limit.swap(limit, Ordering::AcqRel)
+        let old = self.limit.swap(limit, Ordering::AcqRel);
+        // The generation wraps in the high bits; the count below never carries into them.
+        self.state.fetch_add(GENERATION, Ordering::AcqRel);
+        old
     }
 
     /// Whether more entries are linked than the limit allows (after the limit was lowered).

@@ -29,7 +29,7 @@
 //! - This module and `callbacks.rs` hold the crate's `unsafe` code.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 /// A pin of the epoch: while one lives, nothing unlinked from the map is freed.
@@ -488,6 +488,11 @@ impl SessionMap {
     }
 
     /// [`get`](Self::get) under a pin the caller already holds.
+    ///
+    /// A session linked throughout is always found, even while writers replace it or
+    /// rebuild its table: a reader whose upgrade fails (the slot let go of that session since
+    /// the reader loaded it) reads the slot again and tries the session it holds now, and a
+    /// probe that finds nothing in a table that was replaced meanwhile probes the new one.
     #[inline]
     pub(crate) fn get_in(
         &self,
@@ -496,21 +501,39 @@ impl SessionMap {
         version: u16,
         id: &[u8],
     ) -> Option<Session> {
-        for (_, slot) in self.shard(hash).table(guard).probe(hash) {
-            let raw = slot.session.load(Ordering::Acquire);
-            if raw.is_null() {
-                continue;
+        let shard = self.shard(hash);
+        let mut table = shard.table(guard);
+        loop {
+            for (_, slot) in table.probe(hash) {
+                let mut raw = slot.session.load(Ordering::Acquire);
+                while !raw.is_null() {
+                    // SAFETY: the handle's weak count is released through the epoch after the
+                    // slot lets go of it, so not before our guard is gone.
+                    if let Some(session) = unsafe { Session::upgrade_raw(raw) } {
+                        if same_key(&session, version, id) {
+                            return Some(session);
+                        }
+                        break;
+                    }
+                    // The session's count reached zero: the slot let go of it after we loaded
+                    // it. The fence pairs with that last release, which came after the writer
+                    // stored the slot's new handle (or swapped the table), so what we read
+                    // next is at least as new.
+                    fence(Ordering::Acquire);
+                    let now = slot.session.load(Ordering::Acquire);
+                    if now == raw {
+                        break;
+                    }
+                    raw = now;
+                }
             }
-            // SAFETY: the handle's weak count is released through the epoch after the slot
-            // lets go of it, so not before our guard is gone.
-            let Some(session) = (unsafe { Session::upgrade_raw(raw) }) else {
-                continue;
-            };
-            if same_key(&session, version, id) {
-                return Some(session);
+            let current = shard.table(guard);
+            if std::ptr::eq(current, table) {
+                return None;
             }
+            // Rebuilt while we probed: the entry may have changed in the new table only.
+            table = current;
         }
-        None
     }
 
     /// Whether this very session is linked, taking no lock and no reference.
