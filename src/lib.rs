@@ -3,6 +3,8 @@
 //!
 //! This umbrella crate re-exports the workspace's libraries; see `docs/ARCHITECTURE.md`.
 
+#![forbid(unsafe_code)]
+
 pub use ctx;
 pub use session_cache as cache;
 pub use session_core as core;

@@ -12,6 +12,8 @@
 //! Architecture invariant: nothing here reaches into the cache's internals; every effect on
 //! the cache goes through its public API.
 
+#![forbid(unsafe_code)]
+
 mod connection;
 mod context;
 mod error;

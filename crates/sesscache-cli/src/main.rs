@@ -1,6 +1,8 @@
 //! `sesscache`: the command-line tool. Thin: it parses arguments, calls the libraries and
 //! prints. Errors go to stderr with exit code 2.
 
+#![forbid(unsafe_code)]
+
 mod convert;
 mod inspect;
 mod serve;

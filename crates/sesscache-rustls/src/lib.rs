@@ -17,6 +17,8 @@
 //!
 //! Pinned to rustls 0.23 (the `ring` provider in this workspace).
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod server;
 

@@ -15,7 +15,7 @@ use crate::capacity::Capacity;
 use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
 use crate::spread::Spread;
 use crate::stats::{Counters, Handshake, Stats};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{yield_now, AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Error};
 
 /// A session's cache key: (protocol version on the wire, session id).
@@ -263,7 +263,7 @@ impl SessionCache {
                         break;
                     }
                     // Every slot is reserved by an add linking its entry right now.
-                    None => std::thread::yield_now(),
+                    None => yield_now(),
                 }
             }
             let mut writer = self.map.write_in(&pinned, hash);
@@ -638,7 +638,7 @@ impl SessionCache {
             match evicted {
                 Some(evicted) => self.report(std::slice::from_ref(&evicted), RemovalCause::Evicted),
                 // The excess is reserved by adds that are linking right now: wait for them.
-                None => std::thread::yield_now(),
+                None => yield_now(),
             }
         }
         old
@@ -1468,5 +1468,61 @@ mod tests {
         let text = format!("{cache:?}");
         assert!(text.contains("len: 1"), "{text}");
         assert!(!text.contains("171"), "{text}");
+    }
+}
+
+/// Model checks of the whole cache's add path with loom (see `map::model` for how to run
+/// them): reservation, eviction and linking across shards, under every interleaving up to the
+/// preemption bound.
+#[cfg(all(test, sesscache_loom))]
+mod model {
+    use std::sync::Arc;
+
+    use session_core::{ManualClock, MasterKey, SessionBuilder, SessionId};
+
+    use super::*;
+
+    fn session(id: &[u8], time: u64) -> Session {
+        SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+            .id(SessionId::new(id).unwrap())
+            .master_key(MasterKey::new(&[1; 48]).unwrap())
+            .timeout(100)
+            .build()
+    }
+
+    /// An add into a full cache of one, racing a lookup of the cached session and a remove
+    /// of it: the add returns having evicted at most once, the bound holds throughout, and
+    /// the lookup finds the session or misses cleanly.
+    #[test]
+    fn an_evicting_add_races_a_lookup_and_a_remove() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(|| {
+            let cache = Arc::new(SessionCache::new(CacheConfig {
+                size: 1,
+                shards: 2,
+                clock: Arc::new(ManualClock::new(10)),
+                ..CacheConfig::default()
+            }));
+            let first = session(b"a", 1);
+            cache.add(&first).unwrap();
+            let adder = {
+                let cache = cache.clone();
+                loom::thread::spawn(move || {
+                    assert!(cache.add(&session(b"b", 2)).unwrap().is_added());
+                    assert!(cache.len() <= 1);
+                })
+            };
+            let request = LookupRequest::new(ProtocolVersion::TLS1_2, b"a", SidCtx::empty());
+            match cache.lookup(&request) {
+                Lookup::Hit(s) => assert!(s.ptr_eq(&first)),
+                other => assert!(matches!(other, Lookup::Miss), "{other:?}"),
+            }
+            let removed = cache.remove(&first);
+            adder.join().unwrap();
+            assert_eq!(cache.len(), 1);
+            assert_eq!(cache.stats().cache_full, u64::from(!removed));
+            assert!(!first.is_resumable(), "evicted or removed, so marked");
+        });
     }
 }

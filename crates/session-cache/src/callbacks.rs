@@ -1,20 +1,17 @@
-//! The application's callbacks, published read-copy-update style with crossbeam-epoch.
+//! The application's callbacks, published read-copy-update style with `arc-swap`.
 //!
 //! Every removal, eviction, flush and miss reads the callback set, from any number of threads
-//! at once; the application replaces it rarely. Readers pin the epoch (a thread-local
-//! operation) and load one pointer: they never write a shared lock word or reference count,
-//! so a cache with no callbacks pays nothing on these paths. A replaced set is destroyed only
-//! once no pinned reader can still see it.
-//!
-//! With `map.rs`, the only module with `unsafe` code. Invariant: the epoch is pinned only
-//! while no cache lock is held, so a deferred destructor (which drops the application's
-//! closures) never runs under a cache lock.
+//! at once; the application replaces it rarely. A reader loads the current set without a
+//! lock (arc-swap's thread-local debt slots), and a cache with no callbacks does not even do
+//! that: one flag says whether any is set. A replaced set is dropped when its last reader
+//! lets go of it; readers run with no cache lock held, so its closures are never dropped
+//! under one.
 
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
-use crossbeam_epoch::{self as epoch, Atomic, Owned};
+use arc_swap::ArcSwap;
 use session_core::{ProtocolVersion, Session};
 
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
@@ -89,8 +86,8 @@ struct Set {
 
 /// The current callback set.
 pub(crate) struct Callbacks {
-    current: Atomic<Set>,
-    /// Whether any callback is set: paths that find none skip pinning the epoch.
+    current: ArcSwap<Set>,
+    /// Whether any callback is set: paths that find none skip loading the set.
     any: AtomicBool,
     /// Serializes writers, so that two setters cannot lose each other's change.
     writer: Mutex<()>,
@@ -99,7 +96,7 @@ pub(crate) struct Callbacks {
 impl Callbacks {
     pub(crate) fn new() -> Self {
         Self {
-            current: Atomic::new(Set::default()),
+            current: ArcSwap::from_pointee(Set::default()),
             any: AtomicBool::new(false),
             writer: Mutex::new(()),
         }
@@ -110,33 +107,17 @@ impl Callbacks {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        let guard = epoch::pin();
-        let shared = self.current.load(Ordering::Acquire, &guard);
-        // SAFETY: `current` always holds a valid pointer (set in `new`, replaced only by
-        // `update` with another valid one), and a replaced set is destroyed through
-        // `defer_destroy`, i.e. only after every thread pinned now, this one included, has
-        // unpinned. `guard` lives until the end of this function.
-        let set = unsafe { shared.deref() };
-        pick(set)
+        pick(&self.current.load())
     }
 
     fn update(&self, change: impl FnOnce(&mut Set)) {
         let _writer = lock(&self.writer);
-        let guard = epoch::pin();
-        let shared = self.current.load(Ordering::Acquire, &guard);
-        // SAFETY: as in `read`; and writers are serialized, so no one replaces `shared` while
-        // we copy it.
-        let mut next = unsafe { shared.deref() }.clone();
+        let mut next = Set::clone(&self.current.load());
         change(&mut next);
         let any = next.new_session.is_some()
             || next.remove_session.is_some()
             || next.get_session.is_some();
-        let old = self
-            .current
-            .swap(Owned::new(next), Ordering::AcqRel, &guard);
-        // SAFETY: `old` was just unlinked, so no thread that pins from now on can reach it;
-        // threads pinned before may still read it, which `defer_destroy` waits out.
-        unsafe { guard.defer_destroy(old) };
+        self.current.store(Arc::new(next));
         self.any.store(any, Ordering::Release);
     }
 
@@ -162,18 +143,6 @@ impl Callbacks {
 
     pub(crate) fn set_get_session(&self, cb: Option<GetSessionCallback>) {
         self.update(|s| s.get_session = cb);
-    }
-}
-
-impl Drop for Callbacks {
-    fn drop(&mut self) {
-        // SAFETY: `&mut self` means no other thread can load `current` any more, and every
-        // earlier reader has returned from `read` (which borrows `self`), so the set can be
-        // taken back and dropped now.
-        unsafe {
-            let guard = epoch::unprotected();
-            drop(self.current.load(Ordering::Acquire, guard).into_owned());
-        }
     }
 }
 

@@ -116,8 +116,9 @@ mod tests {
     }
 }
 
-/// Model-checks the add/evict protocol: run with
-/// `RUSTFLAGS="--cfg sesscache_loom" cargo test -p session-cache --lib capacity::model`.
+/// Model-checks the size bound's protocol on `Capacity` itself: run with
+/// `RUSTFLAGS="--cfg sesscache_loom --cfg crossbeam_loom" cargo test -p session-cache --lib
+/// model`.
 #[cfg(all(test, sesscache_loom))]
 mod model {
     use super::*;
@@ -162,6 +163,43 @@ mod model {
             let l = lock(&linked);
             assert_eq!(l.len(), 1);
             assert_eq!(cap.used(), 1);
+        });
+    }
+
+    /// A limit lowered while another thread reserves a slot against the limit it read
+    /// before: once `set_limit` and the eviction loop after it (as `SessionCache::set_size`
+    /// runs them) have returned, the slots taken never exceed the new limit.
+    #[test]
+    fn no_slot_is_taken_against_a_limit_set_before() {
+        ::loom::model(|| {
+            let cap = Arc::new(Capacity::new(0));
+            let linked = Arc::new(Mutex::new(1usize));
+            assert!(cap.try_reserve());
+            let adder = {
+                let (cap, linked) = (cap.clone(), linked.clone());
+                ::loom::thread::spawn(move || {
+                    if cap.try_reserve() {
+                        *lock(&linked) += 1;
+                    }
+                })
+            };
+            cap.set_limit(1);
+            while cap.over_limit() {
+                let mut l = lock(&linked);
+                if *l > 0 {
+                    *l -= 1;
+                    drop(l);
+                    cap.release();
+                } else {
+                    drop(l);
+                    ::loom::thread::yield_now();
+                }
+            }
+            // `set_size` has returned: from here on the bound holds.
+            assert!(cap.used() <= 1, "{} slots after set_size(1)", cap.used());
+            adder.join().unwrap();
+            assert!(cap.used() <= 1, "{} slots after set_size(1)", cap.used());
+            assert_eq!(cap.used(), *lock(&linked));
         });
     }
 }

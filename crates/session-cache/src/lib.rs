@@ -31,11 +31,15 @@
 //! drops a session reference under a lock (dropping the last one runs the application's
 //! data destructor).
 
+// `unsafe` only in `map`, where the lock-free map needs it.
+#![deny(unsafe_code)]
+
 mod cache;
 mod callbacks;
 mod capacity;
 mod error;
 mod index;
+#[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod map;
 mod mode;
 mod spread;

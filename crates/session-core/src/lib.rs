@@ -12,9 +12,14 @@
 //! Architecture invariant: this crate takes no locks, does no I/O and reads no clock except
 //! through [`Clock`].
 
+// `unsafe` only in `raw`: the session's wiped storage and the cache's raw handles.
+#![deny(unsafe_code)]
+
 mod error;
 mod extras;
 mod fields;
+#[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
+mod raw;
 mod session;
 mod time;
 

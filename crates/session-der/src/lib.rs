@@ -14,6 +14,8 @@
 //!
 //! The DER work is done by RustCrypto's `der` crate and the PEM work by `pem-rfc7468`.
 
+#![forbid(unsafe_code)]
+
 mod decode;
 mod encode;
 mod error;

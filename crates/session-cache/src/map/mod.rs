@@ -26,11 +26,14 @@
 //!   the other under the same lock (eviction and flush pop the order, then unlink).
 //! - The epoch is pinned before a shard lock is taken, never under one, and at most one
 //!   shard lock is held at a time.
-//! - This module and `callbacks.rs` hold the crate's `unsafe` code.
+//! - This module tree holds the crate's `unsafe` code, each block with its reason.
+
+mod prefetch;
+mod reclaim;
+mod table;
 
 use std::ops::Bound;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::Arc;
 
 /// A pin of the epoch: while one lives, nothing unlinked from the map is freed.
 pub(crate) use crossbeam_epoch::Guard;
@@ -40,105 +43,10 @@ use session_core::Session;
 
 use crate::cache::KeyHasher;
 use crate::index::{ExpiryOrder, Stamp};
-
-/// Locks a shard, carrying on through poisoning (no critical section here can leave a shard
-/// half changed). The map is not loom-modelled, so it takes std's mutex directly.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// [`lock`] if no other thread holds the lock right now, else `None`.
-fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match m.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
-/// A slot never used in this table: a probe stops here.
-const EMPTY: u64 = 0;
-/// A slot whose entry was unlinked: a probe goes on past it; an insert may reuse it.
-const TOMBSTONE: u64 = 1;
-/// The smallest table; a shard never has fewer slots.
-const MIN_SLOTS: usize = 16;
-
-/// A key's hash as slots store it: never one of the two markers.
-#[inline]
-fn tag(hash: u64) -> u64 {
-    hash.max(TOMBSTONE + 1)
-}
-
-struct Slot {
-    /// `EMPTY`, `TOMBSTONE` or the entry's hash (`tag`ged).
-    hash: AtomicU64,
-    /// The entry's raw handle (null when not in use).
-    session: AtomicPtr<()>,
-    /// The entry's stamp sequence number: written and read under the shard lock only.
-    seq: AtomicU64,
-}
-
-/// A shard's slots. A table owns no references and releases none when freed: its handles
-/// belong to the map, which moves them to the next table or releases them itself.
-struct Table {
-    slots: Box<[Slot]>,
-}
-
-impl Table {
-    fn new(len: usize) -> Self {
-        debug_assert!(len.is_power_of_two());
-        Self {
-            slots: (0..len)
-                .map(|_| Slot {
-                    hash: AtomicU64::new(EMPTY),
-                    session: AtomicPtr::new(std::ptr::null_mut()),
-                    seq: AtomicU64::new(0),
-                })
-                .collect(),
-        }
-    }
-
-    /// The slots that hold an entry, with its hash. Under the shard lock (or with the table
-    /// owned) these are exactly the linked entries.
-    fn linked(&self) -> impl Iterator<Item = (u64, &Slot)> + '_ {
-        self.slots
-            .iter()
-            .map(|slot| (slot.hash.load(Ordering::Relaxed), slot))
-            .filter(|&(hash, _)| hash > TOMBSTONE)
-    }
-
-    #[inline]
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
-    /// Starts fetching the slot where a probe for `hash` begins.
-    #[inline]
-    fn prefetch_home(&self, hash: u64) {
-        let home = &self.slots[hash as usize & self.mask()];
-        prefetch::<false>((home as *const Slot).cast::<u8>());
-    }
-
-    /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
-    /// one, with the hash each holds: only those holding `hash`.
-    #[inline]
-    fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Slot)> + '_ {
-        let mask = self.mask();
-        let start = hash as usize & mask;
-        (0..self.slots.len())
-            .map(move |step| (start + step) & mask)
-            .map(|i| {
-                (
-                    i,
-                    &self.slots[i],
-                    self.slots[i].hash.load(Ordering::Acquire),
-                )
-            })
-            .take_while(|&(_, _, h)| h != EMPTY)
-            .filter(move |&(_, _, h)| h == hash)
-            .map(|(i, slot, _)| (i, slot))
-    }
-}
+use crate::sync::{lock, try_lock, AtomicU64, Mutex, MutexGuard, Ordering};
+use prefetch::{prefetch, prefetch_counts};
+use reclaim::{Reclaim, Unlinked};
+use table::{tag, Table, EMPTY, MIN_SLOTS, TOMBSTONE};
 
 /// What a shard's lock guards: its counts and its entries' expiry order. The table pointer
 /// changes only under it.
@@ -243,176 +151,13 @@ pub(crate) struct SessionMap {
     reclaim: Arc<Reclaim>,
 }
 
-/// An unlinked raw handle whose weak count is still to be given back: after the epoch's grace
-/// period, so that no reader that loaded the pointer before the unlink is left.
-struct Unlinked(*const ());
-
-// SAFETY: the pointer is a session's raw handle; sessions are `Send + Sync`, and the only use
-// of the pointer is to release its weak count, once, on whichever thread `release` runs.
-unsafe impl Send for Unlinked {}
-
-impl Unlinked {
-    /// Gives the weak count back (freeing the session's memory if it was the last).
-    ///
-    /// # Safety
-    /// The epoch's grace period for the unlink must be over: every guard that was alive when
-    /// the handle left its slot is gone.
-    unsafe fn release(self) {
-        // SAFETY: the handle's reference was taken when it was unlinked; by the contract, no
-        // reader can still be about to upgrade the pointer.
-        unsafe { Session::release_raw(self.0) }
-    }
-}
-
-/// A flush's unlinked handles past their grace period, waiting for a writer to give them back.
-///
-/// Lookups pin the epoch, and a pin now and then runs a batch of the epoch's deferred calls.
-/// A flush unlinks tens of thousands of sessions: if each deferred call freed one, a lookup
-/// that happened to run them would pay for hundreds of frees (measured: p99.9 of lookups
-/// during a 100k flush was 134-215 us against 1 us idle). So a flush batch's deferred call
-/// only moves its handles here (one lock, one push), and writers free them: a few per add or
-/// remove, and a flush all that are ready, always with no shard lock held. (An add's or a
-/// remove's single handle is freed by the deferred call itself: one free is cheap anywhere.)
-struct Reclaim {
-    ready: Mutex<Ready>,
-    /// Whether `ready` may hold handles: writers skip its lock when not.
-    pending: AtomicBool,
-}
-
-#[derive(Default)]
-struct Ready {
-    batches: Vec<Vec<Unlinked>>,
-    /// The map is gone: nothing will come for these any more, so whoever brings a batch
-    /// gives it back at once.
-    closed: bool,
-}
-
-impl Reclaim {
-    fn new() -> Self {
-        Self {
-            ready: Mutex::new(Ready::default()),
-            pending: AtomicBool::new(false),
-        }
-    }
-
-    /// Hands a batch of unlinked handles to the epoch; when their grace period is over, the
-    /// epoch moves them to `ready`.
-    fn defer(self: &Arc<Self>, guard: &Guard, batch: Vec<Unlinked>) {
-        let reclaim = Arc::clone(self);
-        guard.defer(move || reclaim.grace_over(batch));
-    }
-
-    /// Run by the epoch once no reader can reach `batch`'s handles.
-    fn grace_over(&self, batch: Vec<Unlinked>) {
-        let mut ready = lock(&self.ready);
-        if ready.closed {
-            drop(ready);
-            // SAFETY: the epoch runs this after the grace period.
-            unsafe { release_all(batch) };
-        } else {
-            ready.batches.push(batch);
-            self.pending.store(true, Ordering::Release);
-        }
-    }
-
-    /// Gives back up to `budget` ready handles (all with `usize::MAX`). Every write calls
-    /// this, and there is nearly never anything to give back: that test is inline.
-    #[inline]
-    fn free_ready(&self, budget: usize) {
-        if self.pending.load(Ordering::Acquire) {
-            self.free_ready_now(budget);
-        }
-    }
-
-    #[cold]
-    fn free_ready_now(&self, budget: usize) {
-        let mut freed = 0;
-        while freed < budget && self.pending.load(Ordering::Acquire) {
-            let batch = {
-                let mut ready = lock(&self.ready);
-                let Some(mut batch) = ready.batches.pop() else {
-                    self.pending.store(false, Ordering::Release);
-                    break;
-                };
-                if batch.len() > budget - freed {
-                    // Take only what the budget allows; the rest waits for the next writer.
-                    let part = batch.split_off(batch.len() - (budget - freed));
-                    ready.batches.push(batch);
-                    part
-                } else {
-                    if ready.batches.is_empty() {
-                        self.pending.store(false, Ordering::Release);
-                    }
-                    batch
-                }
-            };
-            freed += batch.len();
-            // SAFETY: only batches past their grace period reach `ready`.
-            unsafe { release_all(batch) };
-        }
-    }
-
-    /// The map is dropped: gives back everything ready, and makes the epoch's calls still to
-    /// come give theirs back themselves.
-    fn close(&self) {
-        let batches = {
-            let mut ready = lock(&self.ready);
-            ready.closed = true;
-            self.pending.store(false, Ordering::Release);
-            std::mem::take(&mut ready.batches)
-        };
-        for batch in batches {
-            // SAFETY: only batches past their grace period reach `ready`.
-            unsafe { release_all(batch) };
-        }
-    }
-}
-
-/// Releases a batch of handles, each [`Unlinked::release`], fetching the memory a few handles
-/// ahead: each handle's count was last touched when it was unlinked, a grace period ago, so
-/// it is a cache miss, and prefetching lets several overlap instead of one at a time.
-///
-/// # Safety
-/// As for [`Unlinked::release`], for every handle in the batch.
-unsafe fn release_all(batch: Vec<Unlinked>) {
-    const AHEAD: usize = 8;
-    for i in 0..batch.len() {
-        if let Some(ahead) = batch.get(i + AHEAD) {
-            prefetch_counts(ahead.0);
-        }
-        // A copy of the pointer: `Unlinked` has no destructor, so the vector's own element
-        // is only memory, and each handle is released once, here.
-        // SAFETY: by this function's contract.
-        unsafe { Unlinked(batch[i].0).release() };
-    }
-}
-
-/// Starts fetching a cache line, for writing when `FOR_WRITE`, else for reading. A prefetch
-/// never faults, whatever the address, so a stale or wrong address is only a wasted hint.
-#[inline]
-fn prefetch<const FOR_WRITE: bool>(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-        // SAFETY: SSE is in x86_64's baseline, and a prefetch has no other requirement (it
-        // reads nothing and cannot fault).
-        unsafe {
-            if FOR_WRITE {
-                _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>());
-            } else {
-                _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Starts fetching a session's reference counts for writing, from its raw handle: std's `Arc`
-/// keeps them in the 16 bytes just before the data `Session::as_ptr` points at.
-#[inline]
-fn prefetch_counts(raw: *const ()) {
-    prefetch::<true>(raw.cast::<u8>().wrapping_sub(16));
+/// The map's hasher: keyed from the OS's random source, or with fixed keys under the model
+/// checker, whose runs must repeat exactly.
+fn new_hasher() -> KeyHasher {
+    #[cfg(not(sesscache_loom))]
+    return KeyHasher::new();
+    #[cfg(sesscache_loom)]
+    return KeyHasher::with_seeds(1, 2, 3, 4);
 }
 
 /// How many ready handles an add or a remove gives back: a few more than it unlinks, so the
@@ -428,7 +173,7 @@ impl SessionMap {
                 .map(|_| CachePadded::new(Shard::new()))
                 .collect(),
             shift: 64 - shards.trailing_zeros(),
-            hasher: KeyHasher::new(),
+            hasher: new_hasher(),
             reclaim: Arc::new(Reclaim::new()),
         }
     }
@@ -490,9 +235,9 @@ impl SessionMap {
     /// [`get`](Self::get) under a pin the caller already holds.
     ///
     /// A session linked throughout is always found, even while writers replace it or
-    /// rebuild its table: a reader whose upgrade fails (the slot let go of that session since
-    /// the reader loaded it) reads the slot again and tries the session it holds now, and a
-    /// probe that finds nothing in a table that was replaced meanwhile probes the new one.
+    /// rebuild its table: a reader whose upgrade fails (the session was freed after the
+    /// reader loaded its handle, so a writer has just changed this key) looks again under the
+    /// shard's lock, which orders it after that writer.
     #[inline]
     pub(crate) fn get_in(
         &self,
@@ -501,39 +246,29 @@ impl SessionMap {
         version: u16,
         id: &[u8],
     ) -> Option<Session> {
-        let shard = self.shard(hash);
-        let mut table = shard.table(guard);
-        loop {
-            for (_, slot) in table.probe(hash) {
-                let mut raw = slot.session.load(Ordering::Acquire);
-                while !raw.is_null() {
-                    // SAFETY: the handle's weak count is released through the epoch after the
-                    // slot lets go of it, so not before our guard is gone.
-                    if let Some(session) = unsafe { Session::upgrade_raw(raw) } {
-                        if same_key(&session, version, id) {
-                            return Some(session);
-                        }
-                        break;
-                    }
-                    // The session's count reached zero: the slot let go of it after we loaded
-                    // it. The fence pairs with that last release, which came after the writer
-                    // stored the slot's new handle (or swapped the table), so what we read
-                    // next is at least as new.
-                    fence(Ordering::Acquire);
-                    let now = slot.session.load(Ordering::Acquire);
-                    if now == raw {
-                        break;
-                    }
-                    raw = now;
-                }
+        for (_, slot) in self.shard(hash).table(guard).probe(hash) {
+            let raw = slot.session.load(Ordering::Acquire);
+            if raw.is_null() {
+                continue;
             }
-            let current = shard.table(guard);
-            if std::ptr::eq(current, table) {
-                return None;
+            // SAFETY: the handle's weak count is released through the epoch after the slot
+            // lets go of it, so not before our guard is gone.
+            match unsafe { Session::upgrade_raw(raw) } {
+                Some(session) if same_key(&session, version, id) => return Some(session),
+                Some(_) => {}
+                None => return self.get_locked(guard, hash, version, id),
             }
-            // Rebuilt while we probed: the entry may have changed in the new table only.
-            table = current;
         }
+        None
+    }
+
+    /// The session cached under the key, found under the shard's lock: a lookup's path when
+    /// the session it found was being freed.
+    #[cold]
+    fn get_locked(&self, guard: &Guard, hash: u64, version: u16, id: &[u8]) -> Option<Session> {
+        let writer = self.write_pinned(self.shard(hash), WriterPin::Caller(guard));
+        let found = writer.find(hash, version, id)?;
+        Some(writer.with_session(&found, Session::clone))
     }
 
     /// Whether this very session is linked, taking no lock and no reference.
@@ -1011,7 +746,7 @@ impl ShardWriter<'_> {
 #[cfg(all(test, not(sesscache_loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::Arc;
 
     use session_core::{ProtocolVersion, SessionBuilder, SessionId};
@@ -1389,5 +1124,164 @@ mod tests {
         });
         assert!(hits > 0, "the readers found entries");
         assert_eq!(live.load(Ordering::SeqCst), 0, "every session freed");
+    }
+}
+
+/// Model checks of the map's own code with loom: every interleaving of the threads below (up
+/// to the preemption bound), over the map's real atomics, locks, tables and epoch
+/// reclamation. Run with `RUSTFLAGS="--cfg sesscache_loom --cfg crossbeam_loom" cargo test
+/// -p session-cache --lib model`. The sessions' reference counts are std's (`Arc` in
+/// session-core): loom switches threads around them but does not explore their weak-memory
+/// outcomes.
+#[cfg(all(test, sesscache_loom))]
+mod model {
+    use std::sync::Arc;
+
+    use session_core::{MasterKey, ProtocolVersion, SessionBuilder, SessionId};
+
+    use super::*;
+
+    const KEY: &[u8] = b"k";
+
+    /// A session under id `id`, told apart by the first byte of its secret.
+    fn session(id: &[u8], mark: u8) -> Session {
+        SessionBuilder::new(ProtocolVersion::TLS1_2, 0)
+            .id(SessionId::new(id).unwrap())
+            .master_key(MasterKey::new(&[mark; 48]).unwrap())
+            .build()
+    }
+
+    fn hash(map: &SessionMap, id: &[u8]) -> u64 {
+        map.hash(0x0303, id)
+    }
+
+    fn insert(map: &SessionMap, s: Session, seq: u64) {
+        let hash = hash(map, s.id().as_bytes());
+        let mut w = map.write(hash);
+        assert!(w.find(hash, 0x0303, s.id().as_bytes()).is_none());
+        w.insert(hash, s, seq);
+    }
+
+    /// Replaces what is cached under `KEY` with `with`; the old reference is dropped after
+    /// the lock, and is the last one, so the old session is freed.
+    fn replace(map: &SessionMap, with: Session, seq: u64) {
+        let hash = hash(map, KEY);
+        let mut w = map.write(hash);
+        let found = w.find(hash, 0x0303, KEY).expect("cached throughout");
+        let old = w.replace(&found, with, seq);
+        drop(w);
+        drop(old);
+    }
+
+    fn get(map: &SessionMap, id: &[u8]) -> Option<Session> {
+        map.get(hash(map, id), 0x0303, id)
+    }
+
+    fn check(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// A lookup racing a replace of its key finds the old session or the new one, never
+    /// nothing, though the replace frees the old one as the lookup reads it.
+    #[test]
+    fn a_lookup_racing_a_replace_finds_old_or_new() {
+        check(|| {
+            let map = Arc::new(SessionMap::new(1));
+            insert(&map, session(KEY, 1), 0);
+            let writer = {
+                let map = map.clone();
+                loom::thread::spawn(move || replace(&map, session(KEY, 2), 1))
+            };
+            let found = get(&map, KEY).expect("a session cached throughout was missed");
+            assert!([1, 2].contains(&found.master_key()[0]));
+            assert_eq!(found.id().as_bytes(), KEY);
+            drop(found);
+            writer.join().unwrap();
+        });
+    }
+
+    /// The same while the table grows under the lookup: the writer's insert rebuilds the
+    /// table, then the replace happens in the new table only.
+    #[test]
+    fn a_lookup_racing_a_rebuild_and_a_replace_finds_old_or_new() {
+        check(|| {
+            let map = Arc::new(SessionMap::new(1));
+            insert(&map, session(KEY, 1), 0);
+            insert(&map, session(b"a", 3), 1);
+            insert(&map, session(b"b", 3), 2);
+            let writer = {
+                let map = map.clone();
+                loom::thread::spawn(move || {
+                    // The fourth entry of four slots: a rebuild into eight.
+                    insert(&map, session(b"c", 3), 3);
+                    replace(&map, session(KEY, 2), 4);
+                })
+            };
+            let found = get(&map, KEY).expect("a session cached throughout was missed");
+            assert!([1, 2].contains(&found.master_key()[0]));
+            drop(found);
+            writer.join().unwrap();
+            assert_eq!(get(&map, KEY).unwrap().master_key()[0], 2);
+        });
+    }
+
+    /// A lookup racing an unlink, a shrink of the table and the epoch's reclamation finds the
+    /// whole session or nothing; the unlinked session is freed exactly when its last
+    /// reference goes, and the map gives back everything it held.
+    #[test]
+    fn a_lookup_racing_an_unlink_and_a_shrink_sees_all_or_nothing() {
+        check(|| {
+            let map = Arc::new(SessionMap::new(1));
+            let kept = session(KEY, 1);
+            insert(&map, kept.clone(), 0);
+            let writer = {
+                let map = map.clone();
+                loom::thread::spawn(move || {
+                    let hash = hash(&map, KEY);
+                    let mut w = map.write(hash);
+                    let found = w.find(hash, 0x0303, KEY).unwrap();
+                    let taken = w.remove(&found);
+                    drop(w);
+                    drop(taken);
+                    map.free_unlinked(true);
+                })
+            };
+            if let Some(found) = get(&map, KEY) {
+                assert!(found.ptr_eq(&kept));
+            }
+            writer.join().unwrap();
+            assert!(get(&map, KEY).is_none());
+            assert_eq!(kept.ref_count(), 1, "the map let go of its reference");
+        });
+    }
+
+    /// A flush batch (unlinked together, given back through `Reclaim`) racing a lookup and
+    /// an add in another shard's place: the lookup sees the session whole or not at all.
+    #[test]
+    fn a_lookup_racing_a_flush_batch_sees_all_or_nothing() {
+        check(|| {
+            let map = Arc::new(SessionMap::new(1));
+            let a = session(KEY, 1);
+            insert(&map, a.clone(), 0);
+            insert(&map, session(b"b", 2), 1);
+            let flusher = {
+                let map = map.clone();
+                loom::thread::spawn(move || {
+                    let mut w = map.write_shard(0);
+                    let batch = w.pop_expired(None, u64::MAX, 8);
+                    drop(w);
+                    assert_eq!(batch.len(), 2);
+                    drop(batch);
+                    map.free_unlinked(true);
+                })
+            };
+            if let Some(found) = get(&map, KEY) {
+                assert!(found.ptr_eq(&a));
+            }
+            flusher.join().unwrap();
+            assert!(get(&map, KEY).is_none() && get(&map, b"b").is_none());
+        });
     }
 }

@@ -1,0 +1,95 @@
+//! A shard's open-addressing table: slots of (hash, raw session handle, sequence number),
+//! probed linearly. Readers probe without a lock; writers change slots under the shard lock.
+
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+
+use super::prefetch::prefetch;
+
+/// A slot never used in this table: a probe stops here.
+pub(super) const EMPTY: u64 = 0;
+/// A slot whose entry was unlinked: a probe goes on past it; an insert may reuse it.
+pub(super) const TOMBSTONE: u64 = 1;
+/// The smallest table; a shard never has fewer slots.
+#[cfg(not(sesscache_loom))]
+pub(super) const MIN_SLOTS: usize = 16;
+/// Under the model checker, small tables, so that a model grows and shrinks them in a few
+/// steps.
+#[cfg(sesscache_loom)]
+pub(super) const MIN_SLOTS: usize = 4;
+
+/// A key's hash as slots store it: never one of the two markers.
+#[inline]
+pub(super) fn tag(hash: u64) -> u64 {
+    hash.max(TOMBSTONE + 1)
+}
+
+pub(super) struct Slot {
+    /// `EMPTY`, `TOMBSTONE` or the entry's hash (`tag`ged).
+    pub(super) hash: AtomicU64,
+    /// The entry's raw handle (null when not in use).
+    pub(super) session: AtomicPtr<()>,
+    /// The entry's stamp sequence number: written and read under the shard lock only.
+    pub(super) seq: AtomicU64,
+}
+
+/// A shard's slots. A table owns no references and releases none when freed: its handles
+/// belong to the map, which moves them to the next table or releases them itself.
+pub(super) struct Table {
+    pub(super) slots: Box<[Slot]>,
+}
+
+impl Table {
+    pub(super) fn new(len: usize) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Self {
+            slots: (0..len)
+                .map(|_| Slot {
+                    hash: AtomicU64::new(EMPTY),
+                    session: AtomicPtr::new(std::ptr::null_mut()),
+                    seq: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// The slots that hold an entry, with its hash. Under the shard lock (or with the table
+    /// owned) these are exactly the linked entries.
+    pub(super) fn linked(&self) -> impl Iterator<Item = (u64, &Slot)> + '_ {
+        self.slots
+            .iter()
+            .map(|slot| (slot.hash.load(Ordering::Relaxed), slot))
+            .filter(|&(hash, _)| hash > TOMBSTONE)
+    }
+
+    #[inline]
+    pub(super) fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Starts fetching the slot where a probe for `hash` begins.
+    #[inline]
+    pub(super) fn prefetch_home(&self, hash: u64) {
+        let home = &self.slots[hash as usize & self.mask()];
+        prefetch::<false>((home as *const Slot).cast::<u8>());
+    }
+
+    /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
+    /// one, with the hash each holds: only those holding `hash`.
+    #[inline]
+    pub(super) fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+        let mask = self.mask();
+        let start = hash as usize & mask;
+        (0..self.slots.len())
+            .map(move |step| (start + step) & mask)
+            .map(|i| {
+                (
+                    i,
+                    &self.slots[i],
+                    self.slots[i].hash.load(Ordering::Acquire),
+                )
+            })
+            .take_while(|&(_, _, h)| h != EMPTY)
+            .filter(move |&(_, _, h)| h == hash)
+            .map(|(i, slot, _)| (i, slot))
+    }
+}
