@@ -119,7 +119,10 @@ fn a_cache_of_size_one_overflows_and_the_external_cache_still_resumes() {
     assert_eq!(server.cache().len(), 1);
     assert_eq!(server.cache().stats().cache_full, 1, "a was evicted for b");
     let evicted = external.lock().unwrap()[a.id().as_bytes()].clone();
-    assert!(evicted.is_resumable(), "the external copy is not the evicted object");
+    assert!(
+        evicted.is_resumable(),
+        "the external copy is not the evicted object"
+    );
     let (resumed, _) = handshake(&client, &server, Some(&a));
     assert!(resumed, "the external cache answered the internal miss");
     let stats = server.cache().stats();
