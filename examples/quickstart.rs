@@ -25,12 +25,14 @@ fn main() {
         clock: clock.clone(),
         ..CacheConfig::default()
     });
-    cache.set_remove_session_callback(Some(Arc::new(|s: &Session, cause: RemovalCause| {
-        println!(
-            "  remove callback: {} ({cause:?})",
-            String::from_utf8_lossy(s.id().as_bytes())
-        );
-    })));
+    cache.set_remove_session_callback(Some(Arc::new(
+        |_: &SessionCache, s: &Session, cause: RemovalCause| {
+            println!(
+                "  remove callback: {} ({cause:?})",
+                String::from_utf8_lossy(s.id().as_bytes())
+            );
+        },
+    )));
 
     let now = clock.now();
     println!("adding alice (300 s), bob (600 s), carol (60 s) to a cache of size 3");

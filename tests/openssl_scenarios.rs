@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 
-use sesscache::cache::{Added, CacheConfig, CacheMode, RemovalCause};
+use sesscache::cache::{Added, CacheConfig, CacheMode, RemovalCause, SessionCache};
 use sesscache::core::{
     ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId,
 };
@@ -99,20 +99,18 @@ fn a_cache_of_size_one_overflows_and_the_external_cache_still_resumes() {
     // An external cache keeps a copy of its own (OpenSSL's serialize the session): the very
     // object the internal cache holds is marked not resumable when it is evicted, and OpenSSL
     // refuses a not-resumable session from the get callback.
-    server
-        .cache()
-        .set_new_session_callback(Some(Arc::new(move |s: &Session| {
+    server.cache().set_new_session_callback(Some(Arc::new(
+        move |_: &SessionCache, s: &Session| {
             store
                 .lock()
                 .unwrap()
                 .insert(s.id().as_bytes().to_vec(), s.dup());
-        })));
+        },
+    )));
     let source = external.clone();
-    server
-        .cache()
-        .set_get_session_callback(Some(Arc::new(move |_, id: &[u8]| {
-            source.lock().unwrap().get(id).cloned()
-        })));
+    server.cache().set_get_session_callback(Some(Arc::new(
+        move |_: &SessionCache, _, id: &[u8]| source.lock().unwrap().get(id).cloned(),
+    )));
 
     let (_, a) = handshake(&client, &server, None);
     let (_, b) = handshake(&client, &server, None);
@@ -146,12 +144,13 @@ fn removing_an_absent_session_is_not_found_but_calls_back() {
     let (ctx, _) = context(ProtocolVersion::TLS1_2, 10, CacheMode::SERVER);
     let calls = Arc::new(Mutex::new(Vec::new()));
     let sink = calls.clone();
-    ctx.cache()
-        .set_remove_session_callback(Some(Arc::new(move |s: &Session, cause| {
+    ctx.cache().set_remove_session_callback(Some(Arc::new(
+        move |_: &SessionCache, s: &Session, cause| {
             sink.lock()
                 .unwrap()
                 .push((s.id().as_bytes().to_vec(), cause));
-        })));
+        },
+    )));
     let absent = session(b"absent", NOW, 100);
     assert!(!ctx.cache().remove(&absent));
     assert_eq!(

@@ -554,11 +554,9 @@ mod tests {
         );
         let seen = Arc::new(Mutex::new(0));
         let sink = seen.clone();
-        server
-            .cache()
-            .set_new_session_callback(Some(Arc::new(move |_: &Session| {
-                *sink.lock().unwrap() += 1
-            })));
+        server.cache().set_new_session_callback(Some(Arc::new(
+            move |_: &session_cache::SessionCache, _: &Session| *sink.lock().unwrap() += 1,
+        )));
         handshake(&client, &server, None);
         assert!(server.cache().is_empty());
         assert_eq!(
@@ -602,17 +600,66 @@ mod tests {
         server.shutdown();
     }
 
+    /// Callbacks that call back into the cache and reach the context do so without keeping
+    /// it alive: through their cache argument, and through a `WeakContext`. When the last
+    /// handle goes, the cache is flushed (every session reported) and the sessions it held
+    /// are freed, their secrets wiped.
+    #[test]
+    fn callbacks_reach_the_cache_and_the_context_without_a_cycle() {
+        let (server, _) = context(ProtocolVersion::TLS1_2, CacheMode::SERVER);
+        let (client, _) = context(ProtocolVersion::TLS1_2, CacheMode::OFF);
+        let flushed = Arc::new(Mutex::new(0));
+        let weak = server.downgrade();
+        let sink = flushed.clone();
+        server.cache().set_remove_session_callback(Some(Arc::new(
+            move |cache: &session_cache::SessionCache, _: &Session, cause| {
+                let _ = cache.stats();
+                if let Some(ctx) = weak.upgrade() {
+                    assert_eq!(ctx.version(), ProtocolVersion::TLS1_2);
+                }
+                if cause == RemovalCause::Flushed {
+                    *sink.lock().unwrap() += 1;
+                }
+            },
+        )));
+        server.cache().set_new_session_callback(Some(Arc::new(
+            |cache: &session_cache::SessionCache, s: &Session| {
+                assert!(cache.contains(s));
+            },
+        )));
+        let mut freed = Vec::new();
+        for _ in 0..3 {
+            let (_, s) = handshake(&client, &server, None);
+            freed.push(
+                server
+                    .cache()
+                    .get(s.version(), s.id().as_bytes())
+                    .unwrap()
+                    .downgrade(),
+            );
+        }
+        let weak = server.downgrade();
+        assert_eq!(server.ref_count(), 1, "the callbacks hold no handle");
+        drop(server);
+        assert!(weak.upgrade().is_none(), "the context is gone");
+        assert_eq!(*flushed.lock().unwrap(), 3, "its cache was flushed");
+        assert!(
+            freed.iter().all(|w| w.upgrade().is_none()),
+            "and its sessions freed"
+        );
+    }
+
     #[test]
     fn the_last_context_handle_flushes_while_held_sessions_stay_valid() {
         let (server, _) = context(ProtocolVersion::TLS1_2, CacheMode::SERVER);
         let (client, _) = context(ProtocolVersion::TLS1_2, CacheMode::OFF);
         let removed = Arc::new(Mutex::new(Vec::new()));
         let sink = removed.clone();
-        server
-            .cache()
-            .set_remove_session_callback(Some(Arc::new(move |_: &Session, cause| {
+        server.cache().set_remove_session_callback(Some(Arc::new(
+            move |_: &session_cache::SessionCache, _: &Session, cause| {
                 sink.lock().unwrap().push(cause);
-            })));
+            },
+        )));
         let mut s = server.new_connection(Role::Server);
         let mut c = client.new_connection(Role::Client);
         c.connect(&mut s).unwrap();

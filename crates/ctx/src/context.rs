@@ -1,7 +1,7 @@
 //! The context (`SSL_CTX`): owns the session cache and the settings its connections share.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use session_cache::{CacheConfig, SessionCache};
 use session_core::{
@@ -47,6 +47,11 @@ pub(crate) struct Inner {
 /// A context (OpenSSL's `SSL_CTX`). Cloning takes another handle (`SSL_CTX_up_ref`); when the
 /// last handle goes, connections included, the cache is flushed (remove callbacks run) and
 /// freed. Sessions held elsewhere stay valid.
+///
+/// The cache owns its callbacks, so a callback must not hold a `Context`: that handle would
+/// keep the context alive after every other one is gone, and its cache would never be
+/// flushed nor its sessions wiped. Callbacks receive the cache as an argument; one that
+/// needs the context holds a [`WeakContext`] ([`Context::downgrade`]).
 #[derive(Clone)]
 #[doc(alias = "SSL_CTX")]
 pub struct Context(pub(crate) Arc<Inner>);
@@ -91,6 +96,12 @@ impl Context {
         Connection::new(self.clone(), role)
     }
 
+    /// A handle that does not keep the context alive: what a callback of its cache holds if
+    /// it needs the context.
+    pub fn downgrade(&self) -> WeakContext {
+        WeakContext(Arc::downgrade(&self.0))
+    }
+
     /// How many handles to this context exist (connections included).
     pub fn ref_count(&self) -> usize {
         Arc::strong_count(&self.0)
@@ -109,6 +120,23 @@ impl Context {
             .timeout(cache.timeout())
             .extended_master_secret(ems)
             .build()
+    }
+}
+
+/// A handle to a context that does not keep it alive ([`Context::downgrade`]).
+#[derive(Clone)]
+pub struct WeakContext(Weak<Inner>);
+
+impl WeakContext {
+    /// A handle to the context, if any other handle still keeps it alive.
+    pub fn upgrade(&self) -> Option<Context> {
+        self.0.upgrade().map(Context)
+    }
+}
+
+impl fmt::Debug for WeakContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakContext")
     }
 }
 

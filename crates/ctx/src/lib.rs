@@ -1,7 +1,10 @@
 //! OpenSSL's `SSL_CTX` and `SSL`, modelled around the session cache.
 //!
 //! - [`Context`] owns its [`SessionCache`](session_cache::SessionCache): the cache is reached
-//!   only through the context, and lives exactly as long as the last handle to the context.
+//!   through the context, and lives exactly as long as the last handle to the context. The
+//!   cache's callbacks receive the cache as an argument; one that needs the context itself
+//!   holds a [`WeakContext`], since a strong handle in a callback would keep the context (and
+//!   its sessions) alive for ever.
 //! - [`Connection`] is made from a context and keeps it alive, as an `SSL` holds its
 //!   `SSL_CTX`. It holds at most one session and offers OpenSSL's session calls.
 //! - The handshakes are simulations (no cryptography) that drive the cache as OpenSSL's
@@ -20,5 +23,5 @@ mod error;
 mod ids;
 
 pub use connection::{ClientHello, Connection, Role, ServerHello};
-pub use context::{Context, ContextConfig};
+pub use context::{Context, ContextConfig, WeakContext};
 pub use error::Error;

@@ -383,7 +383,7 @@ impl SessionCache {
             );
         }
         if let Some(cb) = self.callbacks.remove_session() {
-            run_remove_callback(&cb, sessions, cause);
+            run_remove_callback(&cb, self, sessions, cause);
         }
     }
 
@@ -530,7 +530,7 @@ impl SessionCache {
 
     fn external_lookup(&self, request: &LookupRequest<'_>, mode: CacheMode) -> Option<Session> {
         let cb = self.callbacks.get_session()?;
-        let session = cb(request.version, request.id)?;
+        let session = cb(self, request.version, request.id)?;
         if !session.is_resumable() {
             return None;
         }
@@ -717,7 +717,7 @@ impl SessionCache {
     /// handshake established `session`.
     pub fn notify_new_session(&self, session: &Session) {
         if let Some(cb) = self.callbacks.new_session() {
-            cb(session);
+            cb(self, session);
         }
     }
 }
@@ -781,11 +781,13 @@ mod tests {
     fn record_removals(cache: &SessionCache) -> Removals {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        cache.set_remove_session_callback(Some(Arc::new(move |s: &Session, cause| {
-            sink.lock()
-                .unwrap()
-                .push((s.id().as_bytes().to_vec(), cause));
-        })));
+        cache.set_remove_session_callback(Some(Arc::new(
+            move |_: &SessionCache, s: &Session, cause| {
+                sink.lock()
+                    .unwrap()
+                    .push((s.id().as_bytes().to_vec(), cause));
+            },
+        )));
         seen
     }
 
@@ -1113,7 +1115,7 @@ mod tests {
         let (cache, _) = cache(10);
         let external = session(b"x", NOW, 100);
         let served = external.clone();
-        cache.set_get_session_callback(Some(Arc::new(move |_, id: &[u8]| {
+        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, id: &[u8]| {
             (id == b"x").then(|| served.clone())
         })));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(s) if s.ptr_eq(&external)));
@@ -1132,7 +1134,9 @@ mod tests {
         cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
         let external = session(b"x", NOW, 100);
         let served = external.clone();
-        cache.set_get_session_callback(Some(Arc::new(move |_, _: &[u8]| Some(served.clone()))));
+        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, _: &[u8]| {
+            Some(served.clone())
+        })));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(_)));
         assert!(cache.is_empty());
 
@@ -1153,7 +1157,9 @@ mod tests {
         let (cache, _) = cache(10);
         let dead = session(b"x", NOW, 100);
         dead.mark_not_resumable();
-        cache.set_get_session_callback(Some(Arc::new(move |_, _: &[u8]| Some(dead.clone()))));
+        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, _: &[u8]| {
+            Some(dead.clone())
+        })));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Miss));
         let stats = cache.stats();
         // As lookup_sess_in_cache: the internal miss counts, the refused session nothing.
@@ -1393,27 +1399,27 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let (cache, clock) = cache(2);
-            let cache = Arc::new(cache);
-            let weak = Arc::downgrade(&cache);
-            cache.set_remove_session_callback(Some(Arc::new(move |s: &Session, cause| {
-                let Some(cache) = weak.upgrade() else { return };
-                // Every kind of call, from inside the callback.
-                let _ = cache.lookup(&request(b"zzz"));
-                let _ = cache.stats();
-                let _ = cache.flush_expired(0);
-                if cause == RemovalCause::Evicted {
-                    let again = s.dup();
-                    let _ = cache.add(&again);
-                    cache.remove(&again);
-                }
-            })));
-            let weak = Arc::downgrade(&cache);
-            cache.set_get_session_callback(Some(Arc::new(move |_, id: &[u8]| {
-                let cache = weak.upgrade()?;
-                cache.get(ProtocolVersion::TLS1_2, id);
-                cache.set_size(2);
-                None
-            })));
+            // The callbacks reach the cache through their argument, holding no handle to it.
+            cache.set_remove_session_callback(Some(Arc::new(
+                move |cache: &SessionCache, s: &Session, cause| {
+                    // Every kind of call, from inside the callback.
+                    let _ = cache.lookup(&request(b"zzz"));
+                    let _ = cache.stats();
+                    let _ = cache.flush_expired(0);
+                    if cause == RemovalCause::Evicted {
+                        let again = s.dup();
+                        let _ = cache.add(&again);
+                        cache.remove(&again);
+                    }
+                },
+            )));
+            cache.set_get_session_callback(Some(Arc::new(
+                move |cache: &SessionCache, _, id: &[u8]| {
+                    cache.get(ProtocolVersion::TLS1_2, id);
+                    cache.set_size(2);
+                    None
+                },
+            )));
             for i in 0..20u32 {
                 cache
                     .add(&session(&i.to_be_bytes(), NOW, 10 + u64::from(i)))
@@ -1454,7 +1460,7 @@ mod tests {
         assert_eq!((stats.accept_good, stats.connect), (2, 1));
         let seen = Arc::new(Mutex::new(0));
         let sink = seen.clone();
-        cache.set_new_session_callback(Some(Arc::new(move |_: &Session| {
+        cache.set_new_session_callback(Some(Arc::new(move |_: &SessionCache, _: &Session| {
             *sink.lock().unwrap() += 1;
         })));
         cache.notify_new_session(&session(b"n", NOW, 1));

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use session_core::{ProtocolVersion, Session};
 
+use crate::SessionCache;
+
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
 /// Why a session left the cache, as told to the remove callback.
@@ -33,17 +35,26 @@ pub enum RemovalCause {
     Flushed,
 }
 
-/// Called after a handshake established a session (`SSL_CTX_sess_set_new_cb`). To keep the
-/// session, clone the handle: no return value decides who owns what.
-pub type NewSessionCallback = Arc<dyn Fn(&Session) + Send + Sync>;
+// Every callback receives the cache it belongs to, so that one that calls back into the
+// cache has no reason to hold a handle to it (or to its context): the cache owns its
+// callbacks, so a strong handle captured in one is a cycle that keeps the cache alive, never
+// flushed and never wiped, after its owner lets go.
 
-/// Called for every session that leaves the cache (`SSL_CTX_sess_set_remove_cb`), after the
-/// cache has released its locks: the callback may call back into the cache.
-pub type RemoveSessionCallback = Arc<dyn Fn(&Session, RemovalCause) + Send + Sync>;
+/// Called after a handshake established a session (`SSL_CTX_sess_set_new_cb`), with the cache
+/// it belongs to. To keep the session, clone the handle: no return value decides who owns
+/// what.
+pub type NewSessionCallback = Arc<dyn Fn(&SessionCache, &Session) + Send + Sync>;
 
-/// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`): an external cache returns an owned
-/// reference or `None`. There is no `copy` flag to get wrong.
-pub type GetSessionCallback = Arc<dyn Fn(ProtocolVersion, &[u8]) -> Option<Session> + Send + Sync>;
+/// Called for every session that leaves the cache (`SSL_CTX_sess_set_remove_cb`), with the
+/// cache, after it has released its locks: the callback may call back into the cache through
+/// its first argument (an add it makes there does not evict:
+/// [`Error::FullInRemoveCallback`](crate::Error::FullInRemoveCallback)).
+pub type RemoveSessionCallback = Arc<dyn Fn(&SessionCache, &Session, RemovalCause) + Send + Sync>;
+
+/// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`), with the cache: an external cache
+/// returns an owned reference or `None`. There is no `copy` flag to get wrong.
+pub type GetSessionCallback =
+    Arc<dyn Fn(&SessionCache, ProtocolVersion, &[u8]) -> Option<Session> + Send + Sync>;
 
 thread_local! {
     /// How many remove callbacks (of any cache) this thread is running right now.
@@ -61,6 +72,7 @@ pub(crate) fn in_remove_callback() -> bool {
 /// [`in_remove_callback`] (also if it panics).
 pub(crate) fn run_remove_callback(
     cb: &RemoveSessionCallback,
+    cache: &SessionCache,
     sessions: &[Session],
     cause: RemovalCause,
 ) {
@@ -73,7 +85,7 @@ pub(crate) fn run_remove_callback(
     IN_REMOVE_CALLBACK.with(|depth| depth.set(depth.get() + 1));
     let _inside = Inside;
     for s in sessions {
-        cb(s, cause);
+        cb(cache, s, cause);
     }
 }
 

@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use session_cache::{CacheConfig, CacheMode, Lookup, LookupRequest, RemovalCause, SessionCache};
+use session_cache::{
+    CacheConfig, CacheMode, Error, Lookup, LookupRequest, RemovalCause, SessionCache,
+};
 use session_core::{
     ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
 };
@@ -186,22 +188,32 @@ fn a_remove_callback_that_adds_does_not_make_add_loop() {
         let next = Arc::new(AtomicU64::new(1_000));
         let removed = Arc::new(AtomicUsize::new(0));
         let readded = Arc::new(AtomicUsize::new(0));
-        let weak = Arc::downgrade(&cache);
+        let refused = Arc::new(AtomicUsize::new(0));
         {
-            let (next, removed, readded) = (next.clone(), removed.clone(), readded.clone());
-            cache.set_remove_session_callback(Some(Arc::new(move |_: &Session, cause| {
-                removed.fetch_add(1, Ordering::SeqCst);
-                if cause == RemovalCause::Evicted {
-                    if let Some(cache) = weak.upgrade() {
+            let (next, removed, readded, refused) = (
+                next.clone(),
+                removed.clone(),
+                readded.clone(),
+                refused.clone(),
+            );
+            cache.set_remove_session_callback(Some(Arc::new(
+                move |cache: &SessionCache, _: &Session, cause| {
+                    removed.fetch_add(1, Ordering::SeqCst);
+                    if cause == RemovalCause::Evicted {
                         let n = next.fetch_add(1, Ordering::SeqCst);
-                        let s = session(&n.to_le_bytes(), NOW, 5);
-                        if cache.add(&s).is_ok_and(|a| a.is_added()) {
-                            readded.fetch_add(1, Ordering::SeqCst);
+                        match cache.add(&session(&n.to_le_bytes(), NOW, 5)) {
+                            Ok(a) if a.is_added() => {
+                                readded.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(Error::FullInRemoveCallback) => {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                            other => panic!("{other:?}"),
                         }
                         assert!(cache.len() <= 8, "over the bound inside the callback");
                     }
-                }
-            })));
+                },
+            )));
         }
         let mut added = 0;
         for n in 0..100u64 {
@@ -213,6 +225,12 @@ fn a_remove_callback_that_adds_does_not_make_add_loop() {
             assert!(cache.len() <= 8);
         }
         let added = added + readded.load(Ordering::SeqCst);
+        // The adder kept the slot it evicted for, so the callback found the cache full.
+        assert_eq!(
+            refused.load(Ordering::SeqCst),
+            92,
+            "one refusal per eviction"
+        );
         (added, removed.load(Ordering::SeqCst), cache)
     });
     assert_eq!(cache.len(), 8);
