@@ -92,14 +92,40 @@ fn positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The longest run, in real seconds (about 11.6 days).
+const MAX_DURATION: f64 = 1e6;
+/// The fastest simulated clock, in simulated seconds per real second.
+const MAX_TIME_SCALE: f64 = 1e9;
+/// The longest flush interval, in simulated seconds: as long as the longest run at the
+/// fastest clock, so that any longer one would simply never flush.
+const MAX_FLUSH_INTERVAL: u64 = (MAX_DURATION * MAX_TIME_SCALE) as u64;
+
+/// A positive number of at most `max`.
+fn positive_up_to(s: &str, max: f64) -> Result<f64, String> {
+    let v = positive(s)?;
+    if v <= max {
+        Ok(v)
+    } else {
+        Err(format!("{v} is more than the most this takes, {max}"))
+    }
+}
+
+fn duration(s: &str) -> Result<f64, String> {
+    positive_up_to(s, MAX_DURATION)
+}
+
+fn time_scale(s: &str) -> Result<f64, String> {
+    positive_up_to(s, MAX_TIME_SCALE)
+}
+
 /// The options of `sesscache simulate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Threads running connections (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
-    /// How long to run, in real seconds (ignored if --connections is given).
-    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    /// How long to run, in real seconds, at most 1000000 (ignored if --connections is given).
+    #[arg(long, default_value_t = 10.0, value_parser = duration)]
     duration: f64,
     /// Stop after this many connections instead of after --duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -125,9 +151,10 @@ pub(crate) struct Args {
     /// The cache's size limit (0 = unlimited).
     #[arg(long, default_value_t = 20_480)]
     cache_size: usize,
-    /// Flush expired sessions every this many simulated seconds (0 = never; the automatic
-    /// flush every 255 handshakes still runs unless the mode says no-auto-clear).
-    #[arg(long, default_value_t = 60)]
+    /// Flush expired sessions every this many simulated seconds, at most 10^15 (0 = never;
+    /// the automatic flush every 255 handshakes still runs unless the mode says
+    /// no-auto-clear).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_FLUSH_INTERVAL))]
     flush_interval: u64,
     /// The server's cache mode, as a comma-separated list of OpenSSL's bits.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "server")]
@@ -140,7 +167,8 @@ pub(crate) struct Args {
     /// default cache both fills up (and evicts) and sees sessions expire (timeouts, flushes
     /// that find work). A faster machine needs more (sessions are evicted before they can
     /// expire), a slower one less (the cache never fills).
-    #[arg(long, default_value_t = 6_000.0, value_parser = positive)]
+    /// At most 10^9.
+    #[arg(long, default_value_t = 6_000.0, value_parser = time_scale)]
     time_scale: f64,
     /// Seed for the client choices (runs with the same seed and one thread make the same
     /// choices).
@@ -309,7 +337,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let real = began.elapsed();
             let now = start_time + (real.as_secs_f64() * args.time_scale) as u64;
             clock.set(now);
-            if args.flush_interval > 0 && now >= last_flush + args.flush_interval {
+            if args.flush_interval > 0 && now - last_flush >= args.flush_interval {
                 last_flush = now;
                 flushes.fetch_add(1, Ordering::Relaxed);
                 flushed.fetch_add(server.cache().flush() as u64, Ordering::Relaxed);

@@ -128,6 +128,23 @@ fn bad_arguments_exit_with_2_and_say_why() {
         (&["simulate", "--tls", "1.1"], "1.1"),
         (&["simulate", "--duration=-3"], "positive"),
         (&["simulate", "--clients", "0"], "--clients"),
+        // Out of range: refused, never a panic or a silent wrap.
+        (&["simulate", "--duration", "1e300"], "most"),
+        (&["simulate", "--duration", "NaN"], "positive"),
+        (&["simulate", "--duration", "inf"], "positive"),
+        (&["simulate", "--time-scale", "1e300"], "most"),
+        (&["simulate", "--time-scale", "0"], "positive"),
+        (
+            &["simulate", "--flush-interval", "18446744073709551615"],
+            "--flush-interval",
+        ),
+        (&["simulate", "--flush-interval=-1"], "--flush-interval"),
+        (&["simulate", "--zipf-exponent", "inf"], "positive"),
+        (
+            &["simulate", "--timeout", "18446744073709551616"],
+            "--timeout",
+        ),
+        (&["simulate", "--cache-size=-1"], "--cache-size"),
         (&["frobnicate"], "frobnicate"),
     ] {
         let out = sesscache(args);
