@@ -200,7 +200,38 @@ fn check_real(certs: &Certs, name: &str, pem: &[u8]) -> Session {
     assert_eq!(*openssl_text(&session), text, "{name}: sess_id -text");
     let from_der = wire::from_der(&der).unwrap();
     assert_eq!(*wire::to_der(&from_der).unwrap(), der);
+    check_wrapped(certs, name, &file, pem, &der);
     session
+}
+
+/// Forms of the same session that `openssl sess_id` reads: its own `-text` output (text, then
+/// the PEM), that behind a byte-order mark, CRLF line ends, and two sessions in a row (the
+/// first counts). Each must read as the same session here and there.
+fn check_wrapped(certs: &Certs, name: &str, file: &Path, pem: &[u8], der: &[u8]) {
+    let file = file.to_str().unwrap();
+    let with_text = openssl(&["sess_id", "-in", file, "-text"]).stdout;
+    assert!(with_text.starts_with(b"SSL-Session:"), "{name}");
+    let other = wire::to_pem(&SessionBuilder::new(ProtocolVersion::TLS1_2, 1).build()).unwrap();
+    let crlf = String::from_utf8(pem.to_vec())
+        .unwrap()
+        .replace('\n', "\r\n");
+    let forms = [
+        ("text", with_text.clone()),
+        ("bom", [b"\xEF\xBB\xBF".as_slice(), &with_text].concat()),
+        ("crlf", crlf.into_bytes()),
+        ("two", [pem, other.as_bytes()].concat()),
+    ];
+    for (form, bytes) in forms {
+        let path = certs.dir.path().join(format!("{name}.{form}.pem"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, theirs) = sess_id(&path, "PEM");
+        assert_eq!(
+            theirs, der,
+            "{name}, {form}: openssl reads the same session"
+        );
+        let (ours, _) = wire::decode(&bytes).unwrap_or_else(|e| panic!("{name}, {form}: {e}"));
+        assert_eq!(*wire::to_der(&ours).unwrap(), der, "{name}, {form}");
+    }
 }
 
 #[test]

@@ -26,8 +26,8 @@ pub(crate) struct Args {
     /// The form to write.
     #[arg(long, value_enum)]
     to: To,
-    /// Where to write (default: standard output). A new file is readable by its owner only:
-    /// it holds the session's secret.
+    /// Where to write (default: standard output). The file, new or replaced, is readable by
+    /// its owner only: it holds the session's secret.
     #[arg(short, long)]
     output: Option<PathBuf>,
 }
@@ -55,6 +55,14 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             let mut file = options
                 .open(path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            // An existing file keeps its mode when opened: make it owner-only before the
+            // secret is in it.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make {} owner-only", path.display()))?;
+            }
             file.write_all(&bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }

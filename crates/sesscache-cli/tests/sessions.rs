@@ -144,6 +144,34 @@ fn convert_is_lossless_both_ways() {
         ok(&sesscache(&["convert", der, "--to", "pem"])),
         &pem_bytes[..]
     );
+    // Onto an existing file that others may read: it ends up owner-only too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let existing = write(
+            dir.path(),
+            "existing.pem",
+            b"old contents, longer than nothing\n",
+        );
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        ok(&sesscache(&[
+            "convert", der, "--to", "pem", "-o", &existing,
+        ]));
+        assert_eq!(std::fs::read(&existing).unwrap(), pem_bytes);
+        let mode = std::fs::metadata(&existing).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "an existing file is made owner-only");
+    }
+    // What `openssl sess_id -text` prints (text, then the PEM) is read as the PEM alone.
+    let text_then_pem = [
+        b"SSL-Session:\n    Protocol  : TLSv1.3\n".as_slice(),
+        &pem_bytes,
+    ]
+    .concat();
+    let with_text = write(dir.path(), "text.pem", &text_then_pem);
+    assert_eq!(
+        ok(&sesscache(&["convert", &with_text, "--to", "pem"])),
+        &pem_bytes[..]
+    );
     let piped = sesscache_stdin(&["convert", "-", "--to", "der"], &pem_bytes);
     assert_eq!(ok(&piped), &session_der::to_der(&s).unwrap()[..]);
 }

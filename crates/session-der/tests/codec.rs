@@ -390,3 +390,44 @@ fn pem_errors_name_the_problem() {
         DecodeError::Pem { .. }
     ));
 }
+
+/// What `openssl sess_id` reads, this reads too: the first session block, after text (its
+/// own `-text` output), a byte-order mark, CRLF line ends and blocks of other labels.
+#[test]
+fn pem_is_read_as_openssl_reads_it() {
+    let first = full_session();
+    let second = first.to_builder().timeout(99).build();
+    let pem = to_pem(&first).unwrap().to_string();
+    let pem2 = to_pem(&second).unwrap().to_string();
+    let cert = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+    let inputs = [
+        format!("SSL-Session:\n    Protocol  : TLSv1.2\n    Timeout   : 300 (sec)\n{pem}"),
+        format!("\u{feff}{pem}"),
+        format!("\u{feff}SSL-Session:\n  text\n{pem}"),
+        pem.replace('\n', "\r\n"),
+        format!("{pem}{pem2}"),
+        format!("{cert}{pem}{pem2}"),
+        format!("{pem}trailing text, not read\n"),
+    ];
+    for input in &inputs {
+        assert_eq!(Format::detect(input.as_bytes()), Format::Pem, "{input}");
+        let (read, format) = decode_at(input.as_bytes(), 1).unwrap();
+        assert_eq!(format, Format::Pem);
+        same_fields(&read, &first);
+    }
+    // Text with no session block: the label it has, or that there is none.
+    assert_eq!(
+        from_pem_at(cert.as_bytes(), 1).unwrap_err(),
+        DecodeError::PemLabel {
+            found: "CERTIFICATE".into()
+        }
+    );
+    let begun = "text\n-----BEGIN SSL SESSION PARAMETERS-----\nMAA=\n";
+    assert!(matches!(
+        from_pem_at(begun.as_bytes(), 1).unwrap_err(),
+        DecodeError::Pem { .. }
+    ));
+    // A DER session is never taken for text, however its bytes fall.
+    assert_eq!(Format::detect(&to_der(&first).unwrap()), Format::Der);
+    assert_eq!(Format::detect(&sample()), Format::Der);
+}
