@@ -1,13 +1,19 @@
 //! `sesscache serve`: a small TLS server (rustls) that resumes sessions through a context's
 //! cache, answers each connection with a line saying whether it was resumed, and prints the
 //! cache's statistics when stopped.
+//!
+//! A fixed number of workers serve connections, taken from a queue of the same length that
+//! the accept loop fills (and waits on when it is full). Each handshake has a deadline, so a
+//! client that connects and sends nothing holds a worker for that long at most. A timer
+//! flushes expired sessions. On Ctrl-C (or after --max-connections) the accept loop stops,
+//! the workers finish what was accepted, and only then are the statistics printed.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use ctx::{Context, ContextConfig};
@@ -16,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use sesscache_rustls::ServerSessions;
 use session_cache::{CacheConfig, Handshake};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The options of `sesscache serve`.
 #[derive(Debug, clap::Args)]
@@ -45,12 +51,26 @@ pub(crate) struct Args {
     /// Stop after this many connections (default: run until Ctrl-C).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// How many connections are served at once; as many more wait in a queue, and the rest
+    /// wait to be accepted.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    workers: u16,
+    /// The most a handshake may take, in seconds: a client that connects and stalls (or
+    /// sends nothing) is dropped then and counted as failed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    handshake_timeout: u64,
+    /// Flush expired sessions every this many seconds (0 = never: only the cache's own
+    /// removals, at lookup and eviction, then drop them).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    flush_interval: u64,
 }
 
 /// Connections that get no request line within this time get the plain-text answer.
 const REQUEST_WAIT: Duration = Duration::from_millis(200);
-/// A peer that stalls a handshake longer than this is dropped.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer that does not take the answer within this time is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the accept loop looks for Ctrl-C while no client connects.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let _ = tracing_subscriber::fmt()
@@ -80,37 +100,122 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     std::io::stdout().flush()?;
 
     let (stop, stopped) = mpsc::channel::<()>();
-    let on_signal = stop.clone();
     ctrlc::set_handler(move || {
-        let _ = on_signal.send(());
+        let _ = stop.send(());
     })
     .context("cannot install the Ctrl-C handler")?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listener non-blocking")?;
 
     let counts = Arc::new(Counts::default());
-    let accept_counts = counts.clone();
-    let stats_context = context.clone();
-    let max = args.max_connections;
-    std::thread::spawn(move || {
-        let mut accepted = 0u64;
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let (config, context, counts) =
-                (config.clone(), context.clone(), accept_counts.clone());
-            let last = max.is_some_and(|max| accepted + 1 >= max);
-            let handle = std::thread::spawn(move || serve_one(stream, &config, &context, &counts));
-            accepted += 1;
-            if last {
-                let _ = handle.join();
-                let _ = stop.send(());
-                return;
+    let workers = usize::from(args.workers);
+    let (queue, jobs) = mpsc::sync_channel::<TcpStream>(workers);
+    let jobs = Arc::new(Mutex::new(jobs));
+    let limits = Limits {
+        handshake: Duration::from_secs(args.handshake_timeout),
+    };
+    let pool: Vec<_> = (0..workers)
+        .map(|_| {
+            let (jobs, config, context, counts) = (
+                jobs.clone(),
+                config.clone(),
+                context.clone(),
+                counts.clone(),
+            );
+            std::thread::spawn(move || loop {
+                let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok(stream) = next else { return };
+                let in_flight = counts.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                counts
+                    .peak_in_flight
+                    .fetch_max(in_flight, Ordering::Relaxed);
+                serve_one(stream, &config, &context, &counts, limits);
+                counts.in_flight.fetch_sub(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let flusher = Flusher::start(&context, args.flush_interval, counts.clone());
+
+    let mut accepted = 0u64;
+    while stopped.try_recv().is_err() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(err) = stream.set_nonblocking(false) {
+                    warn!(error = %err, "cannot serve a connection");
+                    continue;
+                }
+                // Waits while every worker is busy and the queue is full.
+                if queue.send(stream).is_err() {
+                    break;
+                }
+                accepted += 1;
+                if args.max_connections.is_some_and(|max| accepted >= max) {
+                    break;
+                }
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(err) => {
+                warn!(error = %err, "accept failed");
+                std::thread::sleep(ACCEPT_POLL);
             }
         }
-    });
-    stopped
-        .recv()
-        .map_err(|_| anyhow!("the server stopped unexpectedly"))?;
-    print_stats(&counts, &stats_context, args);
+    }
+    // No more connections: the workers finish those accepted, each within its deadlines.
+    drop(queue);
+    for worker in pool {
+        worker
+            .join()
+            .map_err(|_| anyhow!("a worker thread panicked"))?;
+    }
+    flusher.stop();
+    print_stats(&counts, &context, args);
     Ok(())
+}
+
+/// How long a connection may take.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    handshake: Duration,
+}
+
+/// Flushes the cache's expired sessions every interval, until stopped.
+struct Flusher {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(context: &Context, interval: u64, counts: Arc<Counts>) -> Self {
+        if interval == 0 {
+            return Self {
+                stop: None,
+                thread: None,
+            };
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let context = context.clone();
+        let interval = Duration::from_secs(interval);
+        let thread = std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let flushed = context.cache().flush();
+                counts.flushes.fetch_add(1, Ordering::Relaxed);
+                counts.flushed.fetch_add(flushed as u64, Ordering::Relaxed);
+                debug!(flushed, "timed flush");
+            }
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -118,6 +223,10 @@ struct Counts {
     connections: AtomicU64,
     resumed: AtomicU64,
     failed: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    flushes: AtomicU64,
+    flushed: AtomicU64,
 }
 
 fn server_config(args: &Args, context: &Context) -> Result<ServerConfig> {
@@ -157,13 +266,19 @@ fn server_config(args: &Args, context: &Context) -> Result<ServerConfig> {
     Ok(config)
 }
 
-fn serve_one(mut tcp: TcpStream, config: &Arc<ServerConfig>, context: &Context, counts: &Counts) {
+fn serve_one(
+    mut tcp: TcpStream,
+    config: &Arc<ServerConfig>,
+    context: &Context,
+    counts: &Counts,
+    limits: Limits,
+) {
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     counts.connections.fetch_add(1, Ordering::Relaxed);
     context.cache().record(Handshake::Accept);
-    let mut conn = match handshake(&mut tcp, config) {
+    let mut conn = match handshake(&mut tcp, config, limits.handshake) {
         Ok(conn) => conn,
         Err(err) => {
             counts.failed.fetch_add(1, Ordering::Relaxed);
@@ -197,11 +312,22 @@ fn serve_one(mut tcp: TcpStream, config: &Arc<ServerConfig>, context: &Context, 
     }
 }
 
-fn handshake(tcp: &mut TcpStream, config: &Arc<ServerConfig>) -> Result<ServerConnection> {
-    tcp.set_read_timeout(Some(IO_TIMEOUT))?;
-    tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+/// The server side of the handshake, within `limit` all told: every read and write waits at
+/// most for what is left of it, so a client that trickles bytes cannot stretch it.
+fn handshake(
+    tcp: &mut TcpStream,
+    config: &Arc<ServerConfig>,
+    limit: Duration,
+) -> Result<ServerConnection> {
+    let deadline = Instant::now() + limit;
     let mut conn = ServerConnection::new(config.clone())?;
     while conn.is_handshaking() {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| anyhow!("no handshake within {} s", limit.as_secs()))?;
+        tcp.set_read_timeout(Some(left))?;
+        tcp.set_write_timeout(Some(left))?;
         conn.complete_io(tcp)?;
     }
     // Tickets (TLS 1.3) go out now, before waiting for a request.
@@ -213,11 +339,20 @@ fn handshake(tcp: &mut TcpStream, config: &Arc<ServerConfig>) -> Result<ServerCo
 
 /// An HTTP/1.0 response to a request line; else the line alone.
 fn answer(tcp: &mut TcpStream, conn: &mut ServerConnection, line: &str) -> Result<()> {
-    tcp.set_read_timeout(Some(REQUEST_WAIT))?;
+    tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let waited = Instant::now() + REQUEST_WAIT;
     let mut request = Vec::new();
     let mut buf = [0u8; 2048];
     let mut tls = rustls::Stream::new(conn, tcp);
     while !request.contains(&b'\n') && request.len() < 8192 {
+        // The request line's wait is one deadline too, however the bytes trickle in.
+        let Some(left) = waited
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+        else {
+            break;
+        };
+        tls.sock.set_read_timeout(Some(left))?;
         match tls.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => request.extend_from_slice(&buf[..n]),
@@ -225,7 +360,6 @@ fn answer(tcp: &mut TcpStream, conn: &mut ServerConnection, line: &str) -> Resul
             Err(e) => return Err(e.into()),
         }
     }
-    tls.sock.set_read_timeout(Some(IO_TIMEOUT))?;
     let first = request.split(|&b| b == b'\n').next().unwrap_or_default();
     let is_http = first.windows(6).any(|w| w == b" HTTP/")
         && [&b"GET "[..], b"HEAD ", b"POST "]
@@ -258,6 +392,11 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args) {
         "    failed                 {:>10}",
         counts.failed.load(Ordering::Relaxed)
     );
+    println!("    workers                {:>10}", args.workers);
+    println!(
+        "    most at once           {:>10}",
+        counts.peak_in_flight.load(Ordering::Relaxed)
+    );
     let s = context.cache().stats();
     let mode = if args.tickets {
         " (stateless tickets: unused)"
@@ -273,5 +412,13 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args) {
     println!(
         "    accept / accept_good   {:>10} / {}",
         s.accept, s.accept_good
+    );
+    println!(
+        "    timed flushes          {:>10}",
+        counts.flushes.load(Ordering::Relaxed)
+    );
+    println!(
+        "    sessions they removed  {:>10}",
+        counts.flushed.load(Ordering::Relaxed)
     );
 }

@@ -1,10 +1,14 @@
 //! `sesscache serve` against the real `openssl s_client`, on loopback only: TLS 1.2 session
 //! ids resume with `-reconnect`, a TLS 1.3 session saved with `-sess_out` resumes with
-//! `-sess_in`, HTTP gets an HTTP answer, and Ctrl-C prints the cache's statistics. Every
-//! process started here is killed when its guard drops.
+//! `-sess_in`, HTTP gets an HTTP answer, Ctrl-C prints the cache's statistics once the
+//! connections in flight have ended, a silent client holds a worker only until the handshake
+//! deadline, and a timer flushes expired sessions. Every process started here is killed when
+//! its guard drops.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A running `sesscache serve`, killed when dropped.
 struct Server {
@@ -235,4 +239,112 @@ fn bad_arguments_are_exit_code_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.pem"));
     let out = run(&["--listen", "not-an-address"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `openssl s_client` with nothing on stdin, which must finish within `limit`: its stdout.
+fn s_client_within(args: &[&str], limit: Duration) -> String {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s_client did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+/// A client that connects and sends nothing holds the one worker only until the handshake
+/// deadline; the next client is then served.
+#[test]
+fn a_silent_client_does_not_hold_a_worker_forever() {
+    let server = Server::start(&["--workers", "1", "--handshake-timeout", "1"]);
+    let silent = TcpStream::connect(server.connect()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = s_client_within(
+        &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
+        Duration::from_secs(15),
+    );
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    drop(silent);
+    let report = server.interrupt();
+    assert_eq!(stat(&report, "connections"), 2, "{report}");
+    assert_eq!(stat(&report, "failed"), 1, "{report}");
+    assert_eq!(stat(&report, "most at once"), 1, "{report}");
+}
+
+/// Ctrl-C while connections are in flight: the statistics come after they have ended, and
+/// count them. At most --workers connections are served at once.
+#[test]
+fn statistics_wait_for_connections_in_flight_and_workers_bound_them() {
+    let server = Server::start(&["--workers", "2", "--handshake-timeout", "1"]);
+    let silent: Vec<_> = (0..5)
+        .map(|_| TcpStream::connect(server.connect()).unwrap())
+        .collect();
+    // Let the accept loop take all five (two served, three queued).
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let report = server.interrupt();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "the report came before the connections in flight ended"
+    );
+    assert_eq!(stat(&report, "connections"), 5, "{report}");
+    assert_eq!(stat(&report, "failed"), 5, "{report}");
+    assert_eq!(stat(&report, "most at once"), 2, "{report}");
+    drop(silent);
+}
+
+/// The timer flushes expired sessions: a session with a one-second timeout is gone a few
+/// seconds later without any other connection.
+#[test]
+fn a_timer_flushes_expired_sessions() {
+    let server = Server::start(&["--flush-interval", "1", "--timeout", "1"]);
+    let out = s_client_within(
+        &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
+        Duration::from_secs(15),
+    );
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    std::thread::sleep(Duration::from_millis(3_500));
+    let report = server.interrupt();
+    assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
+    assert_eq!(stat(&report, "sessions they removed"), 1, "{report}");
+    assert!(stat(&report, "timed flushes") >= 2, "{report}");
+}
+
+#[test]
+fn bad_serve_limits_are_exit_code_2() {
+    for args in [
+        &["--workers", "0"][..],
+        &["--workers", "100000"],
+        &["--handshake-timeout", "0"],
+        &["--flush-interval", "18446744073709551615"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sesscache"))
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(args[0]),
+            "{args:?}"
+        );
+    }
 }
