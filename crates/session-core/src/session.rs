@@ -167,8 +167,9 @@ impl SessionData {
     }
 
     /// Marks the session as never to be resumed again. One-way: a session cannot be made
-    /// resumable again (make a copy with [`Session::dup`] for that). The cache marks every
-    /// session it is asked to remove.
+    /// resumable again (build a new one with [`Session::to_builder`] for that; a
+    /// [`dup`](Session::dup) keeps the mark, as OpenSSL's does). The cache marks every session
+    /// it takes out: removed, evicted, expired, flushed or taken.
     #[inline]
     pub fn mark_not_resumable(&self) {
         self.not_resumable.store(true, Ordering::Release);

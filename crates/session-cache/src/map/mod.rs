@@ -8,7 +8,10 @@
 //! readers pin the epoch (crossbeam-epoch, a thread-local operation), probe the table and take
 //! a reference with a compare-and-swap on the session's own count that fails once the session
 //! is being freed. So a lookup's only shared write is the reference it takes, which the
-//! caller wanted.
+//! caller wanted. A lookup whose compare-and-swap fails (the session was freed after the
+//! lookup loaded its handle: a writer has just replaced or unlinked it) looks again under the
+//! shard's lock, which orders it after that writer, so a session linked throughout is never
+//! missed.
 //!
 //! Ownership: a slot's raw handle carries the cache's reference and one weak count
 //! ([`Session::into_raw`]). Unlinking takes the reference out at once, so the count is exact
@@ -21,7 +24,8 @@
 //!   slot's hash picks the candidates, and the key is compared on the reference.
 //! - Within one table a slot goes from empty to used and from used to tombstone (and a
 //!   tombstone back to used), never back to empty, and at least a quarter of the slots are
-//!   empty; so a probe always ends, and never misses an entry that stays linked throughout.
+//!   empty; so a probe always ends, and finds every entry that stays linked throughout (in
+//!   the table it probes: a replaced table keeps the handles it had).
 //! - A shard's table and its expiry order hold the same entries: every change to one changes
 //!   the other under the same lock (eviction and flush pop the order, then unlink).
 //! - The epoch is pinned before a shard lock is taken, never under one, and at most one
