@@ -33,11 +33,6 @@ pub const DEFAULT_TIMEOUT: u64 = 7_200;
 /// long and remove callbacks run as the flush goes.
 const FLUSH_BATCH: usize = 256;
 
-/// The hasher the cache keys its map with: keyed with random keys per cache (session ids
-/// come from the network, so a fixed hash would let a client flood one bucket), and fast on
-/// 34-byte keys. aHash, seeded from the operating system's random source.
-pub type KeyHasher = ahash::RandomState;
-
 /// How a cache starts out.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {

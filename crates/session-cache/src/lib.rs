@@ -47,8 +47,7 @@ mod stats;
 mod sync;
 
 pub use cache::{
-    Added, CacheConfig, KeyHasher, Lookup, LookupRequest, SessionCache, DEFAULT_CACHE_SIZE,
-    DEFAULT_TIMEOUT,
+    Added, CacheConfig, Lookup, LookupRequest, SessionCache, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
 pub use callbacks::{GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback};
 pub use error::Error;

@@ -45,7 +45,6 @@ use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use crossbeam_utils::CachePadded;
 use session_core::Session;
 
-use crate::cache::KeyHasher;
 use crate::index::{ExpiryOrder, Stamp};
 use crate::sync::{lock, try_lock, AtomicU64, Mutex, MutexGuard, Ordering};
 use prefetch::{prefetch, prefetch_counts};
@@ -154,6 +153,11 @@ pub(crate) struct SessionMap {
     hasher: KeyHasher,
     reclaim: Arc<Reclaim>,
 }
+
+/// The hasher the map keys its shards and slots with: keyed with random keys per map
+/// (session ids come from the network, so a fixed hash would let a client flood one probe
+/// sequence), and fast on 34-byte keys. aHash.
+type KeyHasher = ahash::RandomState;
 
 /// The map's hasher: keyed from the OS's random source, or with fixed keys under the model
 /// checker, whose runs must repeat exactly.

@@ -1,6 +1,5 @@
 //! A global allocator that counts live heap bytes, for the measurements and tests that need
-//! to know how much memory something holds. Included with `#[path]` by
-//! `examples/memory_per_session.rs` and `tests/memory_reclaim.rs`; each installs it with
+//! to know how much memory something holds. Each installs it with
 //! `#[global_allocator] static ALLOCATOR: Counting = Counting;`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -9,11 +8,13 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 /// Live heap bytes: allocated and not yet freed, by everything in the process.
-pub(crate) fn live_bytes() -> isize {
+pub fn live_bytes() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
 
-pub(crate) struct Counting;
+/// The allocator: `System`, counting.
+#[derive(Debug)]
+pub struct Counting;
 
 // SAFETY: every call is forwarded to `System` unchanged; the counter only observes sizes.
 unsafe impl GlobalAlloc for Counting {

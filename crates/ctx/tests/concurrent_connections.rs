@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use sesscache::cache::{CacheConfig, CacheMode};
-use sesscache::core::{ManualClock, ProtocolVersion, Session};
-use sesscache::ctx::{Context, ContextConfig, Role};
+use ctx::{Context, ContextConfig, Role};
+use session_cache::{CacheConfig, CacheMode};
+use session_core::{ManualClock, ProtocolVersion, Session};
 
 const THREADS: usize = 4;
 const CONNECTIONS: usize = 3_000;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use sesscache::cache::{CacheConfig, Lookup, LookupRequest, SessionCache};
-use sesscache::core::{
+use session_cache::{CacheConfig, Lookup, LookupRequest, SessionCache};
+use session_core::{
     Clock, ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
 };
 

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ctx::{Context, ContextConfig};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
@@ -19,7 +20,6 @@ use rustls::{
     ClientConfig, ClientConnection, HandshakeKind, ServerConfig, ServerConnection,
     SupportedProtocolVersion,
 };
-use sesscache::ctx::{Context, ContextConfig};
 use sesscache_rustls::ServerSessions;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

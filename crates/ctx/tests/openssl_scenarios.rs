@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 
-use sesscache::cache::{Added, CacheConfig, CacheMode, RemovalCause, SessionCache};
-use sesscache::core::{
-    ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId,
-};
-use sesscache::ctx::{Context, ContextConfig, Role};
+use ctx::{Context, ContextConfig, Role};
+use session_cache::{Added, CacheConfig, CacheMode, RemovalCause, SessionCache};
+use session_core::{ManualClock, ProtocolVersion, Session};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -27,13 +25,7 @@ fn context(version: ProtocolVersion, size: usize, mode: CacheMode) -> (Context, 
     (ctx, clock)
 }
 
-fn session(id: &[u8], time: u64, timeout: u64) -> Session {
-    SessionBuilder::new(ProtocolVersion::TLS1_2, time)
-        .id(SessionId::new(id).unwrap())
-        .master_key(MasterKey::new(&[1; 48]).unwrap())
-        .timeout(timeout)
-        .build()
-}
+use test_support::session;
 
 /// A clean client/server handshake; returns whether it resumed and the client's session.
 fn handshake(client: &Context, server: &Context, offer: Option<&Session>) -> (bool, Session) {

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::exit;
 
-use sesscache::cache::{CacheConfig, KeyHasher, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
 type Key = (u16, [u8; 32]);
 
@@ -92,7 +92,7 @@ fn main() {
             cache.get(ProtocolVersion::TLS1_2, id)
         })
     } else {
-        let ceiling: HashMap<Key, Session, KeyHasher> = keys
+        let ceiling: HashMap<Key, Session, ahash::RandomState> = keys
             .iter()
             .map(|key| {
                 let session = cache.get(ProtocolVersion::TLS1_2, &key.1).expect("cached");

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sesscache::core::{
+use session_core::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, OpensslExtras, ProtocolVersion,
     Session, SessionBuilder, SessionId, SidCtx, Ticket,
 };
-use sesscache::der::{self as wire, text::openssl_text};
+use session_der::{self as wire, text::openssl_text};
 
 /// Runs `openssl` with `args`, failing the test with its stderr if it fails.
 fn openssl(args: &[&str]) -> Output {

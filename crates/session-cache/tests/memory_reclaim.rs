@@ -3,12 +3,9 @@
 //! epoch's grace period and then a writer (an add, a remove, a flush) frees them, so nothing
 //! piles up. A counting global allocator watches live heap bytes.
 
-use sesscache::cache::{CacheConfig, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
-
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
-use counting_alloc::{live_bytes, Counting};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{ProtocolVersion, Session};
+use test_support::counting_alloc::{live_bytes, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -16,11 +13,7 @@ static ALLOCATOR: Counting = Counting;
 fn session(n: u32) -> Session {
     let mut id = [0u8; 32];
     id[..4].copy_from_slice(&n.to_le_bytes());
-    SessionBuilder::new(ProtocolVersion::TLS1_2, 1_000)
-        .id(SessionId::new(&id).unwrap())
-        .master_key(MasterKey::new(&[7; 48]).unwrap())
-        .timeout(100)
-        .build()
+    test_support::session(&id, 1_000, 100)
 }
 
 /// One test, so that no other test allocates in this binary while it counts.

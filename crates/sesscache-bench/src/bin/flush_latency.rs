@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use sesscache::cache::{CacheConfig, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
-#[path = "../benches/support/openssl_ffi.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod ossl;
+use sesscache_bench::openssl_ffi as ossl;
 
 const LIVE: usize = 900_000;
 const EXPIRED: usize = 100_000;

@@ -1,5 +1,5 @@
 //! OpenSSL's own session cache through the C calls a server makes, for the benchmarks and
-//! the flush-latency example. OpenSSL 3.0's signatures; openssl-sys links libssl but does not
+//! `flush_latency`. OpenSSL 3.0's signatures; openssl-sys links libssl but does not
 //! declare all of these.
 
 use std::os::raw::{c_int, c_long, c_uint, c_void};
@@ -33,7 +33,8 @@ unsafe extern "C" {
 }
 
 /// An `SSL_CTX` and the sessions the benchmark owns a reference to.
-pub(crate) struct Ctx {
+#[derive(Debug)]
+pub struct Ctx {
     ctx: *mut SSL_CTX,
     version: c_int,
 }
@@ -44,7 +45,8 @@ unsafe impl Send for Ctx {}
 unsafe impl Sync for Ctx {}
 
 /// A session the benchmark holds one reference to.
-pub(crate) struct Sess(*mut SSL_SESSION);
+#[derive(Debug)]
+pub struct Sess(*mut SSL_SESSION);
 // SAFETY: SSL_SESSION reference counts are atomic; the benchmark never mutates a session
 // after it was shared.
 unsafe impl Send for Sess {}
@@ -58,7 +60,8 @@ impl Drop for Sess {
 }
 
 /// A per-thread SSL object, for lookups.
-pub(crate) struct Conn(*mut SSL);
+#[derive(Debug)]
+pub struct Conn(*mut SSL);
 impl Drop for Conn {
     fn drop(&mut self) {
         // SAFETY: made by SSL_new, freed once.
@@ -67,7 +70,8 @@ impl Drop for Conn {
 }
 
 impl Ctx {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A server context whose cache holds at most `capacity` sessions.
+    pub fn new(capacity: usize) -> Self {
         openssl_sys::init();
         // SAFETY: plain constructor calls; results checked.
         unsafe {
@@ -86,7 +90,8 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn session(&self, key: &Key, time: u64, timeout: u64) -> Sess {
+    /// A new session under id `key`, with a secret, made at `time`.
+    pub fn session(&self, key: &Key, time: u64, timeout: u64) -> Sess {
         // SAFETY: a fresh session, configured before it is shared.
         unsafe {
             let s = SSL_SESSION_new();
@@ -101,32 +106,38 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn conn(&self) -> Conn {
+    /// An SSL object of this context (one per thread), for lookups.
+    pub fn conn(&self) -> Conn {
         // SAFETY: SSL_new on a live context.
         Conn(unsafe { SSL_new(self.ctx) })
     }
 
-    pub(crate) fn add(&self, s: &Sess) -> bool {
+    /// `SSL_CTX_add_session`: whether it was added.
+    pub fn add(&self, s: &Sess) -> bool {
         // SAFETY: the cache takes its own reference.
         unsafe { SSL_CTX_add_session(self.ctx, s.0) == 1 }
     }
 
-    pub(crate) fn remove(&self, s: &Sess) -> bool {
+    /// `SSL_CTX_remove_session`: whether it was cached.
+    pub fn remove(&self, s: &Sess) -> bool {
         // SAFETY: the session is live (we hold a reference).
         unsafe { SSL_CTX_remove_session(self.ctx, s.0) == 1 }
     }
 
-    pub(crate) fn has(&self, conn: &Conn, key: &Key) -> bool {
+    /// A lookup as a server's handshake makes it (`SSL_has_matching_session_id`).
+    pub fn has(&self, conn: &Conn, key: &Key) -> bool {
         // SAFETY: a live SSL object of this context.
         unsafe { SSL_has_matching_session_id(conn.0, key.as_ptr(), 32) == 1 }
     }
 
-    pub(crate) fn number(&self) -> usize {
+    /// `SSL_CTX_sess_number`.
+    pub fn number(&self) -> usize {
         // SAFETY: a read-only control call on a live context.
         unsafe { SSL_CTX_ctrl(self.ctx, SSL_CTRL_SESS_NUMBER, 0, std::ptr::null_mut()) as usize }
     }
 
-    pub(crate) fn flush(&self, at: u64) {
+    /// `SSL_CTX_flush_sessions` at time `at`.
+    pub fn flush(&self, at: u64) {
         // SAFETY: a live context.
         unsafe { SSL_CTX_flush_sessions(self.ctx, at as c_long) }
     }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use sesscache::cache::{Added, CacheConfig, CacheMode, Lookup, LookupRequest, SessionCache};
-use sesscache::core::{
+use session_cache::{Added, CacheConfig, CacheMode, Lookup, LookupRequest, SessionCache};
+use session_core::{
     ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
 };
 

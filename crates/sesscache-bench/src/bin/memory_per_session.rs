@@ -8,12 +8,10 @@
 //! after the cache has served some lookups (the steady state: tables it outgrew while
 //! filling are reclaimed through the epoch by then), and once right after the adds.
 
-use sesscache::cache::{CacheConfig, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
-#[path = "../tests/support/counting_alloc.rs"]
-mod counting_alloc;
-use counting_alloc::{live_bytes, Counting};
+use test_support::counting_alloc::{live_bytes, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

@@ -34,8 +34,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
-use sesscache::cache::{CacheConfig, KeyHasher, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
 type Key = [u8; 32];
 
@@ -82,11 +82,9 @@ fn our_session(key: &Key, time: u64, timeout: u64) -> Session {
 // ---------------------------------------------------------------------------------------------
 // The OpenSSL contender: libssl's own cache, through the same C calls a server makes.
 
-#[path = "support/openssl_ffi.rs"]
-mod ossl;
+use sesscache_bench::openssl_ffi as ossl;
 
-#[path = "support/line_transfer.rs"]
-mod line_transfer;
+use sesscache_bench::line_transfer;
 
 /// Times one cache line's transfer between the cores (`line_transfer/pingpong/<group>`) just
 /// before `group` runs its cases. Two-thread cases swing with that cost on this guest
@@ -320,7 +318,7 @@ impl Contender for Moka {
 /// The limit: an immutable map built once, read with no lock, a reference taken per hit. It
 /// hashes with the cache's own hasher, so the difference is the cost of being concurrent.
 struct Ceiling {
-    map: HashMap<(u16, Key), Session, KeyHasher>,
+    map: HashMap<(u16, Key), Session, ahash::RandomState>,
     keys: Vec<Key>,
 }
 

@@ -1,14 +1,14 @@
 //! What it costs this machine to move one cache line from one core to the other: two threads
 //! take turns writing one word, each waiting to see the other's write first, so every turn is
-//! one transfer of the line. Shared by `examples/line_transfer.rs` and the `line_transfer`
-//! readings that `benches/cache.rs` takes before each group with two-thread cases.
+//! one transfer of the line. Used by the `line_transfer` tool and by the readings that
+//! `benches/cache.rs` takes before each group with two-thread cases.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The wall time of `turns` turns (transfers of the line) between two threads.
-pub(crate) fn take_turns(turns: u64) -> Duration {
+pub fn take_turns(turns: u64) -> Duration {
     let word = AtomicU64::new(0);
     let began = Instant::now();
     std::thread::scope(|s| {

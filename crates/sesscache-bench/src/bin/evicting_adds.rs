@@ -14,8 +14,8 @@
 use std::sync::Barrier;
 use std::time::Instant;
 
-use sesscache::cache::{CacheConfig, SessionCache};
-use sesscache::core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
+use session_cache::{CacheConfig, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
 const CACHED: usize = 100_000;
 const RING: usize = 2 * CACHED;

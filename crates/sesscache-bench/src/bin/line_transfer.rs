@@ -7,8 +7,7 @@
 //! Prints the median and the range over ROUNDS rounds (default 9) of 1,000,000 turns each:
 //! the guest's two vCPUs may sit closer together or further apart from one run to the next.
 
-#[path = "../benches/support/line_transfer.rs"]
-mod line_transfer;
+use sesscache_bench::line_transfer;
 
 const TURNS: u64 = 1_000_000;
 

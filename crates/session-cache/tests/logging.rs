@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use sesscache::cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
-use sesscache::core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
+use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
+use session_core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Clone, Default)]
