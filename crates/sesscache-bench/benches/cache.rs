@@ -2,7 +2,8 @@
 //!
 //! Groups (cases are threads_cachedSessions): `lookup_hit`, `add_full`, `mixed`, `take`,
 //! `flush`. Contenders: `sesscache` (ours), `openssl` (the real libssl through its C API),
-//! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry, LRU) and
+//! `rustls` (`ServerSessionMemoryCache`), `moka` (sync cache with per-entry expiry, LRU),
+//! `dashmap` (in `lookup_hit` only: the map our own replaces, which it must keep beating) and
 //! `ceiling` (an immutable prebuilt `HashMap` of `Arc`s read with no lock: the practical limit
 //! of a lookup), and the same map read under an epoch pin (`ceiling_pin`) and also comparing
 //! the key on the session after taking the reference (`ceiling_pin_cmp`): the two things
@@ -17,8 +18,8 @@
 //! Before each group with two-thread cases, `line_transfer/pingpong/<group>` times one cache
 //! line's transfer between the cores, which those cases depend on.
 //!
-//! Run them all: `cargo bench --bench cache`; print the ratio table:
-//! `cargo run --release --example bench_ratios`. Set `SESSCACHE_BENCH_QUICK=1` to use small
+//! Run them all: `cargo bench -p sesscache-bench --bench cache`; print the ratio table:
+//! `cargo run --release -p sesscache-bench --bin bench_ratios`. Set `SESSCACHE_BENCH_QUICK=1` to use small
 //! caches (CI's smoke run).
 
 use std::collections::HashMap;
@@ -315,6 +316,57 @@ impl Contender for Moka {
     }
 }
 
+/// dashmap, the concurrent map the design first named: a `DashMap` of the same sessions,
+/// keyed as ours (version and id) with the same hasher, a lookup cloning the reference as
+/// ours takes one. A map, not a cache (no size limit, no expiry), so only in `lookup_hit`,
+/// where it tests whether our own map still earns its place.
+struct DashMapContender {
+    map: dashmap::DashMap<(u16, Key), Session, ahash::RandomState>,
+    keys: Vec<Key>,
+    pool: Vec<Session>,
+}
+
+impl Contender for DashMapContender {
+    const NAME: &'static str = "dashmap";
+    type Local = ();
+    fn build(keys: &[Key], cached: usize, _capacity: usize) -> Self {
+        let t = now();
+        let pool: Vec<Session> = keys.iter().map(|k| our_session(k, t, LONG)).collect();
+        let map = dashmap::DashMap::with_hasher(ahash::RandomState::new());
+        for (k, s) in keys.iter().zip(&pool).take(cached) {
+            map.insert((0x0303, *k), s.clone());
+        }
+        Self {
+            map,
+            keys: keys.to_vec(),
+            pool,
+        }
+    }
+    fn local(&self) {}
+    fn get(&self, _: &mut (), i: usize) -> bool {
+        self.map
+            .get(&(0x0303, self.keys[i]))
+            .map(|entry| entry.value().clone())
+            .is_some()
+    }
+    fn add(&self, _: &mut (), i: usize) {
+        self.map
+            .insert((0x0303, self.keys[i]), self.pool[i].clone());
+    }
+    fn remove(&self, _: &mut (), i: usize) {
+        self.map.remove(&(0x0303, self.keys[i]));
+    }
+    fn take_and_return(&self, _: &mut (), i: usize) -> bool {
+        match self.map.remove(&(0x0303, self.keys[i])) {
+            Some((k, s)) => {
+                self.map.insert(k, s);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The limit: an immutable map built once, read with no lock, a reference taken per hit. It
 /// hashes with the cache's own hasher, so the difference is the cost of being concurrent.
 struct Ceiling {
@@ -466,6 +518,7 @@ fn lookup_hit(cr: &mut Criterion) {
         lookup_case::<OpenSsl>(&mut g, case, threads, &keys, zipf);
         lookup_case::<Rustls>(&mut g, case, threads, &keys, zipf);
         lookup_case::<Moka>(&mut g, case, threads, &keys, zipf);
+        lookup_case::<DashMapContender>(&mut g, case, threads, &keys, zipf);
         let ceiling = Ceiling::build(&keys);
         let plans = plans(threads, 0, keys.len(), zipf, 1);
         for (name, get) in CEILINGS {

@@ -6,8 +6,8 @@
 //! Group `resumption`, cases `tls12` (session ids: the store's `get`) and `tls13` (stateful
 //! tickets: the store's `take` and `put` on every resumption).
 //!
-//! `cargo bench --bench resumption`; the ratio is printed by
-//! `cargo run --release --example bench_ratios`.
+//! `cargo bench -p sesscache-bench --bench resumption`; the ratio is printed by
+//! `cargo run --release -p sesscache-bench --bin bench_ratios`.
 
 use std::sync::Arc;
 

@@ -29,12 +29,13 @@ type AppData = Arc<dyn Any + Send + Sync>;
 /// count at the start of the allocation, so a cache lookup's key comparison and the reference
 /// it takes touch the same cache line (or its adjacent-line pair) instead of two or three.
 #[repr(C)]
+#[derive(Clone)]
 pub struct SessionData {
     version: ProtocolVersion,
     id: SessionId,
     cipher: CipherSuite,
     extended_master_secret: bool,
-    not_resumable: AtomicBool,
+    not_resumable: Mark,
     max_early_data: u32,
     sid_ctx: SidCtx,
     time: UnixTime,
@@ -51,6 +52,18 @@ pub struct SessionData {
     /// [`Session::with_timeout`]), the first of the chain: in OpenSSL both would be one object
     /// whose time changed. Weak, so it keeps no secret alive.
     renews: Option<std::sync::Weak<Wiped>>,
+}
+
+/// The one-way "not resumable" mark. A copy of a session's data is a new session, so a
+/// cloned mark starts unmarked (a `dup` copies it on purpose).
+#[repr(transparent)]
+#[derive(Default)]
+struct Mark(AtomicBool);
+
+impl Clone for Mark {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// The extras of a session that has none stored.
@@ -162,7 +175,7 @@ impl SessionData {
     #[doc(alias = "SSL_SESSION_is_resumable")]
     #[inline]
     pub fn is_resumable(&self) -> bool {
-        !self.not_resumable.load(Ordering::Acquire)
+        !self.not_resumable.0.load(Ordering::Acquire)
             && (!self.id.is_empty() || self.ticket.is_some())
     }
 
@@ -172,7 +185,7 @@ impl SessionData {
     /// it takes out: removed, evicted, expired, flushed or taken.
     #[inline]
     pub fn mark_not_resumable(&self) {
-        self.not_resumable.store(true, Ordering::Release);
+        self.not_resumable.0.store(true, Ordering::Release);
     }
 
     /// The application data attached to the session, if any.
@@ -246,7 +259,7 @@ impl Session {
 
     /// `copy`, marked not resumable if this session is.
     fn keep_mark(&self, copy: Session) -> Session {
-        if self.not_resumable.load(Ordering::Acquire) {
+        if self.not_resumable.0.load(Ordering::Acquire) {
             copy.mark_not_resumable();
         }
         copy
@@ -255,26 +268,9 @@ impl Session {
     /// A builder that starts from a deep copy of this session: change it, then
     /// [`build`](SessionBuilder::build) a new session (shared sessions are immutable).
     pub fn to_builder(&self) -> SessionBuilder {
-        let d: &SessionData = self;
-        SessionBuilder {
-            version: d.version,
-            cipher: d.cipher,
-            id: d.id.clone(),
-            sid_ctx: d.sid_ctx,
-            master_key: d.master_key.clone(),
-            time: d.time,
-            timeout: d.timeout,
-            peer_certificates: d.peer_certificates.clone(),
-            host_name: d.host_name.clone(),
-            alpn: d.alpn.clone(),
-            ticket: d.ticket.clone(),
-            max_early_data: d.max_early_data,
-            extended_master_secret: d.extended_master_secret,
-            verify_result: d.verify_result,
-            app_data: d.app_data.clone(),
-            extras: d.extras.clone(),
-            renews: None,
-        }
+        let mut data = SessionData::clone(self);
+        data.renews = None;
+        SessionBuilder(data)
     }
 
     /// A builder for a renewed copy of this session: the same session in OpenSSL's terms,
@@ -284,10 +280,9 @@ impl Session {
             .renews
             .clone()
             .unwrap_or_else(|| Arc::downgrade(&self.0));
-        SessionBuilder {
-            renews: Some(origin),
-            ..self.to_builder()
-        }
+        let mut builder = self.to_builder();
+        builder.0.renews = Some(origin);
+        builder
     }
 
     /// Whether the two are one session in OpenSSL's terms, which changes a session's time
@@ -433,64 +428,47 @@ impl fmt::Debug for SessionRef<'_> {
 ///
 /// Every value it takes is already checked (a [`SessionId`], a [`MasterKey`], ...), so
 /// [`build`](Self::build) cannot fail.
-pub struct SessionBuilder {
-    version: ProtocolVersion,
-    cipher: CipherSuite,
-    id: SessionId,
-    sid_ctx: SidCtx,
-    master_key: MasterKey,
-    time: UnixTime,
-    timeout: u64,
-    peer_certificates: Option<Arc<[CertificateDer]>>,
-    host_name: Option<HostName>,
-    alpn: Option<AlpnProtocol>,
-    ticket: Option<Ticket>,
-    max_early_data: u32,
-    extended_master_secret: bool,
-    verify_result: i64,
-    app_data: Option<AppData>,
-    extras: Option<Box<OpensslExtras>>,
-    renews: Option<std::sync::Weak<Wiped>>,
-}
+pub struct SessionBuilder(SessionData);
 
 impl SessionBuilder {
     /// A session of `version` made at `time`, with an empty id, an empty secret and OpenSSL's
     /// default timeout of 304 seconds.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn new(version: ProtocolVersion, time: UnixTime) -> Self {
-        Self {
+        Self(SessionData {
             version,
-            cipher: CipherSuite(0),
             id: SessionId::empty(),
+            cipher: CipherSuite(0),
+            extended_master_secret: false,
+            not_resumable: Mark::default(),
+            max_early_data: 0,
             sid_ctx: SidCtx::empty(),
-            master_key: MasterKey::default(),
             time,
             timeout: DEFAULT_SESSION_TIMEOUT,
+            verify_result: 0,
+            master_key: MasterKey::default(),
             peer_certificates: None,
             host_name: None,
             alpn: None,
             ticket: None,
-            max_early_data: 0,
-            extended_master_secret: false,
-            verify_result: 0,
             app_data: None,
             extras: None,
             renews: None,
-        }
+        })
     }
 
     /// The protocol version.
     #[doc(alias = "SSL_SESSION_set_protocol_version")]
     #[inline]
     pub fn version(mut self, version: ProtocolVersion) -> Self {
-        self.version = version;
+        self.0.version = version;
         self
     }
 
     /// The cipher suite.
     #[doc(alias = "SSL_SESSION_set_cipher")]
     pub fn cipher(mut self, cipher: CipherSuite) -> Self {
-        self.cipher = cipher;
+        self.0.cipher = cipher;
         self
     }
 
@@ -498,7 +476,7 @@ impl SessionBuilder {
     #[doc(alias = "SSL_SESSION_set1_id")]
     #[inline]
     pub fn id(mut self, id: SessionId) -> Self {
-        self.id = id;
+        self.0.id = id;
         self
     }
 
@@ -506,7 +484,7 @@ impl SessionBuilder {
     #[doc(alias = "SSL_SESSION_set1_id_context")]
     #[inline]
     pub fn sid_ctx(mut self, sid_ctx: SidCtx) -> Self {
-        self.sid_ctx = sid_ctx;
+        self.0.sid_ctx = sid_ctx;
         self
     }
 
@@ -514,7 +492,7 @@ impl SessionBuilder {
     #[doc(alias = "SSL_SESSION_set1_master_key")]
     #[inline]
     pub fn master_key(mut self, key: MasterKey) -> Self {
-        self.master_key = key;
+        self.0.master_key = key;
         self
     }
 
@@ -522,7 +500,7 @@ impl SessionBuilder {
     #[doc(alias = "SSL_SESSION_set_time")]
     #[inline]
     pub fn time(mut self, time: UnixTime) -> Self {
-        self.time = time;
+        self.0.time = time;
         self
     }
 
@@ -530,13 +508,13 @@ impl SessionBuilder {
     #[doc(alias = "SSL_SESSION_set_timeout")]
     #[inline]
     pub fn timeout(mut self, timeout: u64) -> Self {
-        self.timeout = timeout;
+        self.0.timeout = timeout;
         self
     }
 
     /// The peer's certificate chain, leaf first. Copies made from this session share it.
     pub fn peer_certificates(mut self, chain: Vec<CertificateDer>) -> Self {
-        self.peer_certificates = if chain.is_empty() {
+        self.0.peer_certificates = if chain.is_empty() {
             None
         } else {
             Some(chain.into())
@@ -547,89 +525,70 @@ impl SessionBuilder {
     /// The SNI host name.
     #[doc(alias = "SSL_SESSION_set1_hostname")]
     pub fn host_name(mut self, name: Option<HostName>) -> Self {
-        self.host_name = name;
+        self.0.host_name = name;
         self
     }
 
     /// The ALPN protocol.
     #[doc(alias = "SSL_SESSION_set1_alpn_selected")]
     pub fn alpn(mut self, alpn: Option<AlpnProtocol>) -> Self {
-        self.alpn = alpn;
+        self.0.alpn = alpn;
         self
     }
 
     /// The session ticket.
     pub fn ticket(mut self, ticket: Option<Ticket>) -> Self {
-        self.ticket = ticket;
+        self.0.ticket = ticket;
         self
     }
 
     /// The most early data the session allows.
     #[doc(alias = "SSL_SESSION_set_max_early_data")]
     pub fn max_early_data(mut self, bytes: u32) -> Self {
-        self.max_early_data = bytes;
+        self.0.max_early_data = bytes;
         self
     }
 
     /// Whether the extended master secret was used.
     #[inline]
     pub fn extended_master_secret(mut self, ems: bool) -> Self {
-        self.extended_master_secret = ems;
+        self.0.extended_master_secret = ems;
         self
     }
 
     /// The peer certificate's verify result.
     pub fn verify_result(mut self, result: i64) -> Self {
-        self.verify_result = result;
+        self.0.verify_result = result;
         self
     }
 
     /// Application data, shared with copies and dropped with the last one.
     #[doc(alias = "SSL_SESSION_set_app_data")]
     pub fn app_data(mut self, data: Option<Arc<dyn Any + Send + Sync>>) -> Self {
-        self.app_data = data;
+        self.0.app_data = data;
         self
     }
 
     /// Sets the OpenSSL fields the cache never reads (see [`OpensslExtras`]).
     pub fn extras(mut self, extras: OpensslExtras) -> Self {
-        self.extras = (!extras.is_default()).then(|| Box::new(extras));
+        self.0.extras = (!extras.is_default()).then(|| Box::new(extras));
         self
     }
 
     /// The session, with a reference count of one.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn build(self) -> Session {
-        Session(Arc::new(Wiped(ManuallyDrop::new(SessionData {
-            version: self.version,
-            cipher: self.cipher,
-            id: self.id,
-            sid_ctx: self.sid_ctx,
-            master_key: self.master_key,
-            time: self.time,
-            timeout: self.timeout,
-            peer_certificates: self.peer_certificates,
-            host_name: self.host_name,
-            alpn: self.alpn,
-            ticket: self.ticket,
-            max_early_data: self.max_early_data,
-            extended_master_secret: self.extended_master_secret,
-            verify_result: self.verify_result,
-            not_resumable: AtomicBool::new(false),
-            app_data: self.app_data,
-            extras: self.extras,
-            renews: self.renews,
-        }))))
+        Session(Arc::new(Wiped(ManuallyDrop::new(self.0))))
     }
 }
 
 impl fmt::Debug for SessionBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionBuilder")
-            .field("version", &self.version)
-            .field("id", &self.id)
-            .field("time", &self.time)
-            .field("timeout", &self.timeout)
+            .field("version", &self.0.version)
+            .field("id", &self.0.id)
+            .field("time", &self.0.time)
+            .field("timeout", &self.0.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -12,16 +12,8 @@ use session_core::{
     ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx, SystemClock, Ticket, UnixTime,
 };
 
+use crate::schema::{self, tag, ASN1_VERSION, FLAG_EXTMS, MISSING_TIMEOUT};
 use crate::DecodeError;
-
-/// The ASN.1 version OpenSSL writes in every session (`SSL_SESSION_ASN1_VERSION`).
-pub(crate) const ASN1_VERSION: u32 = 1;
-
-/// The timeout OpenSSL gives a decoded session that has none (`d2i_SSL_SESSION`).
-pub(crate) const MISSING_TIMEOUT: u64 = 3;
-
-/// The extended-master-secret bit of OpenSSL's session flags (`SSL_SESS_FLAG_EXTMS`).
-pub(crate) const FLAG_EXTMS: u64 = 1;
 
 /// Decodes a session from OpenSSL's DER form (`d2i_SSL_SESSION`). A session without a time
 /// gets the system clock's, as OpenSSL gives it the current time.
@@ -189,31 +181,31 @@ impl<'a> Fields<'a> {
             self.read("key_arg", |r| r.tlv_bytes())?;
         }
 
-        let time = match self.explicit(1, "time", i64::decode)? {
+        let time = match self.explicit(tag::TIME, "time", i64::decode)? {
             None | Some((_, 0)) => now,
             Some((at, t)) => {
                 u64::try_from(t).map_err(|_| bad("time", at, format!("{t} is before 1970")))?
             }
         };
-        let timeout = match self.explicit(2, "timeout", i64::decode)? {
+        let timeout = match self.explicit(tag::TIMEOUT, "timeout", i64::decode)? {
             None | Some((_, 0)) => MISSING_TIMEOUT,
             Some((at, t)) => {
                 u64::try_from(t).map_err(|_| bad("timeout", at, format!("{t} is negative")))?
             }
         };
-        let peer = match self.explicit(3, "peer certificate", |r| r.tlv_bytes())? {
+        let peer = match self.explicit(tag::PEER, "peer certificate", |r| r.tlv_bytes())? {
             None => Vec::new(),
             Some((at, cert)) => vec![CertificateDer::new(cert)
                 .map_err(|e| bad("peer certificate", at, e.to_string()))?],
         };
-        let sid_ctx = match self.explicit_octets(4, "sid_ctx")? {
+        let sid_ctx = match self.explicit_octets(tag::SID_CTX, "sid_ctx")? {
             None => SidCtx::empty(),
             Some((at, ctx)) => SidCtx::new(ctx).map_err(|e| bad("sid_ctx", at, e.to_string()))?,
         };
         let verify_result = self
-            .explicit(5, "verify_result", i32::decode)?
+            .explicit(tag::VERIFY_RESULT, "verify_result", i32::decode)?
             .map_or(0, |(_, v)| v);
-        let host_name = match self.explicit_octets(6, "hostname")? {
+        let host_name = match self.explicit_octets(tag::HOSTNAME, "hostname")? {
             None => None,
             Some((at, name)) => {
                 let name = std::str::from_utf8(name)
@@ -223,11 +215,19 @@ impl<'a> Fields<'a> {
         };
 
         let mut extras = OpensslExtras::default();
-        extras.psk_identity_hint = self.explicit_octets(7, "psk_identity_hint")?.map(c_string);
-        extras.psk_identity = self.explicit_octets(8, "psk_identity")?.map(c_string);
-        let lifetime_hint = self.explicit(9, "ticket lifetime hint", u64::decode)?;
-        let ticket = self.explicit_octets(10, "ticket")?;
-        if let Some((at, comp)) = self.explicit_octets(11, "compression id")? {
+        extras.psk_identity_hint = self
+            .explicit_octets(tag::PSK_IDENTITY_HINT, "psk_identity_hint")?
+            .map(c_string);
+        extras.psk_identity = self
+            .explicit_octets(tag::PSK_IDENTITY, "psk_identity")?
+            .map(c_string);
+        let lifetime_hint = self.explicit(
+            tag::TICKET_LIFETIME_HINT,
+            "ticket lifetime hint",
+            u64::decode,
+        )?;
+        let ticket = self.explicit_octets(tag::TICKET, "ticket")?;
+        if let Some((at, comp)) = self.explicit_octets(tag::COMPRESSION, "compression id")? {
             match *comp {
                 [id] => extras.compression = id,
                 _ => {
@@ -239,31 +239,39 @@ impl<'a> Fields<'a> {
                 }
             }
         }
-        extras.srp_username = self.explicit_octets(12, "srp_username")?.map(c_string);
+        extras.srp_username = self
+            .explicit_octets(tag::SRP_USERNAME, "srp_username")?
+            .map(c_string);
         let flags = self
-            .explicit(13, "flags", u64::decode)?
+            .explicit(tag::FLAGS, "flags", u64::decode)?
             .map_or(0, |(_, f)| f);
         extras.other_flags = flags & !FLAG_EXTMS;
         let age_add = self
-            .explicit(14, "ticket_age_add", u32::decode)?
+            .explicit(tag::TICKET_AGE_ADD, "ticket_age_add", u32::decode)?
             .map_or(0, |(_, a)| a);
         let max_early_data = self
-            .explicit(15, "max_early_data", u32::decode)?
+            .explicit(tag::MAX_EARLY_DATA, "max_early_data", u32::decode)?
             .map_or(0, |(_, m)| m);
-        let alpn = match self.explicit_octets(16, "alpn_selected")? {
+        let alpn = match self.explicit_octets(tag::ALPN, "alpn_selected")? {
             None => None,
             Some((at, alpn)) => {
                 Some(AlpnProtocol::new(alpn).map_err(|e| bad("alpn_selected", at, e.to_string()))?)
             }
         };
         extras.max_fragment_len_mode = self
-            .explicit(17, "max_fragment_len_mode", u32::decode)?
+            .explicit(
+                tag::MAX_FRAGMENT_LEN_MODE,
+                "max_fragment_len_mode",
+                u32::decode,
+            )?
             .map_or(0, |(_, m)| m);
-        extras.ticket_appdata = self.explicit_octets(18, "ticket_appdata")?.map(boxed);
+        extras.ticket_appdata = self
+            .explicit_octets(tag::TICKET_APPDATA, "ticket_appdata")?
+            .map(boxed);
         extras.kex_group = self
-            .explicit(19, "kex_group", u32::decode)?
+            .explicit(tag::KEX_GROUP, "kex_group", u32::decode)?
             .map_or(0, |(_, g)| g);
-        extras.peer_raw_public_key = self.explicit_octets(20, "peer_rpk")?.map(boxed);
+        extras.peer_raw_public_key = self.explicit_octets(tag::PEER_RPK, "peer_rpk")?.map(boxed);
 
         if !self.r.is_finished() {
             let at = self.at();
@@ -319,7 +327,7 @@ impl<'a> Fields<'a> {
 
 /// A field OpenSSL keeps as a C string: it reads up to the first NUL (`OPENSSL_strndup`).
 fn c_string((_, bytes): (usize, &[u8])) -> Box<[u8]> {
-    crate::encode::c_string(bytes).into()
+    schema::c_string(bytes).into()
 }
 
 fn boxed((_, bytes): (usize, &[u8])) -> Box<[u8]> {

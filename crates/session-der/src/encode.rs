@@ -5,7 +5,7 @@ use der::{Encode, EncodeValue, FixedTag, Header, Length, Tag, TagNumber, Writer}
 use session_core::SessionData;
 use zeroize::Zeroizing;
 
-use crate::decode::{ASN1_VERSION, FLAG_EXTMS};
+use crate::schema::{c_string, tag, ASN1_VERSION, FLAG_EXTMS};
 use crate::EncodeError;
 
 /// Encodes a session in OpenSSL's DER form (`i2d_SSL_SESSION`): the fields OpenSSL 3 writes,
@@ -121,16 +121,16 @@ impl<'a> SessionAsn1<'a> {
 
         let time = signed("time", s.time())?;
         if time != 0 {
-            asn1.explicit(1, Value::Int(time));
+            asn1.explicit(tag::TIME, Value::Int(time));
         }
         let timeout = signed("timeout", s.timeout())?;
         if timeout != 0 {
-            asn1.explicit(2, Value::Int(timeout));
+            asn1.explicit(tag::TIMEOUT, Value::Int(timeout));
         }
         if let Some(leaf) = s.peer_certificates().first() {
-            asn1.explicit(3, Value::Raw(leaf.as_bytes()));
+            asn1.explicit(tag::PEER, Value::Raw(leaf.as_bytes()));
         }
-        asn1.explicit(4, Value::Octets(s.sid_ctx().as_bytes()));
+        asn1.explicit(tag::SID_CTX, Value::Octets(s.sid_ctx().as_bytes()));
         let verify_result =
             i32::try_from(s.verify_result()).map_err(|_| EncodeError::OutOfRange {
                 field: "verify_result",
@@ -138,32 +138,32 @@ impl<'a> SessionAsn1<'a> {
                 max: i32::MAX.into(),
             })?;
         if verify_result != 0 {
-            asn1.explicit(5, Value::Int(verify_result.into()));
+            asn1.explicit(tag::VERIFY_RESULT, Value::Int(verify_result.into()));
         }
         if let Some(name) = s.host_name() {
-            asn1.explicit(6, Value::Octets(name.as_bytes()));
+            asn1.explicit(tag::HOSTNAME, Value::Octets(name.as_bytes()));
         }
         if let Some(hint) = &extras.psk_identity_hint {
-            asn1.explicit(7, Value::Octets(c_string(hint)));
+            asn1.explicit(tag::PSK_IDENTITY_HINT, Value::Octets(c_string(hint)));
         }
         if let Some(identity) = &extras.psk_identity {
-            asn1.explicit(8, Value::Octets(c_string(identity)));
+            asn1.explicit(tag::PSK_IDENTITY, Value::Octets(c_string(identity)));
         }
         let (lifetime_hint, age_add) = match s.ticket() {
             Some(t) => (u64::from(t.lifetime_hint()), t.age_add()),
             None => (extras.ticket_lifetime_hint, extras.ticket_age_add),
         };
         if lifetime_hint != 0 {
-            asn1.explicit(9, Value::Uint(lifetime_hint));
+            asn1.explicit(tag::TICKET_LIFETIME_HINT, Value::Uint(lifetime_hint));
         }
         if let Some(ticket) = s.ticket() {
-            asn1.explicit(10, Value::Octets(ticket.data()));
+            asn1.explicit(tag::TICKET, Value::Octets(ticket.data()));
         }
         if extras.compression != 0 {
-            asn1.explicit(11, Value::Small([extras.compression, 0], 1));
+            asn1.explicit(tag::COMPRESSION, Value::Small([extras.compression, 0], 1));
         }
         if let Some(user) = &extras.srp_username {
-            asn1.explicit(12, Value::Octets(c_string(user)));
+            asn1.explicit(tag::SRP_USERNAME, Value::Octets(c_string(user)));
         }
         let ems = if s.extended_master_secret() {
             FLAG_EXTMS
@@ -172,27 +172,30 @@ impl<'a> SessionAsn1<'a> {
         };
         let flags = (extras.other_flags & !FLAG_EXTMS) | ems;
         if flags != 0 {
-            asn1.explicit(13, Value::Uint(flags));
+            asn1.explicit(tag::FLAGS, Value::Uint(flags));
         }
         if age_add != 0 {
-            asn1.explicit(14, Value::Uint(age_add.into()));
+            asn1.explicit(tag::TICKET_AGE_ADD, Value::Uint(age_add.into()));
         }
         if s.max_early_data() != 0 {
-            asn1.explicit(15, Value::Uint(s.max_early_data().into()));
+            asn1.explicit(tag::MAX_EARLY_DATA, Value::Uint(s.max_early_data().into()));
         }
         if let Some(alpn) = s.alpn() {
-            asn1.explicit(16, Value::Octets(alpn));
+            asn1.explicit(tag::ALPN, Value::Octets(alpn));
         }
         if extras.max_fragment_len_mode != 0 {
-            asn1.explicit(17, Value::Uint(extras.max_fragment_len_mode.into()));
+            asn1.explicit(
+                tag::MAX_FRAGMENT_LEN_MODE,
+                Value::Uint(extras.max_fragment_len_mode.into()),
+            );
         }
         if let Some(appdata) = &extras.ticket_appdata {
-            asn1.explicit(18, Value::Octets(appdata));
+            asn1.explicit(tag::TICKET_APPDATA, Value::Octets(appdata));
         }
         // OpenSSL 3 writes the group even when it is 0.
-        asn1.explicit(19, Value::Uint(extras.kex_group.into()));
+        asn1.explicit(tag::KEX_GROUP, Value::Uint(extras.kex_group.into()));
         if let Some(rpk) = &extras.peer_raw_public_key {
-            asn1.explicit(20, Value::Octets(rpk));
+            asn1.explicit(tag::PEER_RPK, Value::Octets(rpk));
         }
         Ok(asn1)
     }
@@ -212,13 +215,6 @@ impl EncodeValue for SessionAsn1<'_> {
 
 impl FixedTag for SessionAsn1<'_> {
     const TAG: Tag = Tag::Sequence;
-}
-
-/// The bytes OpenSSL writes for a field it keeps as a C string: up to the first NUL
-/// (`i2d_SSL_SESSION` takes its length with `strlen`).
-pub(crate) fn c_string(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    &bytes[..end]
 }
 
 /// A time or timeout as OpenSSL's signed 64-bit field.

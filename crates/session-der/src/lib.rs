@@ -21,6 +21,7 @@ mod encode;
 mod error;
 mod names;
 mod pem;
+mod schema;
 pub mod text;
 
 pub use decode::{from_der, from_der_at};

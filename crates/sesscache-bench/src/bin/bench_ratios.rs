@@ -1,17 +1,16 @@
-//! Prints the ratio table from criterion's results of `cargo bench --bench cache` (and of
-//! `--bench resumption`, the rustls handshakes): for every
-//! group and case, each contender's median time per operation and how many times faster
+//! Prints the ratio table from criterion's results of `cargo bench -p sesscache-bench --bench
+//! cache` (and of `--bench resumption`, the rustls handshakes): for every group and case, each contender's median time per operation and how many times faster
 //! sesscache is (or, for `ceiling`, its pinned variants and `unshared`, what fraction of
 //! their speed sesscache reaches).
 //!
-//! `cargo run --release --example bench_ratios [-- TARGET_DIR]`
+//! `cargo run --release -p sesscache-bench --bin bench_ratios [-- TARGET_DIR]`
 //!
 //! Two-thread cases swing between runs on this machine (docs/PERFORMANCE.md), so one run is
 //! weak evidence. Save several runs under names of their own and read them together:
 //!
 //! ```text
-//! for run in run1 run2 run3; do cargo bench --bench cache -- --save-baseline $run; done
-//! cargo run --release --example bench_ratios -- --runs run1,run2,run3
+//! for run in run1 run2 run3; do cargo bench -p sesscache-bench --bench cache -- --save-baseline $run; done
+//! cargo run --release -p sesscache-bench --bin bench_ratios -- --runs run1,run2,run3
 //! ```
 //!
 //! Each ratio is then taken within one run, and the table shows the median of those ratios
@@ -28,11 +27,12 @@ const GROUPS: [&str; 6] = [
     "flush",
     "resumption",
 ];
-const CONTENDERS: [&str; 8] = [
+const CONTENDERS: [&str; 9] = [
     "sesscache",
     "openssl",
     "rustls",
     "moka",
+    "dashmap",
     "ceiling",
     "ceiling_pin",
     "ceiling_pin_cmp",
@@ -144,7 +144,7 @@ fn main() {
     let root = target.join("criterion");
     if !root.is_dir() {
         usage(&format!(
-            "no {} (run `cargo bench --bench cache` first)",
+            "no {} (run `cargo bench -p sesscache-bench --bench cache` first)",
             root.display()
         ));
     }

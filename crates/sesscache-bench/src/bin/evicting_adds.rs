@@ -2,7 +2,7 @@
 //! per iteration (one add on every thread), as `add_full` does: a quick driver for comparing
 //! two builds of the add path, and a target for a profiler.
 //!
-//! `cargo run --release --example evicting_adds [-- THREADS [ADDS_PER_THREAD]]`
+//! `cargo run --release -p sesscache-bench --bin evicting_adds [-- THREADS [ADDS_PER_THREAD]]`
 //! (defaults: 2 threads, 2,000,000 adds each)
 //!
 //! The cache holds 100,000 sessions; each thread cycles through its own 200,000 others, so

@@ -1,7 +1,7 @@
 //! Lookup latency while a flush of 100k expired sessions runs, beside the idle latency, for
 //! sesscache and for OpenSSL's own cache.
 //!
-//! `cargo run --release --example flush_latency`
+//! `cargo run --release -p sesscache-bench --bin flush_latency`
 //!
 //! One thread looks up random live sessions of a 1M-session cache without pause and records
 //! each lookup's latency, into the "idle" histogram or, while the main thread is flushing

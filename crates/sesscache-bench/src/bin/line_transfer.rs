@@ -2,7 +2,7 @@
 //! measured: `benches/support/line_transfer.rs`). docs/PERFORMANCE.md uses it to explain what
 //! two threads pay to share one expiry order (`add_full/2t_100k`).
 //!
-//! `cargo run --release --example line_transfer [-- ROUNDS]`
+//! `cargo run --release -p sesscache-bench --bin line_transfer [-- ROUNDS]`
 //!
 //! Prints the median and the range over ROUNDS rounds (default 9) of 1,000,000 turns each:
 //! the guest's two vCPUs may sit closer together or further apart from one run to the next.

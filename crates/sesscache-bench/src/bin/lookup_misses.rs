@@ -4,10 +4,10 @@
 //! hardware counters, so the counts come from callgrind's simulated caches:
 //!
 //! ```text
-//! cargo build --release --example lookup_misses
+//! cargo build --release -p sesscache-bench --bin lookup_misses
 //! valgrind --tool=callgrind --cache-sim=yes --callgrind-out-file=/dev/null \
 //!     --toggle-collect='*lookup_misses::lookups*' \
-//!     target/release/examples/lookup_misses sesscache|ceiling [SESSIONS] [LOOKUPS]
+//!     target/release/lookup_misses sesscache|ceiling [SESSIONS] [LOOKUPS]
 //! ```
 //!
 //! Divide callgrind's "Collected" events (instructions, data reads, D1 and last-level read

@@ -1,7 +1,7 @@
 //! Measures how much memory the cache adds per cached session, beyond the session's own data,
 //! with a counting global allocator.
 //!
-//! `cargo run --release --example memory_per_session [-- SESSIONS]` (default 1,000,000)
+//! `cargo run --release -p sesscache-bench --bin memory_per_session [-- SESSIONS]` (default 1,000,000)
 //!
 //! The sessions are made and held first; the figure is the growth of live heap bytes from
 //! adding them all to a cache (map tables, expiry order, shards), divided by their number: once
