@@ -3,8 +3,8 @@
 //!
 //! `CachePadded` would space them out too, but its padding is uninitialized bytes: a value built
 //! on the stack and moved to the heap copies whatever the stack held there into memory that
-//! nothing wipes, a leftover copy of a master key included (`tests/zeroize.rs` caught a whole
-//! key in the padding of a cache's padded counters). Here every byte is an initialized word.
+//! nothing wipes, a leftover copy of a master key included (`tests/zeroize.rs` looks for
+//! secrets in every freed block). Here every byte is an initialized word.
 
 use std::sync::atomic::AtomicU64;
 

@@ -1,5 +1,5 @@
 //! What it costs this machine to move one cache line from one core to another (how it is
-//! measured: `benches/support/line_transfer.rs`). docs/PERFORMANCE.md uses it to explain what
+//! measured: `src/line_transfer.rs`). docs/PERFORMANCE.md uses it to explain what
 //! two threads pay to share one expiry order (`add_full/2t_100k`).
 //!
 //! `cargo run --release -p sesscache-bench --bin line_transfer [-- ROUNDS]`
