@@ -116,53 +116,38 @@ fn tls12_session_ids_resume_with_reconnect() {
     assert_eq!(stat(&report, "sessions cached"), 1, "{report}");
 }
 
+/// A TLS 1.3 `s_client` that sends an HTTP request (so it waits for the answer, by which
+/// time the tickets are in) and saves its session to `file` (`-sess_out`) or offers the
+/// session in it (`-sess_in`); its stdout.
+fn tls13_request(server: &Server, session: &str, file: &str) -> String {
+    s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            session,
+            file,
+        ],
+        b"GET / HTTP/1.0\r\n\r\n",
+    )
+}
+
 #[test]
 fn a_tls13_session_saved_with_sess_out_resumes_with_sess_in() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.pem");
     let file = file.to_str().unwrap();
     let server = Server::start(&[]);
-    // The request makes s_client wait for the answer, by which time the tickets are in.
-    let request = b"GET / HTTP/1.0\r\n\r\n";
-    let first = s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            "-sess_out",
-            file,
-        ],
-        request,
-    );
+    let first = tls13_request(&server, "-sess_out", file);
     assert!(first.contains("New, TLSv1.3"), "{first}");
     assert!(first.contains("HTTP/1.0 200 OK"), "{first}");
     assert!(first.contains("resumed: no"), "{first}");
-    let second = s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            "-sess_in",
-            file,
-        ],
-        request,
-    );
+    let second = tls13_request(&server, "-sess_in", file);
     assert!(second.contains("Reused, TLSv1.3"), "{second}");
     assert!(second.contains("resumed: yes"), "{second}");
     // The ticket was used up: offering it again is a full handshake.
-    let third = s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            "-sess_in",
-            file,
-        ],
-        request,
-    );
+    let third = tls13_request(&server, "-sess_in", file);
     assert!(third.contains("resumed: no"), "{third}");
     let report = server.interrupt();
     assert_eq!(stat(&report, "hits"), 1, "{report}");
@@ -175,29 +160,8 @@ fn stateless_tickets_leave_the_cache_empty() {
     let file = dir.path().join("s.pem");
     let file = file.to_str().unwrap();
     let server = Server::start(&["--tickets"]);
-    let request = b"GET / HTTP/1.0\r\n\r\n";
-    s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            "-sess_out",
-            file,
-        ],
-        request,
-    );
-    let again = s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            "-sess_in",
-            file,
-        ],
-        request,
-    );
+    tls13_request(&server, "-sess_out", file);
+    let again = tls13_request(&server, "-sess_in", file);
     assert!(again.contains("resumed: yes"), "{again}");
     let report = server.interrupt();
     assert_eq!(stat(&report, "resumed"), 1, "{report}");

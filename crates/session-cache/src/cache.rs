@@ -742,7 +742,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use session_core::{ManualClock, MasterKey, SessionBuilder, SessionId};
+    use session_core::ManualClock;
 
     use super::*;
 
@@ -758,13 +758,7 @@ mod tests {
         (cache, clock)
     }
 
-    fn session(id: &[u8], time: u64, timeout: u64) -> Session {
-        SessionBuilder::new(ProtocolVersion::TLS1_2, time)
-            .id(SessionId::new(id).unwrap())
-            .master_key(MasterKey::new(&[9; 48]).unwrap())
-            .timeout(timeout)
-            .build()
-    }
+    use test_support::session;
 
     fn request(id: &[u8]) -> LookupRequest<'_> {
         LookupRequest::new(ProtocolVersion::TLS1_2, id, SidCtx::empty())
@@ -1442,7 +1436,7 @@ mod tests {
         drop(cache);
         assert_eq!(removals.lock().unwrap().len(), 2);
         assert_eq!(held.ref_count(), 1);
-        assert_eq!(held.master_key(), &[9; 48]);
+        assert_eq!(held.master_key(), session(b"held", NOW, 100).master_key());
     }
 
     #[test]
@@ -1479,7 +1473,7 @@ mod tests {
 mod model {
     use std::sync::Arc;
 
-    use session_core::{ManualClock, MasterKey, SessionBuilder, SessionId};
+    use session_core::ManualClock;
 
     use super::*;
 

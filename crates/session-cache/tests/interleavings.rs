@@ -11,19 +11,14 @@ use std::time::{Duration, Instant};
 use session_cache::{
     CacheConfig, CacheMode, Error, Lookup, LookupRequest, RemovalCause, SessionCache,
 };
-use session_core::{
-    ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
-};
+use session_core::{ManualClock, ProtocolVersion, Session, SidCtx};
 
 const NOW: u64 = 1_700_000_000;
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn session(id: &[u8], time: u64, key: u8) -> Session {
-    SessionBuilder::new(ProtocolVersion::TLS1_2, time)
-        .id(SessionId::new(id).unwrap())
-        .master_key(MasterKey::new(&[key | 1; 48]).unwrap())
-        .timeout(3_600)
-        .build()
+/// A session with id `id`, cached for an hour.
+fn session(id: &[u8], time: u64) -> Session {
+    test_support::session(id, time, 3_600)
 }
 
 fn cache(size: usize, shards: usize, clock: &Arc<ManualClock>) -> SessionCache {
@@ -75,7 +70,7 @@ fn never_missed(how: Replace) {
         cache.set_mode(CacheMode::SERVER | CacheMode::UPDATE_TIME);
     }
     let key = [0xAB; 32];
-    let first = session(&key, NOW, 1);
+    let first = session(&key, NOW);
     cache.add(&first).unwrap();
     drop(first);
     let stop = Arc::new(AtomicBool::new(false));
@@ -122,7 +117,7 @@ fn never_missed(how: Replace) {
         match how {
             Replace::Different => {
                 // The writer keeps no reference: the old session is freed as it is replaced.
-                cache.add(&session(&key, NOW, round as u8)).unwrap();
+                cache.add(&session(&key, NOW)).unwrap();
             }
             Replace::UpdateTime => {
                 clock.advance(1);
@@ -139,12 +134,12 @@ fn never_missed(how: Replace) {
         // Grow and shrink the shards' tables: 200 other keys in, then out.
         for n in 0..8 {
             let id = (churn * 8 + n).to_le_bytes();
-            cache.add(&session(&id, NOW, 3)).unwrap();
+            cache.add(&session(&id, NOW)).unwrap();
         }
         if churn % 25 == 24 {
             for n in 0..200 {
                 let id = ((churn - 24) * 8 + n).to_le_bytes();
-                cache.remove(&session(&id, NOW, 3));
+                cache.remove(&session(&id, NOW));
             }
         }
         churn += 1;
@@ -201,7 +196,7 @@ fn a_remove_callback_that_adds_does_not_make_add_loop() {
                     removed.fetch_add(1, Ordering::SeqCst);
                     if cause == RemovalCause::Evicted {
                         let n = next.fetch_add(1, Ordering::SeqCst);
-                        match cache.add(&session(&n.to_le_bytes(), NOW, 5)) {
+                        match cache.add(&session(&n.to_le_bytes(), NOW)) {
                             Ok(a) if a.is_added() => {
                                 readded.fetch_add(1, Ordering::SeqCst);
                             }
@@ -218,7 +213,7 @@ fn a_remove_callback_that_adds_does_not_make_add_loop() {
         let mut added = 0;
         for n in 0..100u64 {
             assert!(cache
-                .add(&session(&n.to_le_bytes(), NOW, 7))
+                .add(&session(&n.to_le_bytes(), NOW))
                 .unwrap()
                 .is_added());
             added += 1;
@@ -260,7 +255,7 @@ fn the_bound_holds_once_set_size_returns() {
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    cache.add(&session(&n.to_le_bytes(), NOW, 9)).unwrap();
+                    cache.add(&session(&n.to_le_bytes(), NOW)).unwrap();
                 }
             })
         })

@@ -8,8 +8,8 @@
 //! The cache holds 100,000 sessions; each thread cycles through its own 200,000 others, so
 //! every add is of a session not cached and evicts one. Under callgrind, count one add's
 //! instructions with `--toggle-collect='session_cache::cache::SessionCache::add'` (the
-//! 100,000 adds that fill the cache are counted too). docs/PERFORMANCE.md says which figures
-//! came from it; criterion's `add_full` group is the benchmark.
+//! 100,000 adds that fill the cache are counted too). Criterion's `add_full` group is the
+//! benchmark; this is for comparing builds of the add path and for profilers.
 
 use std::sync::Barrier;
 use std::time::Instant;
