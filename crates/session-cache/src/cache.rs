@@ -1478,11 +1478,7 @@ mod model {
     use super::*;
 
     fn session(id: &[u8], time: u64) -> Session {
-        SessionBuilder::new(ProtocolVersion::TLS1_2, time)
-            .id(SessionId::new(id).unwrap())
-            .master_key(MasterKey::new(&[1; 48]).unwrap())
-            .timeout(100)
-            .build()
+        test_support::session(id, time, 100)
     }
 
     /// An add into a full cache of one, racing a lookup of the cached session and a remove
