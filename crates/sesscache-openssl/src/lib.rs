@@ -1,0 +1,241 @@
+//! The session cache as the external session cache of an OpenSSL server or client built with
+//! the `openssl` crate, the way nginx, Apache and HAProxy replace OpenSSL's internal cache.
+//!
+//! - [`install_server`] turns OpenSSL's internal store and lookup off and sets the
+//!   new-session, get-session and remove-session callbacks and the session id context, so that
+//!   sessions live in a [`Context`]'s cache. TLS 1.2 session ids and TLS 1.3 stateful tickets
+//!   (OpenSSL issues those with [`SslOptions::NO_TICKET`], which it sets) both resume; a TLS 1.3
+//!   ticket resumes at most once, as OpenSSL's own cache would have it.
+//! - [`install_client`] keeps a client's sessions in a CLIENT-mode cache, keyed by server name,
+//!   and [`resume`] sets the one for a server on the next connection.
+//!
+//! Sessions cross as OpenSSL's own serialized form (`i2d_SSL_SESSION`, decoded and encoded by
+//! `session-der`), so the cache never holds an OpenSSL object. The reference counts follow from
+//! that: the new-session callback's reference is OpenSSL's to drop (the `openssl` crate drops
+//! it when the callback returns), and the get-session callback hands OpenSSL a fresh session
+//! decoded from DER whose one reference becomes OpenSSL's (`copy = 0`). Nothing is shared, so
+//! nothing can be freed twice or leak.
+//!
+//! The callbacks hold a [`WeakContext`](ctx::WeakContext): the OpenSSL context never keeps the
+//! cache alive, and once the [`Context`] is gone they behave as an empty cache.
+//!
+//! Architecture invariant: the adapter reaches the cache only through its public API; its one
+//! `unsafe` is in `ffi.rs`.
+
+// `unsafe` only in `ffi`: one call that the `openssl` crate does not wrap, and the get-session
+// callback's setter, which it marks unsafe.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)] // each block with its reason
+mod ffi;
+
+use ctx::{Context, WeakContext};
+use openssl::ssl::{
+    SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
+    SslVersion,
+};
+use session_cache::{CacheMode, Lookup, LookupRequest};
+use session_core::{ProtocolVersion, Session, SessionBuilder, SessionId};
+use tracing::{debug, warn};
+
+/// Installs `context`'s cache as the external session cache of a server context: OpenSSL's
+/// internal cache off (`SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL`), stateful
+/// TLS 1.3 tickets (`SSL_OP_NO_TICKET`), the context's session id context, and the
+/// new-session, get-session and remove-session callbacks.
+#[doc(alias = "SSL_CTX_sess_set_get_cb")]
+pub fn install_server(
+    builder: &mut SslContextBuilder,
+    context: &Context,
+) -> Result<(), openssl::error::ErrorStack> {
+    builder.set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
+    builder.set_options(SslOptions::NO_TICKET);
+    builder.set_session_id_context(context.sid_ctx().as_bytes())?;
+    let weak = context.downgrade();
+    builder.set_new_session_callback(move |_: &mut SslRef, session: SslSession| {
+        if let Some(context) = weak.upgrade() {
+            store(&context, &session);
+        }
+    });
+    let weak = context.downgrade();
+    builder.set_remove_session_callback(move |_, session: &SslSessionRef| {
+        if let Some(context) = weak.upgrade() {
+            forget(&context, session);
+        }
+    });
+    let weak = context.downgrade();
+    ffi::set_get_session_callback(builder, move |ssl: &mut SslRef, id: &[u8]| {
+        look_up(&weak, ssl, id)
+    });
+    Ok(())
+}
+
+/// A new session OpenSSL established: cached (as the context's mode says) unless OpenSSL
+/// marked it not resumable, then the cache's new-session callback runs.
+fn store(context: &Context, session: &SslSessionRef) {
+    let cache = context.cache();
+    let mode = cache.mode();
+    if !mode.contains(CacheMode::SERVER) || !ffi::is_resumable(session) {
+        return;
+    }
+    let Some(ours) = decode(session) else { return };
+    if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+        // An OpenSSL session always has an id here (OpenSSL does not call back otherwise).
+        let _ = cache.add(&ours);
+    }
+    cache.notify_new_session(&ours);
+}
+
+/// OpenSSL removed a session (a connection broke off, or it found the session expired):
+/// remove what the cache holds under its key.
+fn forget(context: &Context, session: &SslSessionRef) {
+    let Some(version) = wire_version(session.protocol_version()) else {
+        return;
+    };
+    let cache = context.cache();
+    if let Some(cached) = cache.get(version, session.id()) {
+        cache.remove(&cached);
+    }
+}
+
+/// The get-session callback: the cache's lookup, as OpenSSL's own would count it; a TLS 1.3
+/// ticket is taken out in the same step, so it resumes once however many connections offer
+/// it at once.
+fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession> {
+    let context = weak.upgrade()?;
+    let version = ssl.version2().and_then(wire_version)?;
+    let cache = context.cache();
+    // The client's extended-master-secret flag is OpenSSL's to check after this callback
+    // returns (`ssl_get_prev_session`); the cache's own check is given the session's flag.
+    let extended_master_secret = cache
+        .get(version, id)
+        .is_some_and(|cached| cached.extended_master_secret());
+    let request = LookupRequest {
+        version,
+        id,
+        sid_ctx: context.sid_ctx(),
+        extended_master_secret,
+    };
+    let outcome = if version.is_tls13_or_later() {
+        cache.lookup_take(&request)
+    } else {
+        cache.lookup(&request)
+    };
+    let Lookup::Hit(session) = outcome else {
+        return None;
+    };
+    encode(&session)
+}
+
+/// Installs `context`'s cache as a client's session cache: OpenSSL's internal cache off, and
+/// a new-session callback that keeps each session under its server's name (the SNI the
+/// connection sent). [`resume`] offers it on the next connection to that server.
+pub fn install_client(builder: &mut SslContextBuilder, context: &Context) {
+    builder.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
+    let weak = context.downgrade();
+    builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
+        let Some(context) = weak.upgrade() else {
+            return;
+        };
+        let Some(name) = ssl.servername(openssl::ssl::NameType::HOST_NAME) else {
+            debug!("a client session without a server name is not cached");
+            return;
+        };
+        if ffi::is_resumable(&session) {
+            keep_for(&context, name, &session);
+        }
+    });
+}
+
+/// The key a client's session for `server` is kept under: a hash of the name, as a session
+/// id (names are longer than ids may be).
+fn client_key(server: &str) -> SessionId {
+    let digest = openssl::sha::sha256(server.as_bytes());
+    SessionId::new(&digest).expect("a SHA-256 digest is 32 bytes")
+}
+
+/// Keeps `session` as the one to offer `server` next: a carrier session under the server's
+/// key, with OpenSSL's encoding of the session as its application data.
+fn keep_for(context: &Context, server: &str, session: &SslSessionRef) {
+    let Some(ours) = decode(session) else { return };
+    let Ok(der) = session_der::to_der(&ours) else {
+        return;
+    };
+    let carrier = SessionBuilder::new(ProtocolVersion::TLS1_3, ours.time())
+        .id(client_key(server))
+        .timeout(ours.timeout())
+        .app_data(Some(std::sync::Arc::new(ClientEntry {
+            server: server.to_owned(),
+            der,
+        })))
+        .build();
+    let _ = context.cache().add(&carrier);
+}
+
+/// What a client keeps for one server.
+struct ClientEntry {
+    server: String,
+    der: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Sets the session kept for `server` on `ssl` (`SSL_set_session`), so that the connection
+/// offers it, if one is kept and has not expired; whether one was set. A TLS 1.3 session is
+/// handed out once (a ticket resumes once); a TLS 1.2 one stays for further connections.
+#[doc(alias = "SSL_set_session")]
+pub fn resume(ssl: &mut SslRef, context: &Context, server: &str) -> bool {
+    let cache = context.cache();
+    let key = client_key(server);
+    let Some(carrier) = cache.get(ProtocolVersion::TLS1_3, key.as_bytes()) else {
+        return false;
+    };
+    if carrier.is_expired_at(cache.now()) {
+        cache.remove(&carrier);
+        return false;
+    }
+    let Some(entry) = carrier
+        .app_data()
+        .and_then(|data| data.downcast_ref::<ClientEntry>())
+        .filter(|entry| entry.server == server)
+    else {
+        return false;
+    };
+    let Ok(session) = SslSession::from_der(&entry.der) else {
+        return false;
+    };
+    if session.protocol_version() == SslVersion::TLS1_3 {
+        cache.remove(&carrier);
+    }
+    ffi::set_session(ssl, &session)
+}
+
+/// OpenSSL's session, decoded into the cache's form.
+fn decode(session: &SslSessionRef) -> Option<Session> {
+    let der = zeroize::Zeroizing::new(session.to_der().ok()?);
+    match session_der::from_der(&der) {
+        Ok(ours) => Some(ours),
+        Err(err) => {
+            warn!(error = %err, "OpenSSL's session could not be decoded; not cached");
+            None
+        }
+    }
+}
+
+/// The cache's session, encoded as OpenSSL reads it, as a fresh OpenSSL session that belongs
+/// to no context.
+fn encode(session: &Session) -> Option<SslSession> {
+    let der = session_der::to_der(session).ok()?;
+    SslSession::from_der(&der).ok()
+}
+
+/// OpenSSL's protocol version as the cache spells it.
+fn wire_version(version: SslVersion) -> Option<ProtocolVersion> {
+    let wire = [
+        (SslVersion::TLS1, 0x0301),
+        (SslVersion::TLS1_1, 0x0302),
+        (SslVersion::TLS1_2, 0x0303),
+        (SslVersion::TLS1_3, 0x0304),
+    ]
+    .into_iter()
+    .find(|(v, _)| *v == version)?
+    .1;
+    ProtocolVersion::new(wire).ok()
+}

@@ -1,0 +1,223 @@
+//! Real OpenSSL handshakes (the `openssl` crate over a socket pair, no network) resuming
+//! through the adapter: TLS 1.2 session ids, TLS 1.3 stateful tickets that resume once, also
+//! when offered by many connections at once, expired offers, another session id context, the
+//! client side, and the counters against what OpenSSL reports for each connection.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Barrier};
+
+use ctx::{Context, ContextConfig};
+use openssl::pkey::PKey;
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslVerifyMode, SslVersion,
+};
+use openssl::x509::X509;
+use session_cache::{CacheConfig, CacheMode};
+use session_core::{Clock, ManualClock, SidCtx, SystemClock};
+
+/// A server context on OpenSSL with the adapter installed, at most `version`.
+fn server(context: &Context, version: SslVersion) -> SslContext {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
+    b.set_certificate(&X509::from_der(made.cert.der()).unwrap())
+        .unwrap();
+    b.set_private_key(&PKey::private_key_from_der(&made.signing_key.serialize_der()).unwrap())
+        .unwrap();
+    b.set_max_proto_version(Some(version)).unwrap();
+    sesscache_openssl::install_server(&mut b, context).unwrap();
+    b.build()
+}
+
+fn client(version: SslVersion) -> SslContext {
+    let mut b = SslContextBuilder::new(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_max_proto_version(Some(version)).unwrap();
+    b.build()
+}
+
+fn context(sid_ctx: &[u8], clock: Arc<dyn Clock>) -> Context {
+    Context::new(ContextConfig {
+        sid_ctx: SidCtx::new(sid_ctx).unwrap(),
+        cache: CacheConfig {
+            clock,
+            ..CacheConfig::default()
+        },
+        ..ContextConfig::default()
+    })
+}
+
+/// One connection offering `offer`: whether each end says it resumed, and the client's
+/// session afterwards (with its tickets, which arrive with the server's one byte of data).
+fn connect(
+    server: &SslContext,
+    client: &SslContext,
+    offer: Option<&SslSession>,
+) -> (bool, bool, SslSession) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = server.clone();
+    let accepting = std::thread::spawn(move || {
+        let mut tls = Ssl::new(&server).unwrap().accept(a).unwrap();
+        tls.write_all(b"x").unwrap();
+        let reused = tls.ssl().session_reused();
+        let _ = tls.shutdown();
+        reused
+    });
+    let mut ssl = Ssl::new(client).unwrap();
+    ssl.set_hostname("localhost").unwrap();
+    if let Some(offer) = offer {
+        // SAFETY: the session came from a connection of this same client context.
+        unsafe { ssl.set_session(offer).unwrap() };
+    }
+    let mut tls = ssl.connect(b).unwrap();
+    let mut byte = [0u8; 1];
+    tls.read_exact(&mut byte).unwrap();
+    let client_reused = tls.ssl().session_reused();
+    let session = tls.ssl().session().unwrap().to_owned();
+    let _ = tls.shutdown();
+    (accepting.join().unwrap(), client_reused, session)
+}
+
+#[test]
+fn tls12_session_ids_resume_through_the_cache() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (reused, _, first) = connect(&server, &client, None);
+    assert!(!reused);
+    assert_eq!(context.cache().len(), 1, "the new session is in our cache");
+    for _ in 0..3 {
+        let (server_says, client_says, _) = connect(&server, &client, Some(&first));
+        assert!(server_says && client_says);
+    }
+    let stats = context.cache().stats();
+    assert_eq!((stats.hits, stats.misses, stats.number), (3, 0, 1));
+}
+
+#[test]
+fn a_tls13_ticket_resumes_once() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_3);
+    let client = client(SslVersion::TLS1_3);
+    let (_, _, ticket) = connect(&server, &client, None);
+    let cached = context.cache().len();
+    assert!(cached >= 1, "stateful tickets are cached");
+    let (reused, _, _) = connect(&server, &client, Some(&ticket));
+    assert!(reused, "the ticket resumes");
+    let (again, client_says, _) = connect(&server, &client, Some(&ticket));
+    assert!(!again && !client_says, "and not twice");
+    let stats = context.cache().stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1), "{stats:?}");
+}
+
+#[test]
+fn a_tls13_ticket_offered_by_many_at_once_resumes_once() {
+    const RACERS: usize = 6;
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_3);
+    let client = client(SslVersion::TLS1_3);
+    for _ in 0..10 {
+        let (_, _, ticket) = connect(&server, &client, None);
+        let barrier = Barrier::new(RACERS);
+        let resumed: usize = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let (server_says, client_says, _) =
+                            connect(&server, &client, Some(&ticket));
+                        assert_eq!(server_says, client_says);
+                        usize::from(server_says)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(resumed, 1);
+    }
+    assert_eq!(context.cache().stats().hits, 10);
+}
+
+#[test]
+fn an_expired_offer_is_a_timeout_and_a_full_handshake() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let context = context(b"app", clock.clone());
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first) = connect(&server, &client, None);
+    clock.advance(first.timeout() as u64 + 1);
+    let (reused, _, _) = connect(&server, &client, Some(&first));
+    assert!(!reused);
+    let stats = context.cache().stats();
+    assert_eq!((stats.hits, stats.timeouts), (0, 1));
+}
+
+#[test]
+fn a_session_of_another_session_id_context_is_not_resumed() {
+    let a = context(b"a", Arc::new(SystemClock));
+    let b = context(b"b", Arc::new(SystemClock));
+    let (server_a, server_b) = (
+        server(&a, SslVersion::TLS1_2),
+        server(&b, SslVersion::TLS1_2),
+    );
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first) = connect(&server_a, &client, None);
+    // Even when B's cache holds it, B does not resume a session made for A.
+    for s in a.cache().sessions() {
+        b.cache().add(&s).unwrap();
+    }
+    let (reused, _, _) = connect(&server_b, &client, Some(&first));
+    assert!(!reused);
+    assert_eq!(b.cache().stats().hits, 0);
+    let (reused, _, _) = connect(&server_a, &client, Some(&first));
+    assert!(reused, "A still resumes it");
+}
+
+#[test]
+fn a_client_keeps_sessions_by_server_name_and_resumes_with_them() {
+    let server_side = context(b"app", Arc::new(SystemClock));
+    let client_side = Context::new(ContextConfig {
+        cache: CacheConfig {
+            mode: CacheMode::CLIENT,
+            ..CacheConfig::default()
+        },
+        ..ContextConfig::default()
+    });
+    for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+        let server = server(&server_side, version);
+        let mut b = SslContextBuilder::new(SslMethod::tls_client()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        b.set_max_proto_version(Some(version)).unwrap();
+        sesscache_openssl::install_client(&mut b, &client_side);
+        let client = b.build();
+        let resumed_with_cache = |resume: bool| {
+            let (a, s) = UnixStream::pair().unwrap();
+            let server = server.clone();
+            let accepting = std::thread::spawn(move || {
+                let mut tls = Ssl::new(&server).unwrap().accept(a).unwrap();
+                tls.write_all(b"x").unwrap();
+                let _ = tls.shutdown();
+            });
+            let mut ssl = Ssl::new(&client).unwrap();
+            ssl.set_hostname("localhost").unwrap();
+            let offered = resume && sesscache_openssl::resume(&mut ssl, &client_side, "localhost");
+            let mut tls = ssl.connect(s).unwrap();
+            let mut byte = [0u8; 1];
+            tls.read_exact(&mut byte).unwrap();
+            let reused = tls.ssl().session_reused();
+            let _ = tls.shutdown();
+            accepting.join().unwrap();
+            (offered, reused)
+        };
+        assert_eq!(resumed_with_cache(false), (false, false));
+        assert_eq!(resumed_with_cache(true), (true, true), "{version:?}");
+        assert!(
+            !sesscache_openssl::resume(
+                &mut Ssl::new(&client).unwrap(),
+                &client_side,
+                "other.example"
+            ),
+            "nothing kept for another server"
+        );
+    }
+}
