@@ -1,6 +1,6 @@
-//! `sesscache serve`: a small TLS server (rustls) that resumes sessions through a context's
-//! cache, answers each connection with a line saying whether it was resumed, and prints the
-//! cache's statistics when stopped.
+//! `sesscache serve`: a small TLS server (rustls, or OpenSSL through `sesscache-openssl`)
+//! that resumes sessions through a context's cache, answers each connection with a line saying
+//! whether it was resumed, and prints the cache's statistics when stopped.
 //!
 //! A fixed number of workers serve connections, taken from a queue of the same length that
 //! the accept loop fills (and waits on when it is full). Each handshake has a deadline, so a
@@ -16,7 +16,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
+use clap::ValueEnum;
 use ctx::{Context, ContextConfig};
+use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslSessionCacheMode, SslStream};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
@@ -24,9 +26,22 @@ use sesscache_rustls::ServerSessions;
 use session_cache::{CacheConfig, Handshake};
 use tracing::{debug, info, warn};
 
+/// The TLS stack the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Backend {
+    /// rustls, with the cache as its session store (`sesscache-rustls`).
+    Rustls,
+    /// OpenSSL (the `openssl` crate), with the cache as its external session cache
+    /// (`sesscache-openssl`).
+    Openssl,
+}
+
 /// The options of `sesscache serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    /// The TLS stack.
+    #[arg(long, value_enum, default_value_t = Backend::Rustls)]
+    backend: Backend,
     /// The address to listen on. Loopback by default; give another address to serve beyond
     /// this machine. Port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:8443")]
@@ -38,7 +53,7 @@ pub(crate) struct Args {
     /// The private key of --cert, PEM (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// Resume with stateless tickets (rustls's ticketer) instead of the session cache, for
+    /// Resume with the TLS stack's stateless tickets instead of the session cache, for
     /// comparison: the cache then stays empty.
     #[arg(long)]
     tickets: bool,
@@ -85,7 +100,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         },
         ..ContextConfig::default()
     });
-    let config = Arc::new(server_config(args, &context)?);
+    let tls = Tls::new(args, &context)?;
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -94,8 +109,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     } else {
         "the session cache"
     };
+    let stack = match args.backend {
+        Backend::Rustls => "rustls",
+        Backend::Openssl => "OpenSSL",
+    };
     println!(
-        "sesscache serve: listening on {addr} (resumption through {resumption}); Ctrl-C stops"
+        "sesscache serve: listening on {addr} ({stack}, resumption through {resumption}); Ctrl-C stops"
     );
     std::io::stdout().flush()?;
 
@@ -117,12 +136,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     };
     let pool: Vec<_> = (0..workers)
         .map(|_| {
-            let (jobs, config, context, counts) = (
-                jobs.clone(),
-                config.clone(),
-                context.clone(),
-                counts.clone(),
-            );
+            let (jobs, tls, context, counts) =
+                (jobs.clone(), tls.clone(), context.clone(), counts.clone());
             std::thread::spawn(move || loop {
                 let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok(stream) = next else { return };
@@ -130,7 +145,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 counts
                     .peak_in_flight
                     .fetch_max(in_flight, Ordering::Relaxed);
-                serve_one(stream, &config, &context, &counts, limits);
+                serve_one(stream, &tls, &context, &counts, limits);
                 counts.in_flight.fetch_sub(1, Ordering::Relaxed);
             })
         })
@@ -229,8 +244,9 @@ struct Counts {
     flushed: AtomicU64,
 }
 
-fn server_config(args: &Args, context: &Context) -> Result<ServerConfig> {
-    let (chain, key) = match (&args.cert, &args.key) {
+/// The server's certificate chain and key: from --cert and --key, or made at start.
+fn identity(args: &Args) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -240,7 +256,7 @@ fn server_config(args: &Args, context: &Context) -> Result<ServerConfig> {
             }
             let key = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| anyhow!("cannot read a private key from {}: {e}", key.display()))?;
-            (chain, key)
+            Ok((chain, key))
         }
         _ => {
             let made = rcgen::generate_simple_self_signed(vec![
@@ -248,37 +264,199 @@ fn server_config(args: &Args, context: &Context) -> Result<ServerConfig> {
                 "127.0.0.1".to_owned(),
             ])?;
             let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-            (vec![made.cert.der().clone()], key)
+            Ok((vec![made.cert.der().clone()], key))
         }
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::ALL_VERSIONS)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("the certificate and key do not make a usable pair")?;
-    if args.tickets {
-        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    } else {
-        config.session_storage = ServerSessions::new(context);
     }
-    Ok(config)
 }
 
-fn serve_one(
-    mut tcp: TcpStream,
-    config: &Arc<ServerConfig>,
-    context: &Context,
-    counts: &Counts,
-    limits: Limits,
-) {
+/// The server side of the TLS stack, shared by the workers.
+#[derive(Clone)]
+enum Tls {
+    Rustls(Arc<ServerConfig>),
+    Openssl(Arc<SslAcceptor>),
+}
+
+impl Tls {
+    fn new(args: &Args, context: &Context) -> Result<Self> {
+        let (chain, key) = identity(args)?;
+        match args.backend {
+            Backend::Rustls => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let mut config = ServerConfig::builder_with_provider(provider)
+                    .with_protocol_versions(rustls::ALL_VERSIONS)?
+                    .with_no_client_auth()
+                    .with_single_cert(chain, key)
+                    .context("the certificate and key do not make a usable pair")?;
+                if args.tickets {
+                    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+                    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+                } else {
+                    config.session_storage = ServerSessions::new(context);
+                }
+                Ok(Self::Rustls(Arc::new(config)))
+            }
+            Backend::Openssl => {
+                let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+                let mut certs = chain.iter();
+                let leaf = certs.next().ok_or_else(|| anyhow!("no certificate"))?;
+                let leaf = openssl::x509::X509::from_der(leaf)?;
+                builder.set_certificate(&leaf)?;
+                for cert in certs {
+                    builder.add_extra_chain_cert(openssl::x509::X509::from_der(cert)?)?;
+                }
+                let key = openssl::pkey::PKey::private_key_from_der(key.secret_der())?;
+                builder.set_private_key(&key)?;
+                builder
+                    .check_private_key()
+                    .context("the certificate and key do not make a usable pair")?;
+                if args.tickets {
+                    // OpenSSL's own stateless tickets, and no session cache.
+                    builder.set_session_cache_mode(SslSessionCacheMode::OFF);
+                } else {
+                    sesscache_openssl::install_server(&mut builder, context)?;
+                }
+                Ok(Self::Openssl(Arc::new(builder.build())))
+            }
+        }
+    }
+
+    /// The server side of the handshake, within `limit` all told: every read and write waits
+    /// at most for what is left of it, so a client that trickles bytes cannot stretch it.
+    fn accept(&self, tcp: TcpStream, limit: Duration) -> Result<Box<dyn Established>> {
+        let deadline = Instant::now() + limit;
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| anyhow!("no handshake within {} s", limit.as_secs()))
+        };
+        let timeouts = |tcp: &TcpStream, left: Duration| -> Result<()> {
+            tcp.set_read_timeout(Some(left))?;
+            tcp.set_write_timeout(Some(left))?;
+            Ok(())
+        };
+        match self {
+            Self::Rustls(config) => {
+                let mut tcp = tcp;
+                let mut conn = ServerConnection::new(config.clone())?;
+                while conn.is_handshaking() {
+                    timeouts(&tcp, left()?)?;
+                    conn.complete_io(&mut tcp)?;
+                }
+                // Tickets (TLS 1.3) go out now, before waiting for a request.
+                while conn.wants_write() {
+                    conn.write_tls(&mut tcp)?;
+                }
+                Ok(Box::new(RustlsConnection { tcp, conn }))
+            }
+            Self::Openssl(acceptor) => {
+                timeouts(&tcp, left()?)?;
+                let mut result = acceptor.accept(tcp);
+                loop {
+                    match result {
+                        Ok(stream) => return Ok(Box::new(OpensslConnection(stream))),
+                        Err(HandshakeError::WouldBlock(mid)) => {
+                            timeouts(mid.get_ref(), left()?)?;
+                            result = mid.handshake();
+                        }
+                        Err(err) => return Err(anyhow!("{err}")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection whose handshake is done, on either stack.
+trait Established {
+    fn resumed(&self) -> bool;
+    fn version(&self) -> &'static str;
+    fn cipher(&self) -> String;
+    fn tcp(&self) -> &TcpStream;
+    /// Reads what the TLS stream holds (at most `buf.len()` bytes).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// Sends close_notify and flushes.
+    fn close(&mut self) -> Result<()>;
+}
+
+struct RustlsConnection {
+    tcp: TcpStream,
+    conn: ServerConnection,
+}
+
+impl Established for RustlsConnection {
+    fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
+    }
+    fn version(&self) -> &'static str {
+        match self.conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            _ => "unknown",
+        }
+    }
+    fn cipher(&self) -> String {
+        self.conn
+            .negotiated_cipher_suite()
+            .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()))
+    }
+    fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        rustls::Stream::new(&mut self.conn, &mut self.tcp).read(buf)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        rustls::Stream::new(&mut self.conn, &mut self.tcp).write_all(bytes)
+    }
+    fn close(&mut self) -> Result<()> {
+        self.conn.send_close_notify();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.tcp)?;
+        }
+        Ok(())
+    }
+}
+
+struct OpensslConnection(SslStream<TcpStream>);
+
+impl Established for OpensslConnection {
+    fn resumed(&self) -> bool {
+        self.0.ssl().session_reused()
+    }
+    fn version(&self) -> &'static str {
+        self.0.ssl().version_str()
+    }
+    fn cipher(&self) -> String {
+        self.0
+            .ssl()
+            .current_cipher()
+            .map_or_else(|| "unknown".to_owned(), |c| c.name().to_owned())
+    }
+    fn tcp(&self) -> &TcpStream {
+        self.0.get_ref()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
+    }
+    fn close(&mut self) -> Result<()> {
+        // A client already gone makes this fail; the answer was written either way.
+        let _ = self.0.shutdown();
+        Ok(())
+    }
+}
+
+fn serve_one(tcp: TcpStream, tls: &Tls, context: &Context, counts: &Counts, limits: Limits) {
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     counts.connections.fetch_add(1, Ordering::Relaxed);
     context.cache().record(Handshake::Accept);
-    let mut conn = match handshake(&mut tcp, config, limits.handshake) {
+    let mut conn = match tls.accept(tcp, limits.handshake) {
         Ok(conn) => conn,
         Err(err) => {
             counts.failed.fetch_add(1, Ordering::Relaxed);
@@ -287,24 +465,18 @@ fn serve_one(
         }
     };
     context.cache().record(Handshake::AcceptGood);
-    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    let resumed = conn.resumed();
     if resumed {
         counts.resumed.fetch_add(1, Ordering::Relaxed);
     }
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-        _ => "unknown",
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
+    let version = conn.version();
     let line = format!(
-        "sesscache serve: {version}, {cipher}, resumed: {}\n",
+        "sesscache serve: {version}, {}, resumed: {}\n",
+        conn.cipher(),
         if resumed { "yes" } else { "no" }
     );
     // A client that only wanted the handshake (`s_client -reconnect`) may be gone already.
-    match answer(&mut tcp, &mut conn, &line) {
+    match answer(conn.as_mut(), &line) {
         Ok(()) => info!(%peer, version, resumed, "connection"),
         Err(err) => {
             info!(%peer, version, resumed, error = %err, "connection closed before the answer")
@@ -312,38 +484,12 @@ fn serve_one(
     }
 }
 
-/// The server side of the handshake, within `limit` all told: every read and write waits at
-/// most for what is left of it, so a client that trickles bytes cannot stretch it.
-fn handshake(
-    tcp: &mut TcpStream,
-    config: &Arc<ServerConfig>,
-    limit: Duration,
-) -> Result<ServerConnection> {
-    let deadline = Instant::now() + limit;
-    let mut conn = ServerConnection::new(config.clone())?;
-    while conn.is_handshaking() {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-            .ok_or_else(|| anyhow!("no handshake within {} s", limit.as_secs()))?;
-        tcp.set_read_timeout(Some(left))?;
-        tcp.set_write_timeout(Some(left))?;
-        conn.complete_io(tcp)?;
-    }
-    // Tickets (TLS 1.3) go out now, before waiting for a request.
-    while conn.wants_write() {
-        conn.write_tls(tcp)?;
-    }
-    Ok(conn)
-}
-
 /// An HTTP/1.0 response to a request line; else the line alone.
-fn answer(tcp: &mut TcpStream, conn: &mut ServerConnection, line: &str) -> Result<()> {
-    tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+fn answer(conn: &mut dyn Established, line: &str) -> Result<()> {
+    conn.tcp().set_write_timeout(Some(WRITE_TIMEOUT))?;
     let waited = Instant::now() + REQUEST_WAIT;
     let mut request = Vec::new();
     let mut buf = [0u8; 2048];
-    let mut tls = rustls::Stream::new(conn, tcp);
     while !request.contains(&b'\n') && request.len() < 8192 {
         // The request line's wait is one deadline too, however the bytes trickle in.
         let Some(left) = waited
@@ -352,8 +498,8 @@ fn answer(tcp: &mut TcpStream, conn: &mut ServerConnection, line: &str) -> Resul
         else {
             break;
         };
-        tls.sock.set_read_timeout(Some(left))?;
-        match tls.read(&mut buf) {
+        conn.tcp().set_read_timeout(Some(left))?;
+        match conn.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => request.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
@@ -366,20 +512,15 @@ fn answer(tcp: &mut TcpStream, conn: &mut ServerConnection, line: &str) -> Resul
             .iter()
             .any(|m| first.starts_with(m));
     if is_http {
-        write!(
-            tls,
+        let response = format!(
             "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}",
             line.len()
-        )?;
+        );
+        conn.write_all(response.as_bytes())?;
     } else {
-        tls.write_all(line.as_bytes())?;
+        conn.write_all(line.as_bytes())?;
     }
-    tls.conn.send_close_notify();
-    tls.flush()?;
-    while tls.conn.wants_write() {
-        tls.conn.write_tls(tls.sock)?;
-    }
-    Ok(())
+    conn.close()
 }
 
 fn print_stats(counts: &Counts, context: &Context, args: &Args) {

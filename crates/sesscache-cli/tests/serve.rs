@@ -10,6 +10,9 @@ use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The TLS stacks `serve` runs on: every test below runs against each.
+const BACKENDS: [&str; 2] = ["rustls", "openssl"];
+
 /// A running `sesscache serve`, killed when dropped.
 struct Server {
     child: Child,
@@ -18,9 +21,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(extra: &[&str]) -> Self {
+    fn start(backend: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sesscache"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--backend", backend])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -96,24 +99,26 @@ fn stat(report: &str, label: &str) -> u64 {
 
 #[test]
 fn tls12_session_ids_resume_with_reconnect() {
-    let server = Server::start(&[]);
-    let out = s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_2",
-            "-no_ticket",
-            "-reconnect",
-        ],
-        b"",
-    );
-    assert_eq!(out.matches("New, TLSv1.2").count(), 1, "{out}");
-    assert_eq!(out.matches("Reused, TLSv1.2").count(), 5, "{out}");
-    let report = server.interrupt();
-    assert_eq!(stat(&report, "hits"), 5, "{report}");
-    assert_eq!(stat(&report, "resumed"), 5, "{report}");
-    assert_eq!(stat(&report, "connections"), 6, "{report}");
-    assert_eq!(stat(&report, "sessions cached"), 1, "{report}");
+    for backend in BACKENDS {
+        let server = Server::start(backend, &[]);
+        let out = s_client(
+            &[
+                "-connect",
+                &server.connect(),
+                "-tls1_2",
+                "-no_ticket",
+                "-reconnect",
+            ],
+            b"",
+        );
+        assert_eq!(out.matches("New, TLSv1.2").count(), 1, "{out}");
+        assert_eq!(out.matches("Reused, TLSv1.2").count(), 5, "{out}");
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "hits"), 5, "{report}");
+        assert_eq!(stat(&report, "resumed"), 5, "{report}");
+        assert_eq!(stat(&report, "connections"), 6, "{report}");
+        assert_eq!(stat(&report, "sessions cached"), 1, "{report}");
+    }
 }
 
 /// A TLS 1.3 `s_client` that sends an HTTP request (so it waits for the answer, by which
@@ -135,48 +140,54 @@ fn tls13_request(server: &Server, session: &str, file: &str) -> String {
 
 #[test]
 fn a_tls13_session_saved_with_sess_out_resumes_with_sess_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("s.pem");
-    let file = file.to_str().unwrap();
-    let server = Server::start(&[]);
-    let first = tls13_request(&server, "-sess_out", file);
-    assert!(first.contains("New, TLSv1.3"), "{first}");
-    assert!(first.contains("HTTP/1.0 200 OK"), "{first}");
-    assert!(first.contains("resumed: no"), "{first}");
-    let second = tls13_request(&server, "-sess_in", file);
-    assert!(second.contains("Reused, TLSv1.3"), "{second}");
-    assert!(second.contains("resumed: yes"), "{second}");
-    // The ticket was used up: offering it again is a full handshake.
-    let third = tls13_request(&server, "-sess_in", file);
-    assert!(third.contains("resumed: no"), "{third}");
-    let report = server.interrupt();
-    assert_eq!(stat(&report, "hits"), 1, "{report}");
-    assert_eq!(stat(&report, "misses"), 1, "{report}");
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.pem");
+        let file = file.to_str().unwrap();
+        let server = Server::start(backend, &[]);
+        let first = tls13_request(&server, "-sess_out", file);
+        assert!(first.contains("New, TLSv1.3"), "{first}");
+        assert!(first.contains("HTTP/1.0 200 OK"), "{first}");
+        assert!(first.contains("resumed: no"), "{first}");
+        let second = tls13_request(&server, "-sess_in", file);
+        assert!(second.contains("Reused, TLSv1.3"), "{second}");
+        assert!(second.contains("resumed: yes"), "{second}");
+        // The ticket was used up: offering it again is a full handshake.
+        let third = tls13_request(&server, "-sess_in", file);
+        assert!(third.contains("resumed: no"), "{third}");
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "hits"), 1, "{report}");
+        assert_eq!(stat(&report, "misses"), 1, "{report}");
+    }
 }
 
 #[test]
 fn stateless_tickets_leave_the_cache_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("s.pem");
-    let file = file.to_str().unwrap();
-    let server = Server::start(&["--tickets"]);
-    tls13_request(&server, "-sess_out", file);
-    let again = tls13_request(&server, "-sess_in", file);
-    assert!(again.contains("resumed: yes"), "{again}");
-    let report = server.interrupt();
-    assert_eq!(stat(&report, "resumed"), 1, "{report}");
-    assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.pem");
+        let file = file.to_str().unwrap();
+        let server = Server::start(backend, &["--tickets"]);
+        tls13_request(&server, "-sess_out", file);
+        let again = tls13_request(&server, "-sess_in", file);
+        assert!(again.contains("resumed: yes"), "{again}");
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "resumed"), 1, "{report}");
+        assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
+    }
 }
 
 #[test]
 fn max_connections_stops_the_server_by_itself() {
-    let mut server = Server::start(&["--max-connections", "1"]);
-    let out = s_client(&["-connect", &server.connect(), "-ign_eof"], b"hello\n");
-    assert!(out.contains("resumed: no"), "{out}");
-    let mut rest = String::new();
-    server.stdout.read_to_string(&mut rest).unwrap();
-    assert!(server.child.wait().unwrap().success());
-    assert_eq!(stat(&rest, "connections"), 1, "{rest}");
+    for backend in BACKENDS {
+        let mut server = Server::start(backend, &["--max-connections", "1"]);
+        let out = s_client(&["-connect", &server.connect(), "-ign_eof"], b"hello\n");
+        assert!(out.contains("resumed: no"), "{out}");
+        let mut rest = String::new();
+        server.stdout.read_to_string(&mut rest).unwrap();
+        assert!(server.child.wait().unwrap().success());
+        assert_eq!(stat(&rest, "connections"), 1, "{rest}");
+    }
 }
 
 #[test]
@@ -238,58 +249,64 @@ fn s_client_within(args: &[&str], limit: Duration) -> String {
 /// deadline; the next client is then served.
 #[test]
 fn a_silent_client_does_not_hold_a_worker_forever() {
-    let server = Server::start(&["--workers", "1", "--handshake-timeout", "1"]);
-    let silent = TcpStream::connect(server.connect()).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let out = s_client_within(
-        &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
-        Duration::from_secs(15),
-    );
-    assert!(out.contains("New, TLSv1.2"), "{out}");
-    drop(silent);
-    let report = server.interrupt();
-    assert_eq!(stat(&report, "connections"), 2, "{report}");
-    assert_eq!(stat(&report, "failed"), 1, "{report}");
-    assert_eq!(stat(&report, "most at once"), 1, "{report}");
+    for backend in BACKENDS {
+        let server = Server::start(backend, &["--workers", "1", "--handshake-timeout", "1"]);
+        let silent = TcpStream::connect(server.connect()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let out = s_client_within(
+            &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
+            Duration::from_secs(15),
+        );
+        assert!(out.contains("New, TLSv1.2"), "{out}");
+        drop(silent);
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "connections"), 2, "{report}");
+        assert_eq!(stat(&report, "failed"), 1, "{report}");
+        assert_eq!(stat(&report, "most at once"), 1, "{report}");
+    }
 }
 
 /// Ctrl-C while connections are in flight: the statistics come after they have ended, and
 /// count them. At most --workers connections are served at once.
 #[test]
 fn statistics_wait_for_connections_in_flight_and_workers_bound_them() {
-    let server = Server::start(&["--workers", "2", "--handshake-timeout", "1"]);
-    let silent: Vec<_> = (0..5)
-        .map(|_| TcpStream::connect(server.connect()).unwrap())
-        .collect();
-    // Let the accept loop take all five (two served, three queued).
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    let report = server.interrupt();
-    assert!(
-        started.elapsed() >= Duration::from_millis(1_500),
-        "the report came before the connections in flight ended"
-    );
-    assert_eq!(stat(&report, "connections"), 5, "{report}");
-    assert_eq!(stat(&report, "failed"), 5, "{report}");
-    assert_eq!(stat(&report, "most at once"), 2, "{report}");
-    drop(silent);
+    for backend in BACKENDS {
+        let server = Server::start(backend, &["--workers", "2", "--handshake-timeout", "1"]);
+        let silent: Vec<_> = (0..5)
+            .map(|_| TcpStream::connect(server.connect()).unwrap())
+            .collect();
+        // Let the accept loop take all five (two served, three queued).
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let report = server.interrupt();
+        assert!(
+            started.elapsed() >= Duration::from_millis(1_500),
+            "the report came before the connections in flight ended"
+        );
+        assert_eq!(stat(&report, "connections"), 5, "{report}");
+        assert_eq!(stat(&report, "failed"), 5, "{report}");
+        assert_eq!(stat(&report, "most at once"), 2, "{report}");
+        drop(silent);
+    }
 }
 
 /// The timer flushes expired sessions: a session with a one-second timeout is gone a few
 /// seconds later without any other connection.
 #[test]
 fn a_timer_flushes_expired_sessions() {
-    let server = Server::start(&["--flush-interval", "1", "--timeout", "1"]);
-    let out = s_client_within(
-        &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
-        Duration::from_secs(15),
-    );
-    assert!(out.contains("New, TLSv1.2"), "{out}");
-    std::thread::sleep(Duration::from_millis(3_500));
-    let report = server.interrupt();
-    assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
-    assert_eq!(stat(&report, "sessions they removed"), 1, "{report}");
-    assert!(stat(&report, "timed flushes") >= 2, "{report}");
+    for backend in BACKENDS {
+        let server = Server::start(backend, &["--flush-interval", "1", "--timeout", "1"]);
+        let out = s_client_within(
+            &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
+            Duration::from_secs(15),
+        );
+        assert!(out.contains("New, TLSv1.2"), "{out}");
+        std::thread::sleep(Duration::from_millis(3_500));
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "sessions cached"), 0, "{report}");
+        assert_eq!(stat(&report, "sessions they removed"), 1, "{report}");
+        assert!(stat(&report, "timed flushes") >= 2, "{report}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The adapter's `unsafe`: one OpenSSL call the `openssl` crate does not wrap, and two it marks
 //! unsafe, each for a reason that holds here.
 
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_long};
 
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
@@ -9,6 +9,15 @@ use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
 extern "C" {
     /// OpenSSL 1.1.1 and later; libssl is linked through `openssl-sys`.
     fn SSL_SESSION_is_resumable(session: *const openssl_sys::SSL_SESSION) -> c_int;
+    fn SSL_CTX_set_timeout(ctx: *mut openssl_sys::SSL_CTX, seconds: c_long) -> c_long;
+}
+
+/// `SSL_CTX_set_timeout`: the timeout of the sessions the context makes, in seconds (at most
+/// `c_long::MAX`).
+pub(crate) fn set_timeout(builder: &mut SslContextBuilder, seconds: u64) {
+    let seconds = c_long::try_from(seconds).unwrap_or(c_long::MAX);
+    // SAFETY: `builder` owns a live SSL_CTX, borrowed mutably for this call.
+    unsafe { SSL_CTX_set_timeout(builder.as_ptr(), seconds) };
 }
 
 /// `SSL_SESSION_is_resumable`: not marked not resumable, and with an id or a ticket.

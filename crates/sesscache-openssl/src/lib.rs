@@ -40,8 +40,9 @@ use tracing::{debug, warn};
 
 /// Installs `context`'s cache as the external session cache of a server context: OpenSSL's
 /// internal cache off (`SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL`), stateful
-/// TLS 1.3 tickets (`SSL_OP_NO_TICKET`), the context's session id context, and the
-/// new-session, get-session and remove-session callbacks.
+/// TLS 1.3 tickets (`SSL_OP_NO_TICKET`), the context's session id context and default
+/// session timeout (`SSL_CTX_set_timeout`, so that the sessions OpenSSL makes carry the cache's
+/// timeout), and the new-session, get-session and remove-session callbacks.
 #[doc(alias = "SSL_CTX_sess_set_get_cb")]
 pub fn install_server(
     builder: &mut SslContextBuilder,
@@ -50,6 +51,7 @@ pub fn install_server(
     builder.set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
     builder.set_options(SslOptions::NO_TICKET);
     builder.set_session_id_context(context.sid_ctx().as_bytes())?;
+    ffi::set_timeout(builder, context.cache().timeout());
     let weak = context.downgrade();
     builder.set_new_session_callback(move |_: &mut SslRef, session: SslSession| {
         if let Some(context) = weak.upgrade() {
