@@ -19,13 +19,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 7] = [
     "lookup_hit",
     "add_full",
     "mixed",
     "take",
     "flush",
     "resumption",
+    "openssl_resumption",
 ];
 const CONTENDERS: [&str; 9] = [
     "sesscache",
