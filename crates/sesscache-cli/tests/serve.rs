@@ -72,7 +72,11 @@ impl Drop for Server {
     }
 }
 
-/// `openssl s_client` with `input` on its stdin; its stdout.
+/// How long one `s_client` may take before the test fails instead of hanging.
+const S_CLIENT_LIMIT: Duration = Duration::from_secs(30);
+
+/// `openssl s_client` with `input` on its stdin (then end of input); its stdout. It must
+/// finish within `S_CLIENT_LIMIT`.
 fn s_client(args: &[&str], input: &[u8]) -> String {
     let mut child = Command::new("openssl")
         .arg("s_client")
@@ -83,8 +87,22 @@ fn s_client(args: &[&str], input: &[u8]) -> String {
         .spawn()
         .expect("the `openssl` command must be installed (.ci/run installs it)");
     child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > S_CLIENT_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s_client did not finish within {S_CLIENT_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().unwrap()
 }
 
 /// The number on the statistics line that starts with `label`.
@@ -216,35 +234,6 @@ fn bad_arguments_are_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// `openssl s_client` with nothing on stdin, which must finish within `limit`: its stdout.
-fn s_client_within(args: &[&str], limit: Duration) -> String {
-    let mut child = Command::new("openssl")
-        .arg("s_client")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("s_client did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    out
-}
-
 /// A client that connects and sends nothing holds the one worker only until the handshake
 /// deadline; the next client is then served.
 #[test]
@@ -253,9 +242,9 @@ fn a_silent_client_does_not_hold_a_worker_forever() {
         let server = Server::start(backend, &["--workers", "1", "--handshake-timeout", "1"]);
         let silent = TcpStream::connect(server.connect()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        let out = s_client_within(
+        let out = s_client(
             &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
-            Duration::from_secs(15),
+            b"",
         );
         assert!(out.contains("New, TLSv1.2"), "{out}");
         drop(silent);
@@ -296,9 +285,9 @@ fn statistics_wait_for_connections_in_flight_and_workers_bound_them() {
 fn a_timer_flushes_expired_sessions() {
     for backend in BACKENDS {
         let server = Server::start(backend, &["--flush-interval", "1", "--timeout", "1"]);
-        let out = s_client_within(
+        let out = s_client(
             &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
-            Duration::from_secs(15),
+            b"",
         );
         assert!(out.contains("New, TLSv1.2"), "{out}");
         std::thread::sleep(Duration::from_millis(3_500));
