@@ -276,12 +276,24 @@ impl SessionCache {
                     let (old, unused) = if !same {
                         (Some(self.relink(&mut writer, &found, candidate)), None)
                     } else if let Some(now) = update_time {
-                        // Renew what is cached (it may carry a renewed timeout), not `session`.
-                        let renewed = writer.with_session(&found, |cached| {
-                            (cached.time() != now).then(|| cached.with_time(now))
-                        });
-                        let old = renewed.map(|renewed| self.relink(&mut writer, &found, renewed));
-                        (old, Some(candidate))
+                        if found.holds(session) {
+                            // `candidate` already is `session` renewed to now (or `session`
+                            // itself, when its time is now).
+                            if candidate.ptr_eq(session) {
+                                (None, Some(candidate))
+                            } else {
+                                (Some(self.relink(&mut writer, &found, candidate)), None)
+                            }
+                        } else {
+                            // A renewed copy is cached (it may carry a renewed timeout): renew
+                            // it, not `session`.
+                            let renewed = writer.with_session(&found, |cached| {
+                                (cached.time() != now).then(|| cached.with_time(now))
+                            });
+                            let old =
+                                renewed.map(|renewed| self.relink(&mut writer, &found, renewed));
+                            (old, Some(candidate))
+                        }
                     } else {
                         (None, Some(candidate))
                     };
