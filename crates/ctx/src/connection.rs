@@ -240,7 +240,7 @@ impl Connection {
                 version,
                 id: &hello.session_id,
                 sid_ctx: self.ctx.sid_ctx(),
-                extended_master_secret: ems,
+                extended_master_secret: Some(ems),
             };
             let outcome = if version.is_tls13_or_later() {
                 cache.lookup_take(&request)

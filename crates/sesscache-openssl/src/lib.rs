@@ -106,16 +106,13 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
     let context = weak.upgrade()?;
     let version = ssl.version2().and_then(wire_version)?;
     let cache = context.cache();
-    // The client's extended-master-secret flag is OpenSSL's to check after this callback
-    // returns (`ssl_get_prev_session`); the cache's own check is given the session's flag.
-    let extended_master_secret = cache
-        .get(version, id)
-        .is_some_and(|cached| cached.extended_master_secret());
     let request = LookupRequest {
         version,
         id,
         sid_ctx: context.sid_ctx(),
-        extended_master_secret,
+        // OpenSSL checks the client's extended-master-secret flag against the session's
+        // after this callback returns (`ssl_get_prev_session`).
+        extended_master_secret: None,
     };
     let outcome = if version.is_tls13_or_later() {
         cache.lookup_take(&request)

@@ -6,12 +6,8 @@ use std::sync::Arc;
 use ctx::Context;
 use rustls::server::StoresServerSessions;
 use session_cache::{CacheMode, Lookup, LookupRequest};
-use session_core::{SessionBuilder, SessionData, SessionId};
+use session_core::{AppBytes, SessionBuilder, SessionData, SessionId};
 use zeroize::Zeroizing;
-
-/// rustls's encoding of a server session (it holds the master secret), kept as the session's
-/// application data and zeroized with it.
-struct Stored(Zeroizing<Vec<u8>>);
 
 /// A rustls server's session store (set it as `ServerConfig::session_storage`) that keeps
 /// sessions in a context's cache.
@@ -20,7 +16,13 @@ struct Stored(Zeroizing<Vec<u8>>);
 /// (its own encoding of the session, secret included). Each becomes a cached session under
 /// (the context's protocol version, key): rustls does not say which version a key belongs to,
 /// and its value carries the version, which rustls checks on resumption. The session's time
-/// is the cache clock's now and its timeout the cache's, so the cache expires it.
+/// is the cache clock's now and its timeout the cache's, so the cache expires it. rustls's
+/// value is the session's application data, as [`AppBytes`] (wiped with the session, and
+/// carried by the fleet tier).
+///
+/// The store goes through the cache's hooks as an OpenSSL server does: the mode decides what
+/// is cached (`SERVER`, `NO_INTERNAL_STORE`), the new-session callback sees every session
+/// rustls makes, and lookups ask the get-session and take-session callbacks.
 #[derive(Clone)]
 pub struct ServerSessions {
     context: Context,
@@ -45,16 +47,18 @@ impl ServerSessions {
     }
 
     fn value(session: &SessionData) -> Option<Vec<u8>> {
-        let stored = session.app_data()?.downcast_ref::<Stored>()?;
-        Some(stored.0.to_vec())
+        let stored = session.app_data()?.downcast_ref::<AppBytes>()?;
+        Some(stored.as_bytes().to_vec())
     }
 }
 
 impl StoresServerSessions for ServerSessions {
-    /// Caches a session rustls made: a new session id (TLS 1.2) or stateful ticket (TLS 1.3).
+    /// Caches a session rustls made: a new session id (TLS 1.2) or stateful ticket (TLS 1.3),
+    /// in the internal cache unless the mode says `NO_INTERNAL_STORE`, then runs the
+    /// new-session callback (OpenSSL's `ssl_update_cache`).
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        // Both are ours now, and both are wiped when dropped: the key is the session id.
-        let (key, value) = (Zeroizing::new(key), Zeroizing::new(value));
+        // The key is the session id: wiped when dropped. The value moves into the session.
+        let key = Zeroizing::new(key);
         let cache = self.context.cache();
         if !self.can_cache() {
             return false;
@@ -66,9 +70,12 @@ impl StoresServerSessions for ServerSessions {
             .id(id)
             .sid_ctx(self.context.sid_ctx())
             .timeout(cache.timeout())
-            .app_data(Some(Arc::new(Stored(value))))
+            .app_data(Some(Arc::new(AppBytes::new(value))))
             .build();
-        cache.add(&session).is_ok()
+        let stored =
+            cache.mode().contains(CacheMode::NO_INTERNAL_STORE) || cache.add(&session).is_ok();
+        cache.notify_new_session(&session);
+        stored
     }
 
     /// A TLS 1.2 client offered a session id: a lookup, counted as OpenSSL counts it.

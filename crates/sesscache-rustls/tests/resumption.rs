@@ -1,5 +1,6 @@
 //! Real rustls handshakes, in memory (no sockets), resuming through a sesscache context.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ctx::{Context, ContextConfig};
@@ -11,8 +12,8 @@ use rustls::{
     SupportedProtocolVersion,
 };
 use sesscache_rustls::{ClientSessions, ServerSessions};
-use session_cache::{CacheConfig, CacheMode};
-use session_core::ManualClock;
+use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
+use session_core::{ManualClock, Session};
 
 const NOW: u64 = 1_800_000_000;
 const TIMEOUT: u64 = 300;
@@ -266,4 +267,102 @@ fn client_sessions_are_kept_per_server_and_expire() {
     let store = ClientSessions::new(&server_mode);
     store.set_kx_hint(a.clone(), NamedGroup::X25519);
     assert_eq!(store.kx_hint(&a), None);
+}
+
+/// A shared store behind the hooks, as a fleet tier is: what one server's new-session
+/// callback saves, another's get and take callbacks find; a take claims it for good.
+fn share(ctx: &Context, store: &Arc<Mutex<HashMap<Vec<u8>, Session>>>) {
+    let cache = ctx.cache();
+    let saved = store.clone();
+    cache.set_new_session_callback(Some(Arc::new(move |_: &SessionCache, s: &Session| {
+        saved
+            .lock()
+            .unwrap()
+            .insert(s.id().as_bytes().to_vec(), s.dup());
+    })));
+    let found = store.clone();
+    cache.set_get_session_callback(Some(Arc::new(
+        move |_: &SessionCache, r: &LookupRequest<'_>| {
+            found.lock().unwrap().get(r.id).map(Session::dup)
+        },
+    )));
+    let claimed = store.clone();
+    cache.set_take_session_callback(Some(Arc::new(
+        move |_: &SessionCache, r: &LookupRequest<'_>, _local: Option<Session>| {
+            claimed.lock().unwrap().remove(r.id)
+        },
+    )));
+}
+
+#[test]
+fn servers_sharing_a_store_through_the_hooks_resume_each_others_sessions() {
+    let pki = pki();
+    for version in both_versions() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let store = Arc::new(Mutex::new(HashMap::new()));
+        let (a, b) = (server_context(&clock), server_context(&clock));
+        share(&a, &store);
+        share(&b, &store);
+        let (server_a, server_b) = (
+            server_config(&pki, version, &a),
+            server_config(&pki, version, &b),
+        );
+        let client_ctx = client_context(&clock);
+        let client = client_config(&pki, ClientSessions::new(&client_ctx));
+        assert!(
+            !connect(&client, &server_a),
+            "{version:?}: full handshake on A"
+        );
+        let issued = a.cache().len();
+        assert!(issued >= 1);
+        assert_eq!(
+            store.lock().unwrap().len(),
+            issued,
+            "{version:?}: the new-session callback saw each"
+        );
+        assert!(
+            connect(&client, &server_b),
+            "{version:?}: resumed on B from the store"
+        );
+        assert_eq!(b.cache().stats().cb_hits, 1, "{version:?}");
+        assert!(connect(&client, &server_a), "{version:?}: and back on A");
+    }
+}
+
+#[test]
+fn a_tls13_ticket_used_on_one_server_is_refused_on_another() {
+    let pki = pki();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let store = Arc::new(Mutex::new(HashMap::new()));
+    let (a, b) = (server_context(&clock), server_context(&clock));
+    share(&a, &store);
+    share(&b, &store);
+    let version = &rustls::version::TLS13;
+    let server_a = server_config(&pki, version, &a);
+    let on_b = Arc::new(Recording {
+        inner: ServerSessions::new(&b),
+        taken: Mutex::new(Vec::new()),
+    });
+    let mut config = (*server_config(&pki, version, &b)).clone();
+    config.session_storage = on_b.clone();
+    let server_b = Arc::new(config);
+    let client = client_config(&pki, ClientSessions::new(&client_context(&clock)));
+    assert!(!connect(&client, &server_a));
+    let issued = a.cache().len();
+    assert!(issued >= 1, "A keeps its tickets");
+    assert!(
+        connect(&client, &server_b),
+        "B takes the ticket from the store"
+    );
+    let used = on_b.taken.lock().unwrap().clone();
+    assert_eq!(used.len(), 1);
+    let on_a = ServerSessions::new(&a);
+    assert_eq!(
+        on_a.take(&used[0]),
+        None,
+        "A still cached its copy, but the store says it is used up"
+    );
+    assert_eq!(a.cache().len(), issued - 1);
+    let stats = a.cache().stats();
+    assert_eq!((stats.hits, stats.misses), (0, 1), "{stats:?}");
 }

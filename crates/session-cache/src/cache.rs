@@ -9,7 +9,7 @@ use tracing::{debug, trace};
 
 use crate::callbacks::{
     in_remove_callback, run_remove_callback, Callbacks, GetSessionCallback, NewSessionCallback,
-    RemovalCause, RemoveSessionCallback,
+    RemovalCause, RemoveSessionCallback, TakeSessionCallback,
 };
 use crate::capacity::Capacity;
 use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
@@ -21,6 +21,15 @@ use crate::{CacheMode, Error};
 /// A session's cache key: (protocol version on the wire, session id).
 fn key_of(session: &Session) -> (u16, &[u8]) {
     (session.version().wire(), session.id().as_bytes())
+}
+
+/// Whether a single-use lookup may hand `session` out: the same session id context, and the
+/// same extended-master-secret use (unless the TLS stack checks that itself).
+fn accepts(request: &LookupRequest<'_>, session: &Session) -> bool {
+    *session.sid_ctx() == request.sid_ctx
+        && request
+            .extended_master_secret
+            .is_none_or(|ems| session.extended_master_secret() == ems)
 }
 
 /// OpenSSL's default cache size (`SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`).
@@ -99,8 +108,10 @@ pub struct LookupRequest<'a> {
     pub id: &'a [u8],
     /// The server's session id context.
     pub sid_ctx: SidCtx,
-    /// Whether the ClientHello carries the extended master secret extension.
-    pub extended_master_secret: bool,
+    /// Whether the ClientHello carries the extended master secret extension; `None` when the
+    /// TLS stack makes that check itself (OpenSSL does, after its get callback returns), so
+    /// the cache does not.
+    pub extended_master_secret: Option<bool>,
 }
 
 impl<'a> LookupRequest<'a> {
@@ -110,7 +121,7 @@ impl<'a> LookupRequest<'a> {
             version,
             id,
             sid_ctx,
-            extended_master_secret: false,
+            extended_master_secret: Some(false),
         }
     }
 }
@@ -434,37 +445,74 @@ impl SessionCache {
     /// session counts a hit (its remove callback says [`RemovalCause::Taken`]); a session
     /// found expired is removed and counts a timeout; a session refused by the checks stays
     /// cached and counts nothing; an absent one (or one taken by another thread first) is a
-    /// miss. With [`CacheMode::NO_INTERNAL_LOOKUP`] nothing is looked up or counted. The get
-    /// callback is not asked: a ticket it returned could not be used up.
+    /// miss. With [`CacheMode::NO_INTERNAL_LOOKUP`] the internal cache is not looked at.
+    ///
+    /// With a take-session callback set ([`TakeSessionCallback`]), the callback decides: it
+    /// is given the live ticket the internal cache gave up (or `None` after a miss) and
+    /// returns the session to resume. A ticket it refuses counts a miss; one it finds after
+    /// an internal miss counts in `cb_hits` and is checked like any other, and is not stored.
+    /// The get callback is never asked: a ticket it returned could not be used up.
     pub fn lookup_take(&self, request: &LookupRequest<'_>) -> Lookup {
-        if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
-            return Lookup::Miss;
+        let external = self.callbacks.take_session();
+        let mut local = None;
+        if !self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            let mut refused = false;
+            let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
+                refused = !accepts(request, s);
+                !refused
+            });
+            match taken {
+                Some(session) => {
+                    session.mark_not_resumable();
+                    if session.is_expired_at(self.now()) {
+                        self.counters.timeouts.inc();
+                        trace!(
+                            version = session.version().wire(),
+                            "session expired at take"
+                        );
+                        self.report(std::slice::from_ref(&session), RemovalCause::Expired);
+                        return Lookup::Timeout;
+                    }
+                    self.report(std::slice::from_ref(&session), RemovalCause::Taken);
+                    local = Some(session);
+                }
+                None if refused => return Lookup::Miss,
+                None => self.counters.misses.inc(),
+            }
         }
-        let mut refused = false;
-        let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
-            refused = *s.sid_ctx() != request.sid_ctx
-                || s.extended_master_secret() != request.extended_master_secret;
-            !refused
-        });
-        let Some(session) = taken else {
-            if !refused {
+        let Some(cb) = external else {
+            return match local {
+                Some(session) => {
+                    self.counters.hits.inc();
+                    trace!(version = session.version().wire(), "session taken");
+                    Lookup::Hit(session)
+                }
+                None => Lookup::Miss,
+            };
+        };
+        let from_internal = local.is_some();
+        let Some(session) = cb(self, request, local) else {
+            if from_internal {
+                // Taken here, refused by the shared store: used up elsewhere.
                 self.counters.misses.inc();
             }
             return Lookup::Miss;
         };
-        session.mark_not_resumable();
-        if session.is_expired_at(self.now()) {
-            self.counters.timeouts.inc();
-            trace!(
-                version = session.version().wire(),
-                "session expired at take"
-            );
-            self.report(std::slice::from_ref(&session), RemovalCause::Expired);
-            return Lookup::Timeout;
+        if !from_internal {
+            if !session.is_resumable() {
+                return Lookup::Miss;
+            }
+            self.counters.cb_hits.inc();
+            if session.version() != request.version || !accepts(request, &session) {
+                return Lookup::Miss;
+            }
+            if session.is_expired_at(self.now()) {
+                self.counters.timeouts.inc();
+                return Lookup::Timeout;
+            }
         }
         self.counters.hits.inc();
         trace!(version = session.version().wire(), "session taken");
-        self.report(std::slice::from_ref(&session), RemovalCause::Taken);
         Lookup::Hit(session)
     }
 
@@ -527,8 +575,8 @@ impl SessionCache {
             session.extended_master_secret(),
             request.extended_master_secret,
         ) {
-            (true, false) => return Lookup::Abort,
-            (false, true) => return Lookup::Miss,
+            (true, Some(false)) => return Lookup::Abort,
+            (false, Some(true)) => return Lookup::Miss,
             _ => {}
         }
         self.counters.hits.inc();
@@ -537,7 +585,7 @@ impl SessionCache {
 
     fn external_lookup(&self, request: &LookupRequest<'_>, mode: CacheMode) -> Option<Session> {
         let cb = self.callbacks.get_session()?;
-        let session = cb(self, request.version, request.id)?;
+        let session = cb(self, request)?;
         if !session.is_resumable() {
             return None;
         }
@@ -718,6 +766,12 @@ impl SessionCache {
     #[doc(alias = "SSL_CTX_sess_set_get_cb")]
     pub fn set_get_session_callback(&self, cb: Option<GetSessionCallback>) {
         self.callbacks.set_get_session(cb);
+    }
+
+    /// Sets or clears the take-session callback: the external cache's single-use lookup,
+    /// which decides every [`lookup_take`](Self::lookup_take) (see [`TakeSessionCallback`]).
+    pub fn set_take_session_callback(&self, cb: Option<TakeSessionCallback>) {
+        self.callbacks.set_take_session(cb);
     }
 
     /// Runs the new-session callback, if one is set: the context calls this after a
@@ -1102,7 +1156,7 @@ mod tests {
         cache.add(&plain).unwrap();
         assert!(matches!(cache.lookup(&request(b"e")), Lookup::Abort));
         let mut with_ems = request(b"p");
-        with_ems.extended_master_secret = true;
+        with_ems.extended_master_secret = Some(true);
         assert!(matches!(cache.lookup(&with_ems), Lookup::Miss));
         with_ems.id = b"e";
         assert!(matches!(cache.lookup(&with_ems), Lookup::Hit(_)));
@@ -1116,9 +1170,9 @@ mod tests {
         let (cache, _) = cache(10);
         let external = session(b"x", NOW, 100);
         let served = external.clone();
-        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, id: &[u8]| {
-            (id == b"x").then(|| served.clone())
-        })));
+        cache.set_get_session_callback(Some(Arc::new(
+            move |_: &SessionCache, r: &LookupRequest<'_>| (r.id == b"x").then(|| served.clone()),
+        )));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(s) if s.ptr_eq(&external)));
         assert!(cache.contains(&external), "stored in the internal cache");
         assert!(matches!(cache.lookup(&request(b"y")), Lookup::Miss));
@@ -1130,14 +1184,74 @@ mod tests {
     }
 
     #[test]
+    fn the_take_callback_decides_every_single_use_lookup() {
+        let (cache, clock) = cache(10);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let remote = session(b"r", NOW, 100);
+        let (log, served) = (seen.clone(), remote.clone());
+        cache.set_take_session_callback(Some(Arc::new(
+            move |_: &SessionCache, r: &LookupRequest<'_>, local: Option<Session>| {
+                log.lock().unwrap().push((r.id.to_vec(), local.is_some()));
+                match (r.id, local) {
+                    (b"kept", local) => local, // the store confirms the local ticket
+                    (b"used", _) => None,      // used up on another server
+                    (b"r", None) => Some(served.clone()),
+                    _ => None,
+                }
+            },
+        )));
+        for id in [&b"kept"[..], b"used"] {
+            cache.add(&session(id, NOW, 100)).unwrap();
+        }
+        assert!(matches!(
+            cache.lookup_take(&request(b"kept")),
+            Lookup::Hit(_)
+        ));
+        assert!(matches!(cache.lookup_take(&request(b"used")), Lookup::Miss));
+        assert!(cache.is_empty(), "both left the internal cache");
+        assert!(matches!(cache.lookup_take(&request(b"r")), Lookup::Hit(s) if s.ptr_eq(&remote)));
+        assert!(cache.is_empty(), "a ticket from the store is not stored");
+        assert!(matches!(cache.lookup_take(&request(b"none")), Lookup::Miss));
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.hits, stats.cb_hits, stats.misses, stats.timeouts),
+            (2, 1, 3, 0)
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                (b"kept".to_vec(), true),
+                (b"used".to_vec(), true),
+                (b"r".to_vec(), false),
+                (b"none".to_vec(), false)
+            ]
+        );
+
+        // A session from the store gets the checks the internal cache's get.
+        clock.advance(200);
+        assert!(matches!(cache.lookup_take(&request(b"r")), Lookup::Timeout));
+        let mut other = request(b"r");
+        other.sid_ctx = SidCtx::new(b"other").unwrap();
+        assert!(matches!(cache.lookup_take(&other), Lookup::Miss));
+        // An expired internal ticket never reaches the callback.
+        cache.add(&session(b"old", NOW, 1)).unwrap();
+        seen.lock().unwrap().clear();
+        assert!(matches!(
+            cache.lookup_take(&request(b"old")),
+            Lookup::Timeout
+        ));
+        assert_eq!(seen.lock().unwrap().len(), 0);
+    }
+
+    #[test]
     fn no_internal_store_and_lookup_are_honoured() {
         let (cache, _) = cache(10);
         cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
         let external = session(b"x", NOW, 100);
         let served = external.clone();
-        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, _: &[u8]| {
-            Some(served.clone())
-        })));
+        cache.set_get_session_callback(Some(Arc::new(
+            move |_: &SessionCache, _: &LookupRequest<'_>| Some(served.clone()),
+        )));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(_)));
         assert!(cache.is_empty());
 
@@ -1158,9 +1272,9 @@ mod tests {
         let (cache, _) = cache(10);
         let dead = session(b"x", NOW, 100);
         dead.mark_not_resumable();
-        cache.set_get_session_callback(Some(Arc::new(move |_: &SessionCache, _, _: &[u8]| {
-            Some(dead.clone())
-        })));
+        cache.set_get_session_callback(Some(Arc::new(
+            move |_: &SessionCache, _: &LookupRequest<'_>| Some(dead.clone()),
+        )));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Miss));
         let stats = cache.stats();
         // As lookup_sess_in_cache: the internal miss counts, the refused session nothing.
@@ -1415,8 +1529,8 @@ mod tests {
                 },
             )));
             cache.set_get_session_callback(Some(Arc::new(
-                move |cache: &SessionCache, _, id: &[u8]| {
-                    cache.get(ProtocolVersion::TLS1_2, id);
+                move |cache: &SessionCache, r: &LookupRequest<'_>| {
+                    cache.get(ProtocolVersion::TLS1_2, r.id);
                     cache.set_size(2);
                     None
                 },

@@ -12,9 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use session_core::{ProtocolVersion, Session};
+use session_core::Session;
 
-use crate::SessionCache;
+use crate::{LookupRequest, SessionCache};
 
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
@@ -51,10 +51,24 @@ pub type NewSessionCallback = Arc<dyn Fn(&SessionCache, &Session) + Send + Sync>
 /// [`Error::FullInRemoveCallback`](crate::Error::FullInRemoveCallback)).
 pub type RemoveSessionCallback = Arc<dyn Fn(&SessionCache, &Session, RemovalCause) + Send + Sync>;
 
-/// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`), with the cache: an external cache
-/// returns an owned reference or `None`. There is no `copy` flag to get wrong.
+/// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`), with the cache and the whole
+/// request (version, offered id, session id context): an external cache returns an owned
+/// reference or `None`. There is no `copy` flag to get wrong.
 pub type GetSessionCallback =
-    Arc<dyn Fn(&SessionCache, ProtocolVersion, &[u8]) -> Option<Session> + Send + Sync>;
+    Arc<dyn Fn(&SessionCache, &LookupRequest<'_>) -> Option<Session> + Send + Sync>;
+
+/// The external cache's single-use lookup, asked by
+/// [`SessionCache::lookup_take`](crate::SessionCache::lookup_take) (a TLS 1.3 stateful
+/// ticket), with the cache, the request and the ticket the internal cache just gave up (if
+/// it had a live one). It returns the session to resume, or `None` to refuse.
+///
+/// An external cache shared by several servers is where single use is decided: a ticket
+/// taken from one server's internal cache may already have been used on another, and one
+/// missing here may be in the shared store. The callback claims the ticket there, atomically,
+/// so that it resumes once in the whole fleet.
+pub type TakeSessionCallback = Arc<
+    dyn Fn(&SessionCache, &LookupRequest<'_>, Option<Session>) -> Option<Session> + Send + Sync,
+>;
 
 thread_local! {
     /// How many remove callbacks (of any cache) this thread is running right now.
@@ -94,6 +108,7 @@ struct Set {
     new_session: Option<NewSessionCallback>,
     remove_session: Option<RemoveSessionCallback>,
     get_session: Option<GetSessionCallback>,
+    take_session: Option<TakeSessionCallback>,
 }
 
 /// The current callback set.
@@ -128,7 +143,8 @@ impl Callbacks {
         change(&mut next);
         let any = next.new_session.is_some()
             || next.remove_session.is_some()
-            || next.get_session.is_some();
+            || next.get_session.is_some()
+            || next.take_session.is_some();
         self.current.store(Arc::new(next));
         self.any.store(any, Ordering::Release);
     }
@@ -145,6 +161,10 @@ impl Callbacks {
         self.read(|s| s.get_session.clone())
     }
 
+    pub(crate) fn take_session(&self) -> Option<TakeSessionCallback> {
+        self.read(|s| s.take_session.clone())
+    }
+
     pub(crate) fn set_new_session(&self, cb: Option<NewSessionCallback>) {
         self.update(|s| s.new_session = cb);
     }
@@ -156,6 +176,10 @@ impl Callbacks {
     pub(crate) fn set_get_session(&self, cb: Option<GetSessionCallback>) {
         self.update(|s| s.get_session = cb);
     }
+
+    pub(crate) fn set_take_session(&self, cb: Option<TakeSessionCallback>) {
+        self.update(|s| s.take_session = cb);
+    }
 }
 
 impl fmt::Debug for Callbacks {
@@ -164,6 +188,7 @@ impl fmt::Debug for Callbacks {
             .field("new_session", &self.new_session().is_some())
             .field("remove_session", &self.remove_session().is_some())
             .field("get_session", &self.get_session().is_some())
+            .field("take_session", &self.take_session().is_some())
             .finish()
     }
 }

@@ -49,7 +49,10 @@ mod sync;
 pub use cache::{
     Added, CacheConfig, Lookup, LookupRequest, SessionCache, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
-pub use callbacks::{GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback};
+pub use callbacks::{
+    GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
+    TakeSessionCallback,
+};
 pub use error::Error;
 pub use mode::CacheMode;
 pub use stats::{Handshake, Stats};

@@ -15,6 +15,7 @@
 // `unsafe` only in `raw`: the session's wiped storage and the cache's raw handles.
 #![deny(unsafe_code)]
 
+mod app_bytes;
 mod error;
 mod extras;
 mod fields;
@@ -23,6 +24,7 @@ mod raw;
 mod session;
 mod time;
 
+pub use app_bytes::AppBytes;
 pub use error::Error;
 pub use extras::OpensslExtras;
 pub use fields::{
