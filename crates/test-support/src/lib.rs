@@ -6,6 +6,7 @@
 
 #[allow(unsafe_code)] // `GlobalAlloc` forwarded to `System`, each block with its reason
 pub mod counting_alloc;
+pub mod redis_server;
 
 use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};
 
