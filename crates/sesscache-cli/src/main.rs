@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 mod convert;
+mod fleet;
 mod inspect;
+mod keygen;
 mod serve;
 mod session_file;
 mod simulate;
@@ -41,6 +43,9 @@ enum Command {
     ///
     /// Try it with `openssl s_client -connect 127.0.0.1:8443 -reconnect`.
     Serve(serve::Args),
+    /// Make a key for the fleet tier's key file (`serve --redis-keys`): printed, or put at
+    /// the top of a key file with -o (rotation: the new key seals, older ones still open).
+    Keygen(keygen::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Keygen(args) => keygen::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,6 +78,9 @@ pub(crate) struct Args {
     /// removals, at lookup and eviction, then drop them).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     flush_interval: u64,
+    /// The fleet tier: sessions shared with every server on the same store.
+    #[command(flatten)]
+    store: crate::fleet::StoreArgs,
 }
 
 /// Connections that get no request line within this time get the plain-text answer.
@@ -100,6 +103,18 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         },
         ..ContextConfig::default()
     });
+    let tier = args.store.tier()?;
+    if let Some(tier) = &tier {
+        if args.tickets {
+            return Err(anyhow!(
+                "--tickets leaves the cache (and so the fleet tier) unused; drop one of them"
+            ));
+        }
+        tier.attach(context.cache());
+        if !tier.ping(Duration::from_secs(1)) {
+            warn!("the store does not answer yet: handshakes miss it until it does");
+        }
+    }
     let tls = Tls::new(args, &context)?;
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -113,8 +128,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         Backend::Rustls => "rustls",
         Backend::Openssl => "OpenSSL",
     };
+    let shared = if tier.is_some() {
+        ", shared through the store"
+    } else {
+        ""
+    };
     println!(
-        "sesscache serve: listening on {addr} ({stack}, resumption through {resumption}); Ctrl-C stops"
+        "sesscache serve: listening on {addr} ({stack}, resumption through {resumption}{shared}); Ctrl-C stops"
     );
     std::io::stdout().flush()?;
 
@@ -185,6 +205,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     flusher.stop();
     print_stats(&counts, &context, args);
+    if let Some(tier) = &tier {
+        // What is queued goes out before the process does.
+        tier.flush_writes(Duration::from_secs(1));
+        println!("  fleet tier");
+        print!("{}", crate::fleet::report(&tier.stats()));
+    }
     Ok(())
 }
 

@@ -162,14 +162,26 @@ pub(crate) struct Args {
     /// The TLS version handshakes negotiate.
     #[arg(long = "tls", value_enum, default_value_t = TlsVersion::Tls13)]
     tls: TlsVersion,
-    /// Simulated seconds per real second. The default makes 10 real seconds about 16.7 hours
-    /// of traffic; at about a million handshakes a second (2 cores), that is where the
-    /// default cache both fills up (and evicts) and sees sessions expire (timeouts, flushes
-    /// that find work). A faster machine needs more (sessions are evicted before they can
-    /// expire), a slower one less (the cache never fills).
+    /// Simulated seconds per real second (default 6000 for one server). The default makes 10
+    /// real seconds about 16.7 hours of traffic; at about a million handshakes a second (2
+    /// cores), that is where the default cache both fills up (and evicts) and sees sessions
+    /// expire (timeouts, flushes that find work). A faster machine needs more (sessions are
+    /// evicted before they can expire), a slower one less (the cache never fills).
     /// At most 10^9.
-    #[arg(long, default_value_t = 6_000.0, value_parser = time_scale)]
-    time_scale: f64,
+    #[arg(long, value_parser = time_scale, conflicts_with = "rate")]
+    time_scale: Option<f64>,
+    /// Drive the simulated clock by the connections instead: this many connections per
+    /// simulated second, however fast the machine runs them (the default with --servers, so
+    /// that runs with and without the fleet tier see the same traffic in simulated time).
+    #[arg(long, value_parser = positive)]
+    rate: Option<f64>,
+    /// Server contexts behind a load balancer that picks one at random for each connection,
+    /// each with its own cache (of --cache-size). With --redis they share the fleet tier.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    servers: Option<u64>,
+    /// The fleet tier the servers share.
+    #[command(flatten)]
+    store: crate::fleet::StoreArgs,
     /// Seed for the client choices (runs with the same seed and one thread make the same
     /// choices).
     #[arg(long, default_value_t = 1)]
@@ -179,10 +191,24 @@ pub(crate) struct Args {
     json: bool,
 }
 
+/// How the simulated clock moves.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// Simulated seconds per real second.
+    Scale(f64),
+    /// Connections per simulated second.
+    Rate(f64),
+}
+
+/// Connections per simulated second by default with --servers.
+const DEFAULT_RATE: f64 = 200.0;
+
 /// The report, as printed or as JSON.
 #[derive(Debug, Serialize)]
 struct Report {
     threads: u64,
+    servers: u64,
+    clock: String,
     elapsed_seconds: f64,
     simulated_seconds: u64,
     connections: u64,
@@ -191,6 +217,12 @@ struct Report {
     offers: u64,
     hit_ratio: f64,
     hits: u64,
+    local_hits: u64,
+    remote_hits: u64,
+    local_hit_ratio: f64,
+    remote_hit_ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tier: Option<sesscache_redis::TierStats>,
     misses: u64,
     timeouts: u64,
     evictions: u64,
@@ -259,9 +291,30 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         ),
         KeyDistribution::Uniform => None,
     };
+    let fleet = args.servers.is_some();
+    let pace = match (args.time_scale, args.rate) {
+        (Some(scale), _) => Pace::Scale(scale),
+        (None, Some(rate)) => Pace::Rate(rate),
+        (None, None) if fleet => Pace::Rate(DEFAULT_RATE),
+        (None, None) => Pace::Scale(6_000.0),
+    };
     let start_time = 1_700_000_000;
     let clock = Arc::new(ManualClock::new(start_time));
-    let server = context(version, mode, args.cache_size, args.timeout, clock.clone());
+    let servers: Vec<Context> = (0..args.servers.unwrap_or(1))
+        .map(|_| context(version, mode, args.cache_size, args.timeout, clock.clone()))
+        .collect();
+    // Each server has a tier of its own (its own connections), as each host of a fleet does.
+    let mut tiers = Vec::new();
+    if args.store.tier()?.is_some() {
+        for server in &servers {
+            let tier = args.store.tier()?.expect("the same options make a tier");
+            tier.attach(server.cache());
+            if !tier.ping(Duration::from_secs(2)) {
+                bail!("the store does not answer: check --redis");
+            }
+            tiers.push(tier);
+        }
+    }
     let client = context(version, CacheMode::OFF, 0, args.timeout, clock.clone());
     let slots: Vec<Mutex<Option<Session>>> = (0..args.clients).map(|_| Mutex::new(None)).collect();
 
@@ -271,29 +324,38 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let flushed = AtomicU64::new(0);
     let barrier = Barrier::new(threads as usize + 1);
     let progress = progress_bar(args);
+    let flush_all = || {
+        flushes.fetch_add(1, Ordering::Relaxed);
+        for server in &servers {
+            flushed.fetch_add(server.cache().flush() as u64, Ordering::Relaxed);
+        }
+    };
 
     let (elapsed, latency) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (server, client, slots, totals, stop, barrier, zipf) =
-                    (&server, &client, &slots, &totals, &stop, &barrier, &zipf);
+                let (servers, client, slots, totals, stop, barrier, zipf, clock) = (
+                    &servers, &client, &slots, &totals, &stop, &barrier, &zipf, &clock,
+                );
                 scope.spawn(move || -> anyhow::Result<Histogram<u64>> {
                     let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
                         .context("making a latency histogram")?;
                     barrier.wait();
                     while !stop.load(Ordering::Relaxed) {
-                        if let Some(limit) = args.connections {
-                            if totals.connections.fetch_add(1, Ordering::Relaxed) >= limit {
-                                break;
-                            }
-                        } else {
-                            totals.connections.fetch_add(1, Ordering::Relaxed);
+                        let n = totals.connections.fetch_add(1, Ordering::Relaxed);
+                        if args.connections.is_some_and(|limit| n >= limit) {
+                            break;
+                        }
+                        if let Pace::Rate(rate) = pace {
+                            clock.advance_to(start_time + (n as f64 / rate) as u64);
                         }
                         let k = match zipf {
                             Some(z) => (z.sample(&mut rng) as u64).clamp(1, args.clients) - 1,
                             None => rng.random_range(0..args.clients),
                         };
+                        // The load balancer: any server, at random.
+                        let server = &servers[rng.random_range(0..servers.len())];
                         let slot = &slots[k as usize];
                         let held = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
                         let offer = held.filter(|_| rng.random_bool(args.resumption_ratio));
@@ -335,12 +397,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         while !done_workers {
             std::thread::sleep(Duration::from_millis(10));
             let real = began.elapsed();
-            let now = start_time + (real.as_secs_f64() * args.time_scale) as u64;
-            clock.set(now);
+            if let Pace::Scale(scale) = pace {
+                clock.set(start_time + (real.as_secs_f64() * scale) as u64);
+            }
+            let now = clock.now();
             if args.flush_interval > 0 && now - last_flush >= args.flush_interval {
                 last_flush = now;
-                flushes.fetch_add(1, Ordering::Relaxed);
-                flushed.fetch_add(server.cache().flush() as u64, Ordering::Relaxed);
+                flush_all();
             }
             let connections = totals.connections.load(Ordering::Relaxed);
             match args.connections {
@@ -364,7 +427,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     progress.finish_and_clear();
 
-    let stats = server.cache().stats();
+    let per_server: Vec<Stats> = servers.iter().map(|s| s.cache().stats()).collect();
+    let stats = sum(&per_server);
     let connections = totals
         .connections
         .load(Ordering::Relaxed)
@@ -377,21 +441,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             stats.accept_good
         );
     }
+    let tier = tiers.iter().map(|t| t.stats()).reduce(|a, b| a.merged(&b));
+    // Hits on a session the server's own cache did not hold came from the store.
+    let remote_hits = stats.cb_hits.min(stats.hits);
+    let share = |n: u64| {
+        if offers == 0 {
+            0.0
+        } else {
+            n as f64 / offers as f64
+        }
+    };
     let us = |q: f64| latency.value_at_quantile(q) as f64 / 1_000.0;
     let report = Report {
         threads,
+        servers: servers.len() as u64,
+        clock: match pace {
+            Pace::Scale(scale) => format!("{scale} simulated seconds per real second"),
+            Pace::Rate(rate) => format!("{rate} connections per simulated second"),
+        },
         elapsed_seconds: elapsed.as_secs_f64(),
         simulated_seconds: clock.now() - start_time,
         connections,
         full_handshakes: connections - resumed,
         resumed_handshakes: resumed,
         offers,
-        hit_ratio: if offers == 0 {
-            0.0
-        } else {
-            stats.hits as f64 / offers as f64
-        },
+        hit_ratio: share(stats.hits),
         hits: stats.hits,
+        local_hits: stats.hits - remote_hits,
+        remote_hits,
+        local_hit_ratio: share(stats.hits - remote_hits),
+        remote_hit_ratio: share(remote_hits),
+        tier,
         misses: stats.misses,
         timeouts: stats.timeouts,
         evictions: stats.cache_full,
@@ -418,6 +498,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The fleet's statistics: every server's, added up.
+fn sum(per_server: &[Stats]) -> Stats {
+    let mut total = per_server[0];
+    for s in &per_server[1..] {
+        total.number += s.number;
+        total.connect += s.connect;
+        total.connect_good += s.connect_good;
+        total.connect_renegotiate += s.connect_renegotiate;
+        total.accept += s.accept;
+        total.accept_good += s.accept_good;
+        total.accept_renegotiate += s.accept_renegotiate;
+        total.hits += s.hits;
+        total.cb_hits += s.cb_hits;
+        total.misses += s.misses;
+        total.timeouts += s.timeouts;
+        total.cache_full += s.cache_full;
+    }
+    total
+}
+
 fn progress_bar(args: &Args) -> ProgressBar {
     let bar = match args.connections {
         Some(n) => ProgressBar::new(n).with_style(
@@ -436,11 +536,12 @@ fn progress_bar(args: &Args) -> ProgressBar {
 }
 
 fn table(r: &Report, stats: &Stats) -> String {
-    let mut out = String::new();
+    let mut out = format!("  clock: {}\n", r.clock);
     let mut row = |name: &str, value: String| {
         let _ = writeln!(out, "  {name:<28} {value:>16}");
     };
     row("threads", r.threads.to_string());
+    row("servers", r.servers.to_string());
     row("elapsed (s)", format!("{:.2}", r.elapsed_seconds));
     row("simulated time (s)", r.simulated_seconds.to_string());
     row("connections", r.connections.to_string());
@@ -452,6 +553,14 @@ fn table(r: &Report, stats: &Stats) -> String {
         format!("{:.1}%", r.hit_ratio * 100.0),
     );
     row("hits", r.hits.to_string());
+    row(
+        "  from a server's own cache",
+        format!("{} ({:.1}%)", r.local_hits, r.local_hit_ratio * 100.0),
+    );
+    row(
+        "  from the fleet tier",
+        format!("{} ({:.1}%)", r.remote_hits, r.remote_hit_ratio * 100.0),
+    );
     row("misses", r.misses.to_string());
     row("timeouts", r.timeouts.to_string());
     row("evictions (cache full)", r.evictions.to_string());
@@ -477,5 +586,9 @@ fn table(r: &Report, stats: &Stats) -> String {
     row("", format!("p99 {:.1} us", r.latency_us.p99));
     row("", format!("p99.9 {:.1} us", r.latency_us.p999));
     row("", format!("max {:.1} us", r.latency_us.max));
+    if let Some(tier) = &r.tier {
+        let _ = writeln!(out, "  fleet tier (all servers)");
+        out.push_str(&crate::fleet::report(tier));
+    }
     out
 }

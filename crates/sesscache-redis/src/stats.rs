@@ -84,6 +84,33 @@ pub struct TierStats {
     pub queued: u64,
 }
 
+impl TierStats {
+    /// Two tiers' counters added up (several servers' in one process): the breaker is open
+    /// if either is.
+    pub fn merged(&self, other: &Self) -> Self {
+        Self {
+            remote_hits: self.remote_hits + other.remote_hits,
+            remote_misses: self.remote_misses + other.remote_misses,
+            already_used: self.already_used + other.already_used,
+            open_failures: self.open_failures + other.open_failures,
+            errors: self.errors + other.errors,
+            timeouts: self.timeouts + other.timeouts,
+            skipped: self.skipped + other.skipped,
+            breaker_opens: self.breaker_opens + other.breaker_opens,
+            breaker: if self.breaker == BreakerState::Open {
+                self.breaker
+            } else {
+                other.breaker
+            },
+            writes: self.writes + other.writes,
+            dropped_writes: self.dropped_writes + other.dropped_writes,
+            write_errors: self.write_errors + other.write_errors,
+            deletes: self.deletes + other.deletes,
+            queued: self.queued + other.queued,
+        }
+    }
+}
+
 impl Counters {
     pub(crate) fn snapshot(&self, breaker: BreakerState, queued: u64) -> TierStats {
         TierStats {

@@ -41,6 +41,12 @@ impl ManualClock {
         self.0.store(now, Ordering::SeqCst);
     }
 
+    /// Moves the time forward to `now` if it is behind (never back): several threads may
+    /// each report how far they got.
+    pub fn advance_to(&self, now: UnixTime) {
+        self.0.fetch_max(now, Ordering::SeqCst);
+    }
+
     /// Moves the time forward by `secs` (saturating), returning the new time.
     pub fn advance(&self, secs: u64) -> UnixTime {
         let mut cur = self.0.load(Ordering::SeqCst);

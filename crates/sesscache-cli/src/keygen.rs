@@ -1,0 +1,68 @@
+//! `sesscache keygen`: a new key for the fleet tier's key file.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use sesscache_redis::KeyRing;
+use zeroize::Zeroizing;
+
+/// The options of `sesscache keygen`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Put the new key at the top of this key file (made, owner-only, if it does not exist):
+    /// it seals from then on, and the keys below it still open. Without it, the line is
+    /// printed.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let line = KeyRing::generate_line()?;
+    let Some(path) = &args.output else {
+        std::io::stdout().write_all(line.as_bytes())?;
+        return Ok(());
+    };
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(String::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !old.trim().is_empty() {
+        // Refuse to put a key on top of something that is not a key file.
+        if let Err(e) = KeyRing::parse(&old) {
+            bail!(
+                "{} is not a key file ({e}); nothing written",
+                path.display()
+            );
+        }
+    }
+    let mut text = Zeroizing::new(String::with_capacity(line.len() + old.len()));
+    text.push_str(&line);
+    text.push_str(&old);
+    // Written beside it, then renamed over it: a crash leaves the old file whole.
+    let tmp = path.with_extension("sesscache-tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    let ids = KeyRing::parse(&text)?.ids();
+    eprintln!(
+        "sesscache keygen: {} now holds {} key(s); {:08x} seals",
+        path.display(),
+        ids.len(),
+        ids[0]
+    );
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! What the tests that run `sesscache serve` share: the server process, `openssl s_client`,
+//! and reading the statistics the server prints.
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The TLS stacks `serve` runs on: every test below runs against each.
+pub(crate) const BACKENDS: [&str; 2] = ["rustls", "openssl"];
+
+/// A running `sesscache serve`, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) stdout: BufReader<ChildStdout>,
+    pub(crate) port: u16,
+}
+
+impl Server {
+    pub(crate) fn start(backend: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sesscache"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--backend", backend])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let port = first
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Self {
+            child,
+            stdout,
+            port,
+        }
+    }
+
+    pub(crate) fn connect(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Ctrl-C, then everything it printed after the first line.
+    pub(crate) fn interrupt(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "Ctrl-C is a clean stop: {status:?}");
+        rest
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long one `s_client` may take before the test fails instead of hanging.
+pub(crate) const S_CLIENT_LIMIT: Duration = Duration::from_secs(30);
+
+/// `openssl s_client` with `input` on its stdin (then end of input); its stdout. It must
+/// finish within `S_CLIENT_LIMIT`.
+pub(crate) fn s_client(args: &[&str], input: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the `openssl` command must be installed (.ci/run installs it)");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > S_CLIENT_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s_client did not finish within {S_CLIENT_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().unwrap()
+}
+
+/// The number on the statistics line that starts with `label`.
+pub(crate) fn stat(report: &str, label: &str) -> u64 {
+    report
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {report}"))
+}
+
+/// A TLS 1.3 `s_client` that sends an HTTP request (so it waits for the answer, by which
+/// time the tickets are in) and saves its session to `file` (`-sess_out`) or offers the
+/// session in it (`-sess_in`); its stdout.
+pub(crate) fn tls13_request(server: &Server, session: &str, file: &str) -> String {
+    s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_3",
+            "-ign_eof",
+            session,
+            file,
+        ],
+        b"GET / HTTP/1.0\r\n\r\n",
+    )
+}

@@ -1,0 +1,369 @@
+//! The fleet tier from the command line: `sesscache keygen`, and two `sesscache serve`
+//! processes sharing one real `redis-server` (started here, on a free loopback port), judged
+//! by the real `openssl s_client`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use test_support::redis_server::RedisServer;
+
+mod common;
+
+use common::{s_client, stat, tls13_request, Server, BACKENDS};
+
+/// The number on the line starting with `label` in the fleet tier's part of a report.
+fn tier_stat(report: &str, label: &str) -> u64 {
+    let at = report
+        .find("fleet tier")
+        .unwrap_or_else(|| panic!("no fleet tier in {report}"));
+    stat(&report[at..], label)
+}
+
+fn sesscache(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sesscache"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn key_file(dir: &Path) -> String {
+    let path = dir.join("keys");
+    let out = sesscache(&["keygen", "-o", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    path.to_str().unwrap().to_owned()
+}
+
+/// Waits until the store holds at least `n` values and no more arrive for a moment (the
+/// servers write in the background; a TLS 1.3 handshake may issue more than one ticket).
+fn wait_for_values(redis: &RedisServer, n: u64) {
+    let size = || -> u64 {
+        String::from_utf8(redis.cli(&["DBSIZE"]))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = (size(), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = size();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if now >= n && last.1.elapsed() >= Duration::from_millis(100) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store holds {now} values, not {n}"
+        );
+    }
+}
+
+fn tls12(server: &Server, session: &str, file: &str) -> String {
+    s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_2",
+            "-no_ticket",
+            session,
+            file,
+        ],
+        b"",
+    )
+}
+
+#[test]
+fn keygen_prints_a_line_and_puts_new_keys_on_top_of_a_file() {
+    let out = sesscache(&["keygen"]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("sesscache-key-v1 "), "{line}");
+    assert_eq!(line.split_whitespace().count(), 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = key_file(dir.path());
+    let first = std::fs::read_to_string(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "owner-only");
+    assert!(sesscache(&["keygen", "-o", &path]).status.success());
+    let second = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(second.lines().count(), 2);
+    assert_eq!(
+        second.lines().nth(1).unwrap(),
+        first.trim_end(),
+        "the old key below"
+    );
+
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "not a key file\n").unwrap();
+    let out = sesscache(&["keygen", "-o", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+    assert_eq!(std::fs::read_to_string(&junk).unwrap(), "not a key file\n");
+}
+
+#[test]
+fn serve_refuses_a_store_without_keys_and_bad_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "sesscache-key-v1 nothex 00\n").unwrap();
+    for args in [
+        &["serve", "--redis", "redis://127.0.0.1:1"][..],
+        &["serve", "--redis-keys", bad.to_str().unwrap()],
+        &[
+            "serve",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--redis-keys",
+            bad.to_str().unwrap(),
+        ],
+        &[
+            "serve",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--redis-keys",
+            "/nonexistent/keys",
+        ],
+        &[
+            "simulate",
+            "--servers",
+            "2",
+            "--redis",
+            "redis://127.0.0.1:1",
+        ],
+    ] {
+        let out = sesscache(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_session_saved_from_one_server_resumes_on_another() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(dir.path());
+        let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+        let (one, two) = (
+            Server::start(backend, &store),
+            Server::start(backend, &store),
+        );
+        let file = dir.path().join("s.pem");
+        let file = file.to_str().unwrap();
+
+        // TLS 1.2, by session id.
+        let first = tls12(&one, "-sess_out", file);
+        assert!(first.contains("New, TLSv1.2"), "{backend}: {first}");
+        wait_for_values(&redis, 1);
+        let second = tls12(&two, "-sess_in", file);
+        assert!(second.contains("Reused, TLSv1.2"), "{backend}: {second}");
+
+        // TLS 1.3, by stateful ticket: once in the whole fleet.
+        let before = String::from_utf8(redis.cli(&["DBSIZE"])).unwrap();
+        let before: u64 = before.trim().parse().unwrap();
+        let first = tls13_request(&one, "-sess_out", file);
+        assert!(first.contains("New, TLSv1.3"), "{backend}: {first}");
+        wait_for_values(&redis, before + 1);
+        let second = tls13_request(&two, "-sess_in", file);
+        assert!(second.contains("Reused, TLSv1.3"), "{backend}: {second}");
+        let replay = tls13_request(&one, "-sess_in", file);
+        assert!(
+            replay.contains("resumed: no"),
+            "{backend}: used on the second, refused on the first: {replay}"
+        );
+        let again = tls13_request(&two, "-sess_in", file);
+        assert!(again.contains("resumed: no"), "{backend}: {again}");
+
+        let report_two = two.interrupt();
+        let report_one = one.interrupt();
+        assert_eq!(
+            tier_stat(&report_two, "remote hits"),
+            2,
+            "{backend}: {report_two}"
+        );
+        assert_eq!(
+            tier_stat(&report_one, "tickets already used"),
+            1,
+            "{backend}: {report_one}"
+        );
+        assert_eq!(
+            tier_stat(&report_two, "tickets already used"),
+            1,
+            "{backend}: {report_two}"
+        );
+        assert_eq!(
+            tier_stat(&report_one, "errors"),
+            0,
+            "{backend}: {report_one}"
+        );
+    }
+}
+
+/// The value of `Label: HEX` in `s_client`'s session printout.
+fn printed_hex(out: &str, label: &str) -> Vec<u8> {
+    let hex = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+        .trim()
+        .to_owned();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_store_holds_neither_the_master_key_nor_the_session_id() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(dir.path());
+        let server = Server::start(backend, &["--redis", &redis.url(), "--redis-keys", &keys]);
+        let file = dir.path().join("s.pem");
+        let out = tls12(&server, "-sess_out", file.to_str().unwrap());
+        let id = printed_hex(&out, "Session-ID:");
+        let master = printed_hex(&out, "Master-Key:");
+        assert_eq!((id.len(), master.len()), (32, 48), "{out}");
+        wait_for_values(&redis, 1);
+
+        let mut seen = Vec::new();
+        let names = redis.cli(&["--scan"]);
+        for name in String::from_utf8(names.clone()).unwrap().lines() {
+            seen.extend_from_slice(name.as_bytes());
+            seen.extend_from_slice(&redis.cli(&["GET", name]));
+        }
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        for secret in [&id, &master] {
+            for form in [
+                secret.to_vec(),
+                hex(secret).into_bytes(),
+                hex(secret).to_uppercase().into_bytes(),
+            ] {
+                assert!(
+                    !seen.windows(form.len()).any(|w| w == form.as_slice()),
+                    "{backend}: the store shows a secret"
+                );
+            }
+        }
+        let key_secret = std::fs::read_to_string(&keys).unwrap();
+        let key_secret = key_secret.split_whitespace().nth(2).unwrap();
+        assert!(!seen.windows(64).any(|w| w == key_secret.as_bytes()));
+    }
+}
+
+#[test]
+fn a_hung_store_costs_a_handshake_its_budget_and_no_more() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+    let (one, two) = (
+        Server::start("rustls", &store),
+        Server::start("rustls", &store),
+    );
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    tls12(&one, "-sess_out", file);
+    wait_for_values(&redis, 1);
+    redis.hang();
+    // Each lookup on the second server waits at most its 5 ms budget, then the breaker
+    // skips the store: every handshake is a full one, none hangs.
+    for _ in 0..8 {
+        let began = Instant::now();
+        let out = tls12(&two, "-sess_in", file);
+        assert!(out.contains("New, TLSv1.2"), "{out}");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if tls12(&two, "-sess_in", file).contains("Reused, TLSv1.2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tier recovers by itself");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = two.interrupt();
+    assert!(
+        tier_stat(&report, "timeouts") + tier_stat(&report, "skipped (breaker)") >= 8,
+        "{report}"
+    );
+    assert_eq!(tier_stat(&report, "remote hits"), 1, "{report}");
+}
+
+/// `simulate --json`'s hit ratio (and the remote share of it) for these options.
+fn simulated(extra: &[&str]) -> (f64, f64) {
+    let mut args = vec![
+        "simulate",
+        "--connections",
+        "20000",
+        "--clients",
+        "2000",
+        "--threads",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = sesscache(&args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let number = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("\"{key}\": ")))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .trim_end_matches(',')
+            .parse()
+            .unwrap()
+    };
+    (number("hit_ratio"), number("remote_hit_ratio"))
+}
+
+#[test]
+fn a_simulated_fleet_keeps_its_hit_ratio_with_the_tier_and_loses_it_without() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    for tls in ["1.2", "1.3"] {
+        let (one, _) = simulated(&["--servers", "1", "--tls", tls]);
+        let (alone, remote) = simulated(&["--servers", "4", "--tls", tls]);
+        assert_eq!(remote, 0.0);
+        let (shared, remote) = simulated(&[
+            "--servers",
+            "4",
+            "--tls",
+            tls,
+            "--redis",
+            &redis.url(),
+            "--redis-keys",
+            &keys,
+        ]);
+        assert!(
+            one > 0.5,
+            "TLS {tls}: one server resumes most offers: {one}"
+        );
+        assert!(
+            alone < 0.5 * one,
+            "TLS {tls}: without the tier it falls: {alone} / {one}"
+        );
+        assert!(
+            shared >= 0.95 * one,
+            "TLS {tls}: with the tier, four keep 0.95 of one: {shared} / {one}"
+        );
+        assert!(
+            remote > 0.3,
+            "TLS {tls}: many hits come from the store: {remote}"
+        );
+    }
+}
