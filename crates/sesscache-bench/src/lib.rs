@@ -1,5 +1,6 @@
 //! What the benchmarks and the measurement tools share: OpenSSL's own cache as a contender,
-//! through its C API, and the probe that times one cache line's trip between two cores.
+//! through its C API, the probe that times one cache line's trip between two cores, and a
+//! fleet tier on a loopback Redis.
 //!
 //! The benchmarks are in `benches/` (`cargo bench -p sesscache-bench`); the tools that read
 //! and explain them are binaries (`src/bin/`). docs/PERFORMANCE.md says how to run each.
@@ -7,6 +8,7 @@
 // `unsafe` only in `openssl_ffi`: calling libssl's C API.
 #![deny(unsafe_code)]
 
+pub mod fleet;
 pub mod line_transfer;
 #[allow(unsafe_code)] // libssl's C API, each block with its reason
 pub mod openssl_ffi;

@@ -349,6 +349,17 @@ impl Tier {
         )
     }
 
+    /// Whether the breaker is open, counting the lookup as skipped: checked before any work
+    /// for the store is done (naming the value is a keyed hash per key).
+    fn skipped(&self) -> bool {
+        let shared = &self.0.shared;
+        if shared.breaker.is_open() {
+            shared.counters.skipped.inc();
+            return true;
+        }
+        false
+    }
+
     /// The names a session may have in the store: one per key, newest first.
     fn names(&self, request: &LookupRequest<'_>) -> Vec<[u8; 32]> {
         let version = request.version.wire();
@@ -370,6 +381,9 @@ impl Tier {
         command: impl Fn(Vec<u8>) -> Cmd,
     ) -> Option<Session> {
         let shared = &self.0.shared;
+        if self.skipped() {
+            return None;
+        }
         let names = self.names(request);
         let cmds: Vec<Cmd> = names.iter().map(|n| command(shared.key(n))).collect();
         let replies = self.call(move |conn| Box::pin(conn.run_all(cmds))).ok()?;
@@ -444,6 +458,9 @@ impl Tier {
         // Ours: the store decides whether it was used elsewhere. The tombstone goes in
         // unconditionally, so a write still on its way cannot bring the ticket back.
         let shared = &self.0.shared;
+        if self.skipped() {
+            return None;
+        }
         let expires = system_expiry(cache, &local)?;
         let name = shared
             .keys
