@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sesscache_bench::fleet::{request, Fleet};
+use sesscache_bench::fleet::{blocking_get, request, Fleet};
 use session_cache::Lookup;
 
 const SESSIONS: usize = 1_000;
@@ -51,21 +51,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("remote_miss", |b| {
         b.iter(|| black_box(fleet.cache.lookup(&request(&absent))))
     });
-    let names: Vec<Vec<u8>> = fleet
-        .remote
-        .iter()
-        .map(|s| fleet.tier.name_of(s.version(), s.id().as_bytes()))
-        .collect();
-    let client = redis::Client::open(fleet.redis.url()).expect("a URL");
-    let mut conn = client.get_connection().expect("a connection");
+    let names = fleet.remote_names();
+    let mut conn = fleet.blocking_connection();
     group.bench_function("redis_get", |b| {
         b.iter(|| {
             i = (i + 1) % SESSIONS;
-            let value: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&names[i])
-                .query(&mut conn)
-                .expect("a reply");
-            black_box(value.expect("a value"))
+            black_box(blocking_get(&mut conn, &names[i]))
         })
     });
 

@@ -80,9 +80,31 @@ impl Fleet {
         }
     }
 
+    /// The store's names of the remote sessions, in order.
+    pub fn remote_names(&self) -> Vec<Vec<u8>> {
+        self.remote
+            .iter()
+            .map(|s| self.tier.name_of(s.version(), s.id().as_bytes()))
+            .collect()
+    }
+
+    /// A plain blocking connection to the store (the redis crate's own, no runtime): the
+    /// round trip's floor.
+    pub fn blocking_connection(&self) -> redis::Connection {
+        redis::Client::open(self.redis.url())
+            .and_then(|c| c.get_connection())
+            .expect("a blocking connection")
+    }
+
     /// An id no session has.
     pub fn absent(i: usize) -> Session {
         let id = format!("absent-session-{i:012}");
         test_support::session(id.as_bytes(), NOW, 3_600)
     }
+}
+
+/// One `GET` on a blocking connection; the value must be there.
+pub fn blocking_get(conn: &mut redis::Connection, name: &[u8]) -> Vec<u8> {
+    let value: Option<Vec<u8>> = redis::cmd("GET").arg(name).query(conn).expect("a reply");
+    value.expect("a value")
 }

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,23 @@ fn free_port() -> u16 {
     }
 }
 
+/// Starts `redis-server` on `port` with no persistence, in a new directory of its own.
+fn spawn(port: u16, extra: &[&str]) -> (Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--protected-mode", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (apt-get install redis-server)");
+    (child, dir)
+}
+
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     ///
@@ -38,18 +54,7 @@ impl RedisServer {
     pub fn start_with(extra: &[&str]) -> Self {
         for _ in 0..5 {
             let port = free_port();
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--protected-mode", "no", "--loglevel", "warning"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (apt-get install redis-server)");
+            let (child, dir) = spawn(port, extra);
             let mut server = Self {
                 child,
                 port,
@@ -138,17 +143,8 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(down);
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        self.child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "no", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server restarts");
+        let (child, dir) = spawn(self.port, &[]);
+        self.child = child;
         self._dir = dir;
         assert!(
             self.wait_until_up(Duration::from_secs(10)),
@@ -238,11 +234,4 @@ impl RedisCluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
-}
-
-/// Whether `path` is an executable that exists (for messages that say what is missing).
-pub fn installed(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
-    })
 }

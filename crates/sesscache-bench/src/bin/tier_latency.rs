@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use sesscache_bench::fleet::{request, Fleet};
+use sesscache_bench::fleet::{blocking_get, request, Fleet};
 
 const SESSIONS: usize = 1_000;
 
@@ -64,19 +64,10 @@ fn main() {
     let miss = time(rounds, |i| {
         black_box(fleet.cache.lookup(&request(&absent[i % SESSIONS])));
     });
-    let names: Vec<Vec<u8>> = fleet
-        .remote
-        .iter()
-        .map(|s| fleet.tier.name_of(s.version(), s.id().as_bytes()))
-        .collect();
-    let client = redis::Client::open(fleet.redis.url()).expect("a URL");
-    let mut conn = client.get_connection().expect("a connection");
+    let names = fleet.remote_names();
+    let mut conn = fleet.blocking_connection();
     let floor = time(rounds, |i| {
-        let value: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&names[i % SESSIONS])
-            .query(&mut conn)
-            .expect("a reply");
-        black_box(value);
+        black_box(blocking_get(&mut conn, &names[i % SESSIONS]));
     });
     row("local hit", &local);
     row("remote hit", &remote);
