@@ -24,6 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use sesscache_rustls::ServerSessions;
 use session_cache::{CacheConfig, Handshake};
+use session_core::SidCtx;
 use tracing::{debug, info, warn};
 
 /// The TLS stack the server runs on.
@@ -34,6 +35,16 @@ pub(crate) enum Backend {
     /// OpenSSL (the `openssl` crate), with the cache as its external session cache
     /// (`sesscache-openssl`).
     Openssl,
+}
+
+impl Backend {
+    /// The session id context of a server on this stack.
+    fn sid_ctx(self) -> &'static [u8] {
+        match self {
+            Backend::Rustls => b"sesscache serve rustls",
+            Backend::Openssl => b"sesscache serve openssl",
+        }
+    }
 }
 
 /// The options of `sesscache serve`.
@@ -96,6 +107,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         .with_target(false)
         .try_init();
     let context = Context::new(ContextConfig {
+        // One per TLS stack: each stack's sessions are its own (rustls's carry rustls's
+        // encoding), so a server on the other stack sharing the store refuses them.
+        sid_ctx: SidCtx::new(args.backend.sid_ctx()).expect("a short constant"),
         cache: CacheConfig {
             size: args.cache_size,
             timeout: args.timeout,

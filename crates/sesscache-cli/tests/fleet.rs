@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use test_support::redis_server::RedisServer;
+use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
@@ -366,4 +366,94 @@ fn a_simulated_fleet_keeps_its_hit_ratio_with_the_tier_and_loses_it_without() {
             "TLS {tls}: many hits come from the store: {remote}"
         );
     }
+}
+
+#[test]
+fn servers_on_a_redis_cluster_share_sessions() {
+    let cluster = RedisCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let mut store = Vec::new();
+    for url in cluster.urls() {
+        store.extend(["--redis".to_owned(), url]);
+    }
+    store.extend(["--redis-keys".to_owned(), keys]);
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    let stored = || -> u64 {
+        cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let size = String::from_utf8(n.cli(&["DBSIZE"])).unwrap();
+                size.trim().parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    for backend in BACKENDS {
+        let (one, two) = (
+            Server::start(backend, &store),
+            Server::start(backend, &store),
+        );
+        for i in 0..6 {
+            let file = dir.path().join(format!("{backend}{i}.pem"));
+            let file = file.to_str().unwrap();
+            let (first, second) = if i % 2 == 0 {
+                (&one, &two)
+            } else {
+                (&two, &one)
+            };
+            let before = stored();
+            assert!(tls12(first, "-sess_out", file).contains("New, TLSv1.2"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while stored() == before {
+                assert!(Instant::now() < deadline, "the session reaches the cluster");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let out = tls12(second, "-sess_in", file);
+            assert!(
+                out.contains("Reused, TLSv1.2"),
+                "{backend}, session {i}: {out}"
+            );
+        }
+        let report = one.interrupt();
+        assert_eq!(tier_stat(&report, "remote hits"), 3, "{backend}: {report}");
+        assert_eq!(tier_stat(&report, "errors"), 0, "{backend}: {report}");
+    }
+    let used = cluster
+        .nodes()
+        .iter()
+        .filter(|n| String::from_utf8(n.cli(&["DBSIZE"])).unwrap().trim() != "0")
+        .count();
+    assert!(
+        used >= 2,
+        "twelve sessions spread over the nodes: {used} used"
+    );
+}
+
+#[test]
+fn a_server_on_the_other_tls_stack_refuses_what_it_finds() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+    let (rustls, openssl) = (
+        Server::start("rustls", &store),
+        Server::start("openssl", &store),
+    );
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    tls12(&rustls, "-sess_out", file);
+    wait_for_values(&redis, 1);
+    let out = tls12(&openssl, "-sess_in", file);
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    let report = openssl.interrupt();
+    // rustls keys its sessions under the context's version, OpenSSL under the negotiated
+    // one, so the name differs too; a value found under it would not open (another session
+    // id context).
+    assert_eq!(
+        tier_stat(&report, "values not opened") + tier_stat(&report, "remote misses"),
+        1,
+        "{report}"
+    );
+    assert_eq!(tier_stat(&report, "remote hits"), 0, "{report}");
 }
