@@ -1,0 +1,100 @@
+//! The tier's tracing events, from the handshake's thread and from its own runtime's, carry
+//! no session id, no secret and no key. One test in this binary: it installs the global
+//! subscriber (the writer and the prober log from threads of their own).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sesscache_redis::{BreakerState, KeyRing, Tier, TierConfig};
+use session_cache::{CacheConfig, LookupRequest, SessionCache};
+use session_core::{MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
+use test_support::redis_server::RedisServer;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[test]
+fn the_tier_logs_what_happens_and_nothing_secret() {
+    let captured = Captured::default();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish(),
+    )
+    .unwrap();
+
+    let redis = RedisServer::start();
+    let line = KeyRing::generate_line().unwrap();
+    let secret = line.split_whitespace().nth(2).unwrap().to_owned();
+    let mut config = TierConfig::new(vec![redis.url()], KeyRing::parse(&line).unwrap());
+    config.probe_interval = Duration::from_millis(50);
+    let tier = Tier::new(config).unwrap();
+    let cache = SessionCache::new(CacheConfig::default());
+    tier.attach(&cache);
+    let session = SessionBuilder::new(ProtocolVersion::TLS1_2, cache.now())
+        .id(SessionId::new(&[0xAB; 32]).unwrap())
+        .master_key(MasterKey::new(&[0xCD; 48]).unwrap())
+        .timeout(300)
+        .build();
+    cache.notify_new_session(&session);
+    assert!(tier.flush_writes(Duration::from_secs(5)));
+    let request = LookupRequest::new(ProtocolVersion::TLS1_2, &[0xAB; 32], SidCtx::empty());
+    assert!(matches!(
+        cache.lookup(&request),
+        session_cache::Lookup::Hit(_)
+    ));
+    cache.remove(&session);
+    assert!(tier.flush_writes(Duration::from_secs(5)));
+    let other = LookupRequest::new(ProtocolVersion::TLS1_2, &[0xAE; 32], SidCtx::empty());
+    redis.hang();
+    for _ in 0..6 {
+        cache.lookup(&other);
+    }
+    assert_eq!(tier.stats().breaker, BreakerState::Open);
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tier.stats().breaker == BreakerState::Open {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cache.lookup(&other);
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "remote hit",
+        "remote miss",
+        "breaker open",
+        "breaker closed",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    for fill in ["ab", "AB", "cd", "CD", "ae", "AE"] {
+        assert!(!text.contains(&fill.repeat(8)), "{fill} bytes in:\n{text}");
+    }
+    assert!(
+        !text.contains("171, 171, 171"),
+        "id bytes as a list in:\n{text}"
+    );
+    assert!(!text.contains(&secret), "the key's secret in:\n{text}");
+}
