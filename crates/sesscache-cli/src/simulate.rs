@@ -305,15 +305,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         .collect();
     // Each server has a tier of its own (its own connections), as each host of a fleet does.
     let mut tiers = Vec::new();
-    if args.store.tier()?.is_some() {
-        for server in &servers {
-            let tier = args.store.tier()?.expect("the same options make a tier");
-            tier.attach(server.cache());
-            if !tier.ping(Duration::from_secs(2)) {
-                bail!("the store does not answer: check --redis");
-            }
-            tiers.push(tier);
+    for server in &servers {
+        let Some(tier) = args.store.tier()? else {
+            break;
+        };
+        tier.attach(server.cache());
+        if !tier.ping(Duration::from_secs(2)) {
+            bail!("the store does not answer: check --redis");
         }
+        tiers.push(tier);
     }
     let client = context(version, CacheMode::OFF, 0, args.timeout, clock.clone());
     let slots: Vec<Mutex<Option<Session>>> = (0..args.clients).map(|_| Mutex::new(None)).collect();
@@ -427,8 +427,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     progress.finish_and_clear();
 
-    let per_server: Vec<Stats> = servers.iter().map(|s| s.cache().stats()).collect();
-    let stats = sum(&per_server);
+    let stats = servers
+        .iter()
+        .map(|s| s.cache().stats())
+        .reduce(|a, b| a + b)
+        .expect("at least one server");
     let connections = totals
         .connections
         .load(Ordering::Relaxed)
@@ -496,26 +499,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         print!("{}", table(&report, &stats));
     }
     Ok(())
-}
-
-/// The fleet's statistics: every server's, added up.
-fn sum(per_server: &[Stats]) -> Stats {
-    let mut total = per_server[0];
-    for s in &per_server[1..] {
-        total.number += s.number;
-        total.connect += s.connect;
-        total.connect_good += s.connect_good;
-        total.connect_renegotiate += s.connect_renegotiate;
-        total.accept += s.accept;
-        total.accept_good += s.accept_good;
-        total.accept_renegotiate += s.accept_renegotiate;
-        total.hits += s.hits;
-        total.cb_hits += s.cb_hits;
-        total.misses += s.misses;
-        total.timeouts += s.timeouts;
-        total.cache_full += s.cache_full;
-    }
-    total
 }
 
 fn progress_bar(args: &Args) -> ProgressBar {

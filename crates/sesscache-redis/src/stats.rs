@@ -30,7 +30,6 @@ pub(crate) struct Counters {
     pub(crate) errors: Counter,
     pub(crate) timeouts: Counter,
     pub(crate) skipped: Counter,
-    pub(crate) breaker_opens: Counter,
     pub(crate) writes: Counter,
     pub(crate) dropped_writes: Counter,
     pub(crate) write_errors: Counter,
@@ -112,7 +111,12 @@ impl TierStats {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, breaker: BreakerState, queued: u64) -> TierStats {
+    pub(crate) fn snapshot(
+        &self,
+        breaker: BreakerState,
+        breaker_opens: u64,
+        queued: u64,
+    ) -> TierStats {
         TierStats {
             remote_hits: self.remote_hits.get(),
             remote_misses: self.remote_misses.get(),
@@ -121,7 +125,7 @@ impl Counters {
             errors: self.errors.get(),
             timeouts: self.timeouts.get(),
             skipped: self.skipped.get(),
-            breaker_opens: self.breaker_opens.get(),
+            breaker_opens,
             breaker,
             writes: self.writes.get(),
             dropped_writes: self.dropped_writes.get(),

@@ -2,8 +2,8 @@
 //! breaker in front of it, and the one way a handshake's thread calls it, with a budget.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -144,6 +144,7 @@ pub(crate) struct Breaker {
     threshold: u32,
     failures: AtomicU32,
     open: AtomicBool,
+    opens: AtomicU64,
 }
 
 impl Breaker {
@@ -152,11 +153,17 @@ impl Breaker {
             threshold: threshold.max(1),
             failures: AtomicU32::new(0),
             open: AtomicBool::new(false),
+            opens: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire)
+    }
+
+    /// How often it opened.
+    pub(crate) fn opens(&self) -> u64 {
+        self.opens.load(Ordering::Relaxed)
     }
 
     pub(crate) fn success(&self) {
@@ -166,76 +173,65 @@ impl Breaker {
         }
     }
 
-    /// Counts a failure; returns whether this one opened the breaker.
-    pub(crate) fn failure(&self) -> bool {
+    /// Counts a failure; the `threshold`-th in a row opens the breaker.
+    pub(crate) fn failure(&self) {
         let n = self
             .failures
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         if n >= self.threshold && !self.open.swap(true, Ordering::AcqRel) {
+            self.opens.fetch_add(1, Ordering::Relaxed);
             warn!(
                 failures = n,
                 "the store keeps failing: breaker open, handshakes skip it"
             );
-            return true;
         }
-        false
     }
 }
 
-/// Why a call to the store gave nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// The breaker is open: not asked.
-    Skipped,
-    /// No answer within the budget.
-    Timeout,
-    /// An error: refused connection, no connection yet, an error reply.
-    Error,
+/// Runs `work` on the runtime and waits at most `wait` for its output, from any thread (also
+/// one inside another tokio runtime: nothing here blocks on a runtime). `None` if it did not
+/// finish in time.
+pub(crate) fn wait_on<T, F>(runtime: &Handle, wait: Duration, work: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = sync_channel(1);
+    runtime.spawn(async move {
+        if let Ok(out) = tokio::time::timeout(wait, work).await {
+            let _ = tx.send(out);
+        }
+    });
+    rx.recv_timeout(wait).ok()
 }
 
-/// Runs `work` on the runtime and waits at most `budget` for it, from any thread (also one
-/// inside another tokio runtime: nothing here blocks on a runtime). The breaker and the
-/// counters see the outcome.
+/// A store call on a handshake's path: at most `budget`, its outcome told to the breaker and
+/// counted. `None` for an error or no answer in time.
 pub(crate) fn call<T, F>(
     runtime: &Handle,
     budget: Duration,
     breaker: &Breaker,
     counters: &Counters,
     work: F,
-) -> Result<T, Failure>
+) -> Option<T>
 where
     T: Send + 'static,
     F: Future<Output = RedisResult<T>> + Send + 'static,
 {
-    if breaker.is_open() {
-        counters.skipped.inc();
-        return Err(Failure::Skipped);
-    }
-    let (tx, rx) = sync_channel(1);
-    runtime.spawn(async move {
-        let _ = tx.send(tokio::time::timeout(budget, work).await);
-    });
-    let outcome = match rx.recv_timeout(budget) {
-        Ok(Ok(Ok(value))) => {
+    match wait_on(runtime, budget, work) {
+        Some(Ok(value)) => {
             breaker.success();
-            return Ok(value);
+            return Some(value);
         }
-        Ok(Ok(Err(e))) => {
+        Some(Err(e)) => {
             debug!(kind = ?e.kind(), "a store call failed");
-            Failure::Error
+            counters.errors.inc();
         }
-        Ok(Err(_)) | Err(RecvTimeoutError::Timeout) => Failure::Timeout,
-        Err(RecvTimeoutError::Disconnected) => Failure::Error,
-    };
-    match outcome {
-        Failure::Timeout => counters.timeouts.inc(),
-        _ => counters.errors.inc(),
+        None => counters.timeouts.inc(),
     }
-    if breaker.failure() {
-        counters.breaker_opens.inc();
-    }
-    Err(outcome)
+    breaker.failure();
+    None
 }
 
 #[cfg(test)]
@@ -254,13 +250,16 @@ mod tests {
     #[test]
     fn the_breaker_opens_after_failures_in_a_row_and_closes_on_success() {
         let b = Breaker::new(3);
-        assert!(!b.failure() && !b.failure());
+        b.failure();
+        b.failure();
         b.success();
-        assert!(!b.failure() && !b.failure());
+        b.failure();
+        b.failure();
         assert!(!b.is_open());
-        assert!(b.failure(), "the third in a row opens it");
-        assert!(b.is_open());
-        assert!(!b.failure(), "opened once");
+        b.failure();
+        assert!(b.is_open(), "the third in a row opens it");
+        b.failure();
+        assert_eq!(b.opens(), 1, "opened once");
         b.success();
         assert!(!b.is_open());
     }

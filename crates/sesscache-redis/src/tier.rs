@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::keys::KeyRing;
 use crate::stats::{BreakerState, Counters, TierStats};
-use crate::store::{self, Breaker, Conn, Failure, Slot};
+use crate::store::{self, Breaker, Conn, Slot};
 use crate::value::{self, Stored, TOMBSTONE};
 use crate::Error;
 
@@ -249,9 +249,11 @@ impl Tier {
         } else {
             BreakerState::Closed
         };
-        shared
-            .counters
-            .snapshot(breaker, shared.queued.load(Ordering::Relaxed))
+        shared.counters.snapshot(
+            breaker,
+            shared.breaker.opens(),
+            shared.queued.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether the store answers a `PING` within `timeout` (retrying while a cluster is still
@@ -261,12 +263,8 @@ impl Tier {
         loop {
             if let Some(conn) = self.0.shared.conn.get() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                self.0.handle.spawn(async move {
-                    let ping = conn.run_all(vec![redis::cmd("PING")]);
-                    let _ = tx.send(matches!(tokio::time::timeout(left, ping).await, Ok(Ok(_))));
-                });
-                if rx.recv_timeout(left).unwrap_or(false) {
+                let ping = conn.run_all(vec![redis::cmd("PING")]);
+                if let Some(Ok(_)) = store::wait_on(&self.0.handle, left, ping) {
                     return true;
                 }
             }
@@ -326,19 +324,18 @@ impl Tier {
         });
     }
 
-    fn call<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(
-            Conn,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = redis::RedisResult<T>> + Send>,
-        >,
-    ) -> Result<T, Failure> {
+    /// A store call on the handshake's path (see [`store::call`]); `None` for anything but an
+    /// answer within the budget.
+    fn call<T, F>(&self, work: impl FnOnce(Conn) -> F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
         let shared = &self.0.shared;
         let Some(conn) = shared.conn.get() else {
             // A cluster that has not answered yet.
             shared.counters.errors.inc();
-            return Err(Failure::Error);
+            return None;
         };
         store::call(
             &self.0.handle,
@@ -386,7 +383,7 @@ impl Tier {
         }
         let names = self.names(request);
         let cmds: Vec<Cmd> = names.iter().map(|n| command(shared.key(n))).collect();
-        let replies = self.call(move |conn| Box::pin(conn.run_all(cmds))).ok()?;
+        let replies = self.call(move |conn| conn.run_all(cmds))?;
         for (name, reply) in names.iter().zip(replies) {
             let Some(found) = bytes(reply) else { continue };
             return match Stored::classify(found) {
@@ -473,9 +470,7 @@ impl Tier {
             .arg("EXAT")
             .arg(expires);
         // A store that cannot answer cannot say the ticket is unused: a full handshake.
-        let before = self
-            .call(move |conn| Box::pin(async move { conn.run_all(vec![set]).await }))
-            .ok()?;
+        let before = self.call(move |conn| conn.run_all(vec![set]))?;
         match before
             .into_iter()
             .next()
@@ -543,19 +538,11 @@ async fn writer(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
                         shared.counters.writes.add(puts);
                         shared.counters.deletes.add(deletes);
                     }
-                    Ok(Err(e)) => {
-                        debug!(kind = ?e.kind(), "a batch of writes failed");
+                    failed => {
+                        let error = failed.ok().and_then(Result::err).map(|e| e.kind());
+                        debug!(?error, "a batch of writes failed or timed out");
                         shared.counters.write_errors.add(n);
-                        if shared.breaker.failure() {
-                            shared.counters.breaker_opens.inc();
-                        }
-                    }
-                    Err(_) => {
-                        debug!("a batch of writes timed out");
-                        shared.counters.write_errors.add(n);
-                        if shared.breaker.failure() {
-                            shared.counters.breaker_opens.inc();
-                        }
+                        shared.breaker.failure();
                     }
                 }
             }

@@ -346,6 +346,7 @@ fn a_hung_or_dead_store_costs_at_most_the_budget_and_the_tier_recovers() {
     let stats = b.stats();
     assert!(stats.timeouts >= 1, "{stats:?}");
     assert_eq!(stats.breaker, BreakerState::Open, "{stats:?}");
+    assert_eq!(stats.breaker_opens, 1, "{stats:?}");
     assert!(stats.skipped >= 1, "{stats:?}");
     assert_eq!(stats.remote_hits, 0);
     redis.resume();

@@ -2,47 +2,18 @@
 //! no session id, no secret and no key. One test in this binary: it installs the global
 //! subscriber (the writer and the prober log from threads of their own).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sesscache_redis::{BreakerState, KeyRing, Tier, TierConfig};
 use session_cache::{CacheConfig, LookupRequest, SessionCache};
 use session_core::{MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
+use test_support::captured_log::Captured;
 use test_support::redis_server::RedisServer;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[test]
 fn the_tier_logs_what_happens_and_nothing_secret() {
     let captured = Captured::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .finish(),
-    )
-    .unwrap();
+    tracing::subscriber::set_global_default(captured.subscriber()).unwrap();
 
     let redis = RedisServer::start();
     let line = KeyRing::generate_line().unwrap();
@@ -80,7 +51,7 @@ fn the_tier_logs_what_happens_and_nothing_secret() {
     }
     cache.lookup(&other);
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     for expected in [
         "remote hit",
         "remote miss",

@@ -147,9 +147,51 @@ pub struct Stats {
     pub cache_full: u64,
 }
 
+impl std::ops::Add for Stats {
+    type Output = Self;
+
+    /// Two caches' statistics added up (the servers of a fleet).
+    fn add(self, other: Self) -> Self {
+        Self {
+            number: self.number + other.number,
+            connect: self.connect + other.connect,
+            connect_renegotiate: self.connect_renegotiate + other.connect_renegotiate,
+            connect_good: self.connect_good + other.connect_good,
+            accept: self.accept + other.accept,
+            accept_renegotiate: self.accept_renegotiate + other.accept_renegotiate,
+            accept_good: self.accept_good + other.accept_good,
+            hits: self.hits + other.hits,
+            cb_hits: self.cb_hits + other.cb_hits,
+            misses: self.misses + other.misses,
+            timeouts: self.timeouts + other.timeouts,
+            cache_full: self.cache_full + other.cache_full,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_add_field_by_field() {
+        let one = Stats {
+            number: 2,
+            hits: 3,
+            cb_hits: 1,
+            accept_good: 5,
+            ..Stats::default()
+        };
+        let two = Stats {
+            number: 1,
+            misses: 4,
+            accept_good: 1,
+            ..Stats::default()
+        };
+        let sum = one + two;
+        assert_eq!((sum.number, sum.hits, sum.cb_hits), (3, 3, 1));
+        assert_eq!((sum.misses, sum.accept_good), (4, 6));
+    }
 
     #[test]
     fn striped_counters_sum_across_threads() {

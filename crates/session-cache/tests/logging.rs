@@ -1,42 +1,16 @@
 //! Every cache operation leaves a tracing event, and no event carries a session id or a
 //! secret. All events at TRACE level are captured as text and searched.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
 use session_core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use test_support::captured_log::Captured;
 
 #[test]
 fn every_operation_is_logged_and_no_secret_is() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(captured.subscriber(), || {
         let clock = Arc::new(ManualClock::new(1_000));
         let cache = SessionCache::new(CacheConfig {
             size: 2,
@@ -68,7 +42,7 @@ fn every_operation_is_logged_and_no_secret_is() {
         clock.advance(5);
         cache.flush();
     });
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     for event in [
         "session added",
         "session re-added",

@@ -1,9 +1,11 @@
-//! Helpers shared by the workspace's tests and measurements: the sessions they cache, and a
-//! global allocator that counts live heap bytes.
+//! Helpers shared by the workspace's tests and measurements: the sessions they cache, a
+//! global allocator that counts live heap bytes, tracing output captured as text, and real
+//! `redis-server` processes.
 
 // `unsafe` only in `counting_alloc`: a global allocator's trait is unsafe to implement.
 #![deny(unsafe_code)]
 
+pub mod captured_log;
 #[allow(unsafe_code)] // `GlobalAlloc` forwarded to `System`, each block with its reason
 pub mod counting_alloc;
 pub mod redis_server;
