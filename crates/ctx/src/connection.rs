@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use session_cache::{CacheMode, Handshake, Lookup, LookupRequest};
+use session_cache::{CacheMode, Handshake, HandshakeRecord, Lookup, LookupRequest};
 use session_core::{ProtocolVersion, Session, SessionRef};
 use tracing::debug;
 
@@ -235,6 +235,7 @@ impl Connection {
         let version = hello.version.min(self.ctx.version());
         let ems = hello.extended_master_secret;
         let mut found = None;
+        let mut record = HandshakeRecord::new();
         if !hello.session_id.is_empty() {
             let request = LookupRequest {
                 version,
@@ -247,6 +248,7 @@ impl Connection {
             } else {
                 cache.lookup(&request)
             };
+            record.looked_up(version, &hello.session_id, &outcome);
             match outcome {
                 Lookup::Hit(session) => found = Some(session),
                 Lookup::Abort => return Err(Error::ExtendedMasterSecretDowngrade),
@@ -254,6 +256,7 @@ impl Connection {
             }
         }
         let resumed = found.is_some();
+        record.finish(cache, resumed);
         let session = match found {
             Some(old) if !version.is_tls13_or_later() => old,
             // A full handshake, or a TLS 1.3 resumption, which issues a new ticket.
@@ -405,6 +408,53 @@ mod tests {
         assert!(!s.accept(&replay).unwrap().resumed);
         assert_eq!(server.cache().stats().misses, 1);
         s.shutdown();
+    }
+
+    /// Every accepted handshake counts once: resumed, or the reason it did not, and the
+    /// reasons of the offers add up with the resumptions to the offers.
+    #[test]
+    fn each_accepted_handshake_counts_one_resumption_outcome() {
+        let (server, clock) = context(ProtocolVersion::TLS1_3, CacheMode::SERVER);
+        let (client, _) = context(ProtocolVersion::TLS1_3, CacheMode::OFF);
+        let offer = |id: &[u8]| ClientHello {
+            version: ProtocolVersion::TLS1_3,
+            session_id: id.to_vec(),
+            extended_master_secret: true,
+        };
+        let accept = |hello: &ClientHello| {
+            let mut s = server.new_connection(Role::Server);
+            let resumed = s.accept(hello).unwrap().resumed;
+            s.shutdown();
+            resumed
+        };
+        let (_, first) = handshake(&client, &server, None); // not offered
+        assert!(accept(&offer(first.id().as_bytes()))); // resumed
+        assert!(!accept(&offer(first.id().as_bytes()))); // used, and so unknown here
+        assert!(!accept(&offer(b"never issued"))); // unknown
+        let ticket = server.cache().sessions()[0].clone();
+        let mut without_ems = offer(ticket.id().as_bytes());
+        without_ems.extended_master_secret = false;
+        assert!(!accept(&without_ems), "refused for the stack: RFC 7627");
+        clock.advance(301);
+        assert!(!accept(&offer(ticket.id().as_bytes()))); // expired
+        let other = Context::new(ContextConfig {
+            version: ProtocolVersion::TLS1_3,
+            sid_ctx: session_core::SidCtx::new(b"another").unwrap(),
+            ..ContextConfig::default()
+        });
+        let foreign = other.make_session(ProtocolVersion::TLS1_3, true);
+        server.cache().add(&foreign).unwrap();
+        assert!(!accept(&offer(foreign.id().as_bytes()))); // another context
+
+        let stats = server.cache().stats();
+        let r = stats.resumptions;
+        assert_eq!(
+            (r.resumed, r.not_offered, r.unknown_id, r.refused_by_stack),
+            (1, 1, 2, 1)
+        );
+        assert_eq!((r.expired, r.other_context), (1, 1));
+        assert_eq!(r.handshakes(), stats.accept_good);
+        assert_eq!(r.offered(), 6);
     }
 
     /// Many connections accept the same stateful ticket at the same moment, round after

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 
 use ctx::{Context, ContextConfig, Role};
-use session_cache::{Added, CacheConfig, CacheMode, LookupRequest, RemovalCause, SessionCache};
+use session_cache::{
+    Added, CacheConfig, CacheMode, LookupRequest, Miss, RemovalCause, SessionCache,
+};
 use session_core::{ManualClock, ProtocolVersion, Session};
 
 const NOW: u64 = 1_700_000_000;
@@ -101,7 +103,14 @@ fn a_cache_of_size_one_overflows_and_the_external_cache_still_resumes() {
     )));
     let source = external.clone();
     server.cache().set_get_session_callback(Some(Arc::new(
-        move |_: &SessionCache, r: &LookupRequest<'_>| source.lock().unwrap().get(r.id).cloned(),
+        move |_: &SessionCache, r: &LookupRequest<'_>| {
+            source
+                .lock()
+                .unwrap()
+                .get(r.id)
+                .cloned()
+                .ok_or(Miss::UnknownId)
+        },
     )));
 
     let (_, a) = handshake(&client, &server, None);

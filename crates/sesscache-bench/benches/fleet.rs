@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sesscache_bench::fleet::{blocking_get, request, Fleet};
-use session_cache::Lookup;
+use session_cache::{Lookup, Miss};
 
 const SESSIONS: usize = 1_000;
 
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     ));
     assert!(matches!(
         fleet.cache.lookup(&request(&Fleet::absent(0))),
-        Lookup::Miss
+        Lookup::Miss(Miss::UnknownId)
     ));
     group.bench_function("local_hit", |b| {
         b.iter(|| {

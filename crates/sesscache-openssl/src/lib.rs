@@ -29,12 +29,15 @@
 #[allow(unsafe_code)] // each block with its reason
 mod ffi;
 
+use std::sync::OnceLock;
+
 use ctx::{Context, WeakContext};
+use openssl::ex_data::Index;
 use openssl::ssl::{
-    SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
+    Ssl, SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
     SslVersion,
 };
-use session_cache::{CacheMode, Lookup, LookupRequest};
+use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest};
 use session_core::{ProtocolVersion, Session, SessionBuilder, SessionId};
 use tracing::{debug, warn};
 
@@ -53,9 +56,11 @@ pub fn install_server(
     builder.set_session_id_context(context.sid_ctx().as_bytes())?;
     ffi::set_timeout(builder, context.cache().timeout());
     let weak = context.downgrade();
-    builder.set_new_session_callback(move |_: &mut SslRef, session: SslSession| {
+    builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
         if let Some(context) = weak.upgrade() {
-            store(&context, &session);
+            if let Some(ours) = store(&context, &session) {
+                note(ssl, |record| record.issued(&ours));
+            }
         }
     });
     let weak = context.downgrade();
@@ -71,20 +76,61 @@ pub fn install_server(
     Ok(())
 }
 
+/// Counts the handshake on `ssl`, now finished, in the context's cache's
+/// [`Resumptions`](session_cache::Resumptions) (resumed, or why not: what the get-session
+/// callback found, and whether OpenSSL resumed it), once however often it is called, and
+/// returns what the adapter saw of it: the outcome, the offered id and the sessions issued.
+///
+/// Call it after each server handshake (`SSL_accept`) that succeeded.
+pub fn finish_handshake(ssl: &mut SslRef, context: &Context) -> HandshakeRecord {
+    let resumed = ssl.session_reused();
+    let version = ssl.version2().and_then(wire_version);
+    let mut out = HandshakeRecord::new();
+    note(ssl, |record| {
+        if let Some(version) = version {
+            record.set_version(version);
+        }
+        record.finish(context.cache(), resumed);
+        out = record.clone();
+    });
+    out
+}
+
+/// The index of the handshake record each server connection carries (`SSL_get_ex_data`).
+fn record_index() -> Option<Index<Ssl, HandshakeRecord>> {
+    static INDEX: OnceLock<Option<Index<Ssl, HandshakeRecord>>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+}
+
+/// Notes something in the record of the handshake on `ssl`, making the record if it has none.
+fn note(ssl: &mut SslRef, f: impl FnOnce(&mut HandshakeRecord)) {
+    let Some(index) = record_index() else { return };
+    match ssl.ex_data_mut(index) {
+        Some(record) => f(record),
+        None => {
+            let mut record = HandshakeRecord::new();
+            f(&mut record);
+            ssl.set_ex_data(index, record);
+        }
+    }
+}
+
 /// A new session OpenSSL established: cached (as the context's mode says) unless OpenSSL
-/// marked it not resumable, then the cache's new-session callback runs.
-fn store(context: &Context, session: &SslSessionRef) {
+/// marked it not resumable, then the cache's new-session callback runs. Returns the cache's
+/// form of the session, if it kept one.
+fn store(context: &Context, session: &SslSessionRef) -> Option<Session> {
     let cache = context.cache();
     let mode = cache.mode();
     if !mode.contains(CacheMode::SERVER) || !ffi::is_resumable(session) {
-        return;
+        return None;
     }
-    let Some(ours) = decode(session) else { return };
+    let ours = decode(session)?;
     if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
         // An OpenSSL session always has an id here (OpenSSL does not call back otherwise).
         let _ = cache.add(&ours);
     }
     cache.notify_new_session(&ours);
+    Some(ours)
 }
 
 /// OpenSSL removed a session (a connection broke off, or it found the session expired):
@@ -119,6 +165,7 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
     } else {
         cache.lookup(&request)
     };
+    note(ssl, |record| record.looked_up(version, id, &outcome));
     let Lookup::Hit(session) = outcome else {
         return None;
     };

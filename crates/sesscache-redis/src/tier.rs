@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, Value};
-use session_cache::{LookupRequest, RemovalCause, SessionCache};
+use session_cache::{LookupRequest, Miss, RemovalCause, SessionCache};
 use session_core::{ProtocolVersion, Session, SidCtx};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
@@ -376,28 +376,30 @@ impl Tier {
         cache: &SessionCache,
         request: &LookupRequest<'_>,
         command: impl Fn(Vec<u8>) -> Cmd,
-    ) -> Option<Session> {
+    ) -> Result<Session, Miss> {
         let shared = &self.0.shared;
         if self.skipped() {
-            return None;
+            return Err(Miss::StoreUnavailable);
         }
         let names = self.names(request);
         let cmds: Vec<Cmd> = names.iter().map(|n| command(shared.key(n))).collect();
-        let replies = self.call(move |conn| conn.run_all(cmds))?;
+        let replies = self
+            .call(move |conn| conn.run_all(cmds))
+            .ok_or(Miss::StoreUnavailable)?;
         for (name, reply) in names.iter().zip(replies) {
             let Some(found) = bytes(reply) else { continue };
             return match Stored::classify(found) {
                 Stored::Tombstone => {
                     shared.counters.already_used.inc();
                     trace!("the store says the ticket was used");
-                    None
+                    Err(Miss::AlreadyUsed)
                 }
                 Stored::Sealed(sealed) => self.open(cache, name, &request.sid_ctx, &sealed),
             };
         }
         shared.counters.remote_misses.inc();
         trace!("remote miss");
-        None
+        Err(Miss::UnknownId)
     }
 
     fn open(
@@ -406,24 +408,26 @@ impl Tier {
         name: &[u8; 32],
         sid_ctx: &SidCtx,
         sealed: &[u8],
-    ) -> Option<Session> {
+    ) -> Result<Session, Miss> {
         let shared = &self.0.shared;
         match value::open(&shared.keys, name, sid_ctx, sealed, cache.now()) {
             Ok(session) => {
                 shared.counters.remote_hits.inc();
                 trace!("remote hit");
-                Some(session)
+                Ok(session)
             }
             Err(why) => {
                 shared.counters.open_failures.inc();
                 debug!(?why, "a value in the store did not open: a miss");
-                None
+                // Sealed under a key this server no longer has, for another context, or
+                // damaged: nothing this server can resume.
+                Err(Miss::UnknownId)
             }
         }
     }
 
     /// The get-session hook: an internal miss asks the store.
-    fn fetch(&self, cache: &SessionCache, request: &LookupRequest<'_>) -> Option<Session> {
+    fn fetch(&self, cache: &SessionCache, request: &LookupRequest<'_>) -> Result<Session, Miss> {
         self.ask(cache, request, |key| {
             let mut get = redis::cmd("GET");
             get.arg(key);
@@ -438,7 +442,7 @@ impl Tier {
         cache: &SessionCache,
         request: &LookupRequest<'_>,
         local: Option<Session>,
-    ) -> Option<Session> {
+    ) -> Result<Session, Miss> {
         let Some(local) = local else {
             // Not ours: take it from the store if it is there, leaving a tombstone with the
             // ticket's own expiry (XX: nothing is planted under a name the store lacks).
@@ -456,9 +460,10 @@ impl Tier {
         // unconditionally, so a write still on its way cannot bring the ticket back.
         let shared = &self.0.shared;
         if self.skipped() {
-            return None;
+            return Err(Miss::StoreUnavailable);
         }
-        let expires = system_expiry(cache, &local)?;
+        // Expired since the cache took it: gone.
+        let expires = system_expiry(cache, &local).ok_or(Miss::UnknownId)?;
         let name = shared
             .keys
             .newest()
@@ -470,7 +475,9 @@ impl Tier {
             .arg("EXAT")
             .arg(expires);
         // A store that cannot answer cannot say the ticket is unused: a full handshake.
-        let before = self.call(move |conn| conn.run_all(vec![set]))?;
+        let before = self
+            .call(move |conn| conn.run_all(vec![set]))
+            .ok_or(Miss::StoreUnavailable)?;
         match before
             .into_iter()
             .next()
@@ -480,9 +487,9 @@ impl Tier {
             Some(Stored::Tombstone) => {
                 shared.counters.already_used.inc();
                 trace!("the store says the ticket was used");
-                None
+                Err(Miss::AlreadyUsed)
             }
-            Some(Stored::Sealed(_)) | None => Some(local),
+            Some(Stored::Sealed(_)) | None => Ok(local),
         }
     }
 }

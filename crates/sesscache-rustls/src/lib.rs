@@ -26,4 +26,4 @@ mod server;
 pub use rustls;
 
 pub use client::ClientSessions;
-pub use server::ServerSessions;
+pub use server::{ServerHandshake, ServerSessions};

@@ -1,13 +1,108 @@
 //! The server side: rustls's `StoresServerSessions` over a context's cache.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
 use ctx::Context;
 use rustls::server::StoresServerSessions;
-use session_cache::{CacheMode, Lookup, LookupRequest};
-use session_core::{AppBytes, SessionBuilder, SessionData, SessionId};
+use rustls::{HandshakeKind, ServerConnection};
+use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest};
+use session_core::{AppBytes, ProtocolVersion, SessionBuilder, SessionData, SessionId};
 use zeroize::Zeroizing;
+
+thread_local! {
+    /// The record of the handshake this thread is processing packets for, inside
+    /// [`ServerHandshake::observe`]: rustls calls the store from within that call, on the same
+    /// thread, with no word of which connection it is for.
+    static OBSERVED: RefCell<Option<HandshakeRecord>> = const { RefCell::new(None) };
+}
+
+/// Notes something in the record of the handshake being observed on this thread, if any.
+fn note(f: impl FnOnce(&mut HandshakeRecord)) {
+    OBSERVED.with(|slot| {
+        if let Some(record) = slot.borrow_mut().as_mut() {
+            f(record);
+        }
+    });
+}
+
+/// One rustls server connection's handshake as the cache saw it, so that it counts in the
+/// cache's [`Resumptions`](session_cache::Resumptions): resumed, or why not.
+///
+/// rustls does not tell the store which connection a lookup is for, so the application
+/// wraps each call that processes the connection's packets during the handshake
+/// (`complete_io`, `process_new_packets`) in [`observe`](Self::observe), and calls
+/// [`finish`](Self::finish) once the handshake is done. An async server can do the same: the
+/// store is called synchronously inside the wrapped call, on the thread that runs it.
+///
+/// ```no_run
+/// # fn serve(config: std::sync::Arc<rustls::ServerConfig>, context: &ctx::Context, mut tcp: std::net::TcpStream) -> std::io::Result<()> {
+/// let mut conn = rustls::ServerConnection::new(config).unwrap();
+/// let mut handshake = sesscache_rustls::ServerHandshake::new();
+/// while conn.is_handshaking() {
+///     handshake.observe(|| conn.complete_io(&mut tcp))?;
+/// }
+/// let outcome = handshake.finish(context, &conn); // counted once
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct ServerHandshake {
+    record: HandshakeRecord,
+}
+
+impl ServerHandshake {
+    /// A handshake with nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` (a call that processes this connection's packets), noting the store's
+    /// lookups and new sessions made meanwhile on this thread as this handshake's.
+    pub fn observe<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        /// Puts the record back (and what was observed before it) even if `f` panics.
+        struct Restore<'a> {
+            record: &'a mut HandshakeRecord,
+            outer: Option<HandshakeRecord>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let outer = self.outer.take();
+                let ours = OBSERVED.with(|slot| slot.replace(outer));
+                *self.record = ours.unwrap_or_default();
+            }
+        }
+        let ours = std::mem::take(&mut self.record);
+        let outer = OBSERVED.with(|slot| slot.replace(Some(ours)));
+        let _restore = Restore {
+            record: &mut self.record,
+            outer,
+        };
+        f()
+    }
+
+    /// Counts the finished handshake in the context's cache (once, however often it is
+    /// called) and returns what was seen: the outcome, the offered id and the sessions
+    /// issued, for an application's own records.
+    pub fn finish(&mut self, context: &Context, conn: &ServerConnection) -> &HandshakeRecord {
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => Some(ProtocolVersion::TLS1_2),
+            Some(rustls::ProtocolVersion::TLSv1_3) => Some(ProtocolVersion::TLS1_3),
+            _ => None,
+        };
+        if let Some(version) = version {
+            self.record.set_version(version);
+        }
+        self.record.finish(context.cache(), resumed);
+        &self.record
+    }
+
+    /// What was seen so far.
+    pub fn record(&self) -> &HandshakeRecord {
+        &self.record
+    }
+}
 
 /// A rustls server's session store (set it as `ServerConfig::session_storage`) that keeps
 /// sessions in a context's cache.
@@ -75,12 +170,15 @@ impl StoresServerSessions for ServerSessions {
         let stored =
             cache.mode().contains(CacheMode::NO_INTERNAL_STORE) || cache.add(&session).is_ok();
         cache.notify_new_session(&session);
+        note(|record| record.issued(&session));
         stored
     }
 
     /// A TLS 1.2 client offered a session id: a lookup, counted as OpenSSL counts it.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.context.cache().lookup(&self.request(key)) {
+        let found = self.context.cache().lookup(&self.request(key));
+        note(|record| record.looked_up(self.context.version(), key, &found));
+        match found {
             Lookup::Hit(session) => Self::value(&session),
             _ => None, // a miss, a timeout or an abort: a full handshake
         }
@@ -88,7 +186,9 @@ impl StoresServerSessions for ServerSessions {
 
     /// A TLS 1.3 client offered a stateful ticket: found, it is removed, so it resumes once.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.context.cache().lookup_take(&self.request(key)) {
+        let found = self.context.cache().lookup_take(&self.request(key));
+        note(|record| record.looked_up(self.context.version(), key, &found));
+        match found {
             Lookup::Hit(session) => Self::value(&session),
             _ => None, // a miss, a timeout or an abort: a full handshake
         }

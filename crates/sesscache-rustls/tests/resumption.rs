@@ -12,7 +12,7 @@ use rustls::{
     SupportedProtocolVersion,
 };
 use sesscache_rustls::{ClientSessions, ServerSessions};
-use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
+use session_cache::{CacheConfig, CacheMode, LookupRequest, Miss, SessionCache};
 use session_core::{ManualClock, Session};
 
 const NOW: u64 = 1_800_000_000;
@@ -283,13 +283,15 @@ fn share(ctx: &Context, store: &Arc<Mutex<HashMap<Vec<u8>, Session>>>) {
     let found = store.clone();
     cache.set_get_session_callback(Some(Arc::new(
         move |_: &SessionCache, r: &LookupRequest<'_>| {
-            found.lock().unwrap().get(r.id).map(Session::dup)
+            let found = found.lock().unwrap().get(r.id).map(Session::dup);
+            found.ok_or(Miss::UnknownId)
         },
     )));
     let claimed = store.clone();
     cache.set_take_session_callback(Some(Arc::new(
         move |_: &SessionCache, r: &LookupRequest<'_>, _local: Option<Session>| {
-            claimed.lock().unwrap().remove(r.id)
+            let claimed = claimed.lock().unwrap().remove(r.id);
+            claimed.ok_or(Miss::AlreadyUsed)
         },
     )));
 }

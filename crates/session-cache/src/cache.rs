@@ -13,9 +13,11 @@ use crate::callbacks::{
 };
 use crate::capacity::Capacity;
 use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
+use crate::resumption::{Miss, Resumption, ResumptionCounters};
 use crate::spread::Spread;
 use crate::stats::{Counters, Handshake, Stats};
 use crate::sync::{yield_now, AtomicU32, AtomicU64, Ordering};
+use crate::timing::{Latency, Operation, Timing};
 use crate::{CacheMode, Error};
 
 /// A session's cache key: (protocol version on the wire, session id).
@@ -23,13 +25,15 @@ fn key_of(session: &Session) -> (u16, &[u8]) {
     (session.version().wire(), session.id().as_bytes())
 }
 
-/// Whether a single-use lookup may hand `session` out: the same session id context, and the
-/// same extended-master-secret use (unless the TLS stack checks that itself).
-fn accepts(request: &LookupRequest<'_>, session: &Session) -> bool {
-    *session.sid_ctx() == request.sid_ctx
-        && request
-            .extended_master_secret
-            .is_none_or(|ems| session.extended_master_secret() == ems)
+/// Why a single-use lookup may not hand `session` out, if it may not: another session id
+/// context, or another extended-master-secret use (unless the TLS stack checks that itself).
+fn refuses(request: &LookupRequest<'_>, session: &Session) -> Option<Miss> {
+    if *session.sid_ctx() != request.sid_ctx {
+        return Some(Miss::OtherContext);
+    }
+    let ems = request.extended_master_secret;
+    ems.is_some_and(|ems| session.extended_master_secret() != ems)
+        .then_some(Miss::Refused)
 }
 
 /// OpenSSL's default cache size (`SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`).
@@ -55,6 +59,9 @@ pub struct CacheConfig {
     pub clock: Arc<dyn Clock>,
     /// How many shards the map has (rounded up to a power of two).
     pub shards: usize,
+    /// Whether operations are timed for [`SessionCache::latency`]: two clock reads each,
+    /// for a server that exports metrics. Off by default.
+    pub timing: bool,
 }
 
 impl Default for CacheConfig {
@@ -66,6 +73,7 @@ impl Default for CacheConfig {
             timeout: DEFAULT_TIMEOUT,
             clock: Arc::new(SystemClock),
             shards: (cores * 8).next_power_of_two().max(16),
+            timing: false,
         }
     }
 }
@@ -132,8 +140,8 @@ impl<'a> LookupRequest<'a> {
 pub enum Lookup {
     /// A session to resume, with a reference of the caller's own.
     Hit(Session),
-    /// Nothing to resume: no such session, or one for another context or version.
-    Miss,
+    /// Nothing to resume, and why.
+    Miss(Miss),
     /// The session had expired; it was removed.
     Timeout,
     /// The session used the extended master secret and this handshake does not: RFC 7627
@@ -156,6 +164,8 @@ pub struct SessionCache {
     timeout: AtomicU64,
     clock: Arc<dyn Clock>,
     counters: Counters,
+    resumptions: ResumptionCounters,
+    timing: Timing,
     callbacks: Callbacks,
 }
 
@@ -171,6 +181,8 @@ impl SessionCache {
             timeout: AtomicU64::new(config.timeout),
             clock: config.clock,
             counters: Counters::new(),
+            resumptions: ResumptionCounters::new(),
+            timing: Timing::new(config.timing),
             callbacks: Callbacks::new(),
         }
     }
@@ -194,6 +206,13 @@ impl SessionCache {
     /// are immutable); [`get`](Self::get) returns it. The mode bits do not otherwise matter.
     #[doc(alias = "SSL_CTX_add_session")]
     pub fn add(&self, session: &Session) -> Result<Added, Error> {
+        let started = self.timing.start();
+        let added = self.add_inner(session);
+        self.timing.record(Operation::Add, started);
+        added
+    }
+
+    fn add_inner(&self, session: &Session) -> Result<Added, Error> {
         if session.id().is_empty() {
             return Err(Error::EmptySessionId);
         }
@@ -411,6 +430,13 @@ impl SessionCache {
     /// is left alone and gives `false`.
     #[doc(alias = "SSL_CTX_remove_session")]
     pub fn remove(&self, session: &Session) -> bool {
+        let started = self.timing.start();
+        let found = self.remove_inner(session);
+        self.timing.record(Operation::Remove, started);
+        found
+    }
+
+    fn remove_inner(&self, session: &Session) -> bool {
         if session.id().is_empty() {
             return false;
         }
@@ -453,13 +479,20 @@ impl SessionCache {
     /// an internal miss counts in `cb_hits` and is checked like any other, and is not stored.
     /// The get callback is never asked: a ticket it returned could not be used up.
     pub fn lookup_take(&self, request: &LookupRequest<'_>) -> Lookup {
+        let started = self.timing.start();
+        let found = self.lookup_take_inner(request);
+        self.timing.record(Operation::Lookup, started);
+        found
+    }
+
+    fn lookup_take_inner(&self, request: &LookupRequest<'_>) -> Lookup {
         let external = self.callbacks.take_session();
         let mut local = None;
         if !self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
-            let mut refused = false;
+            let mut refused = None;
             let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
-                refused = !accepts(request, s);
-                !refused
+                refused = refuses(request, s);
+                refused.is_none()
             });
             match taken {
                 Some(session) => {
@@ -476,8 +509,10 @@ impl SessionCache {
                     self.report(std::slice::from_ref(&session), RemovalCause::Taken);
                     local = Some(session);
                 }
-                None if refused => return Lookup::Miss,
-                None => self.counters.misses.inc(),
+                None => match refused {
+                    Some(why) => return Lookup::Miss(why),
+                    None => self.counters.misses.inc(),
+                },
             }
         }
         let Some(cb) = external else {
@@ -487,24 +522,30 @@ impl SessionCache {
                     trace!(version = session.version().wire(), "session taken");
                     Lookup::Hit(session)
                 }
-                None => Lookup::Miss,
+                None => Lookup::Miss(Miss::UnknownId),
             };
         };
         let from_internal = local.is_some();
-        let Some(session) = cb(self, request, local) else {
-            if from_internal {
-                // Taken here, refused by the shared store: used up elsewhere.
-                self.counters.misses.inc();
+        let session = match cb(self, request, local) {
+            Ok(session) => session,
+            Err(why) => {
+                if from_internal {
+                    // Taken here, refused by the shared store: used up elsewhere.
+                    self.counters.misses.inc();
+                }
+                return Lookup::Miss(why);
             }
-            return Lookup::Miss;
         };
         if !from_internal {
             if !session.is_resumable() {
-                return Lookup::Miss;
+                return Lookup::Miss(Miss::Refused);
             }
             self.counters.cb_hits.inc();
-            if session.version() != request.version || !accepts(request, &session) {
-                return Lookup::Miss;
+            if session.version() != request.version {
+                return Lookup::Miss(Miss::OtherContext);
+            }
+            if let Some(why) = refuses(request, &session) {
+                return Lookup::Miss(why);
             }
             if session.is_expired_at(self.now()) {
                 self.counters.timeouts.inc();
@@ -540,6 +581,13 @@ impl SessionCache {
     /// (and it is removed), a resumable one in `hits`. A session found but refused by the
     /// version, session id context or extended-master-secret check counts nothing more.
     pub fn lookup(&self, request: &LookupRequest<'_>) -> Lookup {
+        let started = self.timing.start();
+        let found = self.lookup_inner(request);
+        self.timing.record(Operation::Lookup, started);
+        found
+    }
+
+    fn lookup_inner(&self, request: &LookupRequest<'_>) -> Lookup {
         let mode = self.mode();
         let mut internal = None;
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
@@ -551,12 +599,12 @@ impl SessionCache {
         let session = match internal {
             Some(s) => s,
             None => match self.external_lookup(request, mode) {
-                Some(s) => s,
-                None => return Lookup::Miss,
+                Ok(s) => s,
+                Err(why) => return Lookup::Miss(why),
             },
         };
         if session.version() != request.version || *session.sid_ctx() != request.sid_ctx {
-            return Lookup::Miss;
+            return Lookup::Miss(Miss::OtherContext);
         }
         if session.is_expired_at(self.now()) {
             self.counters.timeouts.inc();
@@ -576,25 +624,31 @@ impl SessionCache {
             request.extended_master_secret,
         ) {
             (true, Some(false)) => return Lookup::Abort,
-            (false, Some(true)) => return Lookup::Miss,
+            (false, Some(true)) => return Lookup::Miss(Miss::Refused),
             _ => {}
         }
         self.counters.hits.inc();
         Lookup::Hit(session)
     }
 
-    fn external_lookup(&self, request: &LookupRequest<'_>, mode: CacheMode) -> Option<Session> {
-        let cb = self.callbacks.get_session()?;
+    fn external_lookup(
+        &self,
+        request: &LookupRequest<'_>,
+        mode: CacheMode,
+    ) -> Result<Session, Miss> {
+        let Some(cb) = self.callbacks.get_session() else {
+            return Err(Miss::UnknownId);
+        };
         let session = cb(self, request)?;
         if !session.is_resumable() {
-            return None;
+            return Err(Miss::Refused);
         }
         self.counters.cb_hits.inc();
         if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
             // An empty id from the callback cannot be stored; it can still be resumed.
             let _ = self.add(&session);
         }
-        Some(session)
+        Ok(session)
     }
 
     /// Removes exactly the sessions that have expired at `at` (expiry < `at`), marking each
@@ -620,6 +674,13 @@ impl SessionCache {
     }
 
     fn flush_before(&self, at: Option<UnixTime>) -> usize {
+        let started = self.timing.start();
+        let flushed = self.flush_before_inner(at);
+        self.timing.record(Operation::Flush, started);
+        flushed
+    }
+
+    fn flush_before_inner(&self, at: Option<UnixTime>) -> usize {
         let seq_limit = self.seq.get(0).load(Ordering::Acquire);
         let mut total = 0;
         for shard in 0..self.map.shard_count() {
@@ -737,12 +798,36 @@ impl SessionCache {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot(self.len())
+        self.counters
+            .snapshot(self.len(), self.size(), self.resumptions.snapshot())
     }
 
     /// Counts a handshake event; returns the counter's new value.
     pub fn record(&self, event: Handshake) -> u64 {
         self.counters.record(event)
+    }
+
+    /// Counts one finished server handshake's outcome in [`Stats::resumptions`]. A TLS
+    /// stack's adapter calls it once per handshake, usually through
+    /// [`HandshakeRecord::finish`].
+    pub fn record_resumption(&self, outcome: Resumption) {
+        self.resumptions.record(outcome);
+    }
+
+    /// Turns the timing of operations on or off (off by default: see
+    /// [`CacheConfig::timing`]).
+    pub fn set_timing(&self, on: bool) {
+        self.timing.set(on);
+    }
+
+    /// Whether operations are timed.
+    pub fn is_timing(&self) -> bool {
+        self.timing.is_on()
+    }
+
+    /// How long `op` has taken, over the operations timed while timing was on.
+    pub fn latency(&self, op: Operation) -> Latency {
+        self.timing.snapshot(op)
     }
 
     /// References to every cached session, in no particular order.
@@ -921,8 +1006,14 @@ mod tests {
         let s = session(&[0xEE; 32], NOW, 100);
         cache.add(&s).unwrap();
         assert!(matches!(cache.lookup(&request(&[0xEE; 32])), Lookup::Hit(h) if h.ptr_eq(&s)));
-        assert!(matches!(cache.lookup(&request(&[0xEE; 33])), Lookup::Miss));
-        assert!(matches!(cache.lookup(&request(&[0xEE; 31])), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(&[0xEE; 33])),
+            Lookup::Miss(Miss::UnknownId)
+        ));
+        assert!(matches!(
+            cache.lookup(&request(&[0xEE; 31])),
+            Lookup::Miss(Miss::UnknownId)
+        ));
         assert_eq!(cache.stats().misses, 2);
     }
 
@@ -1056,13 +1147,19 @@ mod tests {
         cache.add(&session(b"t", NOW, 10)).unwrap();
         assert!(matches!(cache.lookup_take(&request(b"t")), Lookup::Hit(_)));
         assert!(
-            matches!(cache.lookup_take(&request(b"t")), Lookup::Miss),
+            matches!(
+                cache.lookup_take(&request(b"t")),
+                Lookup::Miss(Miss::UnknownId)
+            ),
             "single use"
         );
         cache.add(&session(b"x", NOW, 10)).unwrap();
         let mut other_ctx = request(b"x");
         other_ctx.sid_ctx = SidCtx::new(b"other").unwrap();
-        assert!(matches!(cache.lookup_take(&other_ctx), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup_take(&other_ctx),
+            Lookup::Miss(Miss::OtherContext)
+        ));
         assert_eq!(cache.len(), 1, "a refused session stays");
         clock.set(NOW + 11);
         assert!(matches!(cache.lookup_take(&request(b"x")), Lookup::Timeout));
@@ -1111,7 +1208,10 @@ mod tests {
             .sid_ctx(SidCtx::new(b"app").unwrap())
             .build();
         cache.add(&s).unwrap();
-        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(b"a")),
+            Lookup::Miss(Miss::OtherContext)
+        ));
         let mut right = request(b"a");
         right.sid_ctx = SidCtx::new(b"app").unwrap();
         assert!(matches!(cache.lookup(&right), Lookup::Hit(_)));
@@ -1141,7 +1241,10 @@ mod tests {
         );
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses, stats.timeouts), (1, 0, 1));
-        assert!(matches!(cache.lookup(&request(b"a")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(b"a")),
+            Lookup::Miss(Miss::UnknownId)
+        ));
     }
 
     #[test]
@@ -1157,7 +1260,10 @@ mod tests {
         assert!(matches!(cache.lookup(&request(b"e")), Lookup::Abort));
         let mut with_ems = request(b"p");
         with_ems.extended_master_secret = Some(true);
-        assert!(matches!(cache.lookup(&with_ems), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&with_ems),
+            Lookup::Miss(Miss::Refused)
+        ));
         with_ems.id = b"e";
         assert!(matches!(cache.lookup(&with_ems), Lookup::Hit(_)));
         let stats = cache.stats();
@@ -1171,11 +1277,18 @@ mod tests {
         let external = session(b"x", NOW, 100);
         let served = external.clone();
         cache.set_get_session_callback(Some(Arc::new(
-            move |_: &SessionCache, r: &LookupRequest<'_>| (r.id == b"x").then(|| served.clone()),
+            move |_: &SessionCache, r: &LookupRequest<'_>| {
+                (r.id == b"x")
+                    .then(|| served.clone())
+                    .ok_or(Miss::UnknownId)
+            },
         )));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(s) if s.ptr_eq(&external)));
         assert!(cache.contains(&external), "stored in the internal cache");
-        assert!(matches!(cache.lookup(&request(b"y")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(b"y")),
+            Lookup::Miss(Miss::UnknownId)
+        ));
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.cb_hits, stats.misses), (1, 1, 2));
         // The next lookup is answered internally.
@@ -1193,10 +1306,10 @@ mod tests {
             move |_: &SessionCache, r: &LookupRequest<'_>, local: Option<Session>| {
                 log.lock().unwrap().push((r.id.to_vec(), local.is_some()));
                 match (r.id, local) {
-                    (b"kept", local) => local, // the store confirms the local ticket
-                    (b"used", _) => None,      // used up on another server
-                    (b"r", None) => Some(served.clone()),
-                    _ => None,
+                    (b"kept", Some(local)) => Ok(local), // the store confirms the local ticket
+                    (b"used", _) => Err(Miss::AlreadyUsed), // used up on another server
+                    (b"r", None) => Ok(served.clone()),
+                    _ => Err(Miss::UnknownId),
                 }
             },
         )));
@@ -1207,11 +1320,17 @@ mod tests {
             cache.lookup_take(&request(b"kept")),
             Lookup::Hit(_)
         ));
-        assert!(matches!(cache.lookup_take(&request(b"used")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup_take(&request(b"used")),
+            Lookup::Miss(Miss::AlreadyUsed)
+        ));
         assert!(cache.is_empty(), "both left the internal cache");
         assert!(matches!(cache.lookup_take(&request(b"r")), Lookup::Hit(s) if s.ptr_eq(&remote)));
         assert!(cache.is_empty(), "a ticket from the store is not stored");
-        assert!(matches!(cache.lookup_take(&request(b"none")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup_take(&request(b"none")),
+            Lookup::Miss(Miss::UnknownId)
+        ));
         let stats = cache.stats();
         assert_eq!(
             (stats.hits, stats.cb_hits, stats.misses, stats.timeouts),
@@ -1232,7 +1351,10 @@ mod tests {
         assert!(matches!(cache.lookup_take(&request(b"r")), Lookup::Timeout));
         let mut other = request(b"r");
         other.sid_ctx = SidCtx::new(b"other").unwrap();
-        assert!(matches!(cache.lookup_take(&other), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup_take(&other),
+            Lookup::Miss(Miss::OtherContext)
+        ));
         // An expired internal ticket never reaches the callback.
         cache.add(&session(b"old", NOW, 1)).unwrap();
         seen.lock().unwrap().clear();
@@ -1250,7 +1372,7 @@ mod tests {
         let external = session(b"x", NOW, 100);
         let served = external.clone();
         cache.set_get_session_callback(Some(Arc::new(
-            move |_: &SessionCache, _: &LookupRequest<'_>| Some(served.clone()),
+            move |_: &SessionCache, _: &LookupRequest<'_>| Ok(served.clone()),
         )));
         assert!(matches!(cache.lookup(&request(b"x")), Lookup::Hit(_)));
         assert!(cache.is_empty());
@@ -1259,7 +1381,10 @@ mod tests {
         let internal = session(b"i", NOW, 100);
         cache.add(&internal).unwrap();
         cache.set_get_session_callback(None);
-        assert!(matches!(cache.lookup(&request(b"i")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(b"i")),
+            Lookup::Miss(Miss::UnknownId)
+        ));
         assert_eq!(
             cache.stats().misses,
             1,
@@ -1273,9 +1398,12 @@ mod tests {
         let dead = session(b"x", NOW, 100);
         dead.mark_not_resumable();
         cache.set_get_session_callback(Some(Arc::new(
-            move |_: &SessionCache, _: &LookupRequest<'_>| Some(dead.clone()),
+            move |_: &SessionCache, _: &LookupRequest<'_>| Ok(dead.clone()),
         )));
-        assert!(matches!(cache.lookup(&request(b"x")), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&request(b"x")),
+            Lookup::Miss(Miss::Refused)
+        ));
         let stats = cache.stats();
         // As lookup_sess_in_cache: the internal miss counts, the refused session nothing.
         assert_eq!((stats.cb_hits, stats.misses, stats.hits), (0, 1, 0));
@@ -1532,7 +1660,7 @@ mod tests {
                 move |cache: &SessionCache, r: &LookupRequest<'_>| {
                     cache.get(ProtocolVersion::TLS1_2, r.id);
                     cache.set_size(2);
-                    None
+                    Err(Miss::UnknownId)
                 },
             )));
             for i in 0..20u32 {
@@ -1633,7 +1761,7 @@ mod model {
             let request = LookupRequest::new(ProtocolVersion::TLS1_2, b"a", SidCtx::empty());
             match cache.lookup(&request) {
                 Lookup::Hit(s) => assert!(s.ptr_eq(&first)),
-                other => assert!(matches!(other, Lookup::Miss), "{other:?}"),
+                other => assert!(matches!(other, Lookup::Miss(Miss::UnknownId)), "{other:?}"),
             }
             let removed = cache.remove(&first);
             adder.join().unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use session_core::Session;
 
-use crate::{LookupRequest, SessionCache};
+use crate::{LookupRequest, Miss, SessionCache};
 
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
@@ -53,21 +53,25 @@ pub type RemoveSessionCallback = Arc<dyn Fn(&SessionCache, &Session, RemovalCaus
 
 /// Asked on an internal miss (`SSL_CTX_sess_set_get_cb`), with the cache and the whole
 /// request (version, offered id, session id context): an external cache returns an owned
-/// reference or `None`. There is no `copy` flag to get wrong.
+/// reference, or why it has none (OpenSSL's `NULL` is [`Miss::UnknownId`]; a store that
+/// could not answer says [`Miss::StoreUnavailable`]). There is no `copy` flag to get wrong.
 pub type GetSessionCallback =
-    Arc<dyn Fn(&SessionCache, &LookupRequest<'_>) -> Option<Session> + Send + Sync>;
+    Arc<dyn Fn(&SessionCache, &LookupRequest<'_>) -> Result<Session, Miss> + Send + Sync>;
 
 /// The external cache's single-use lookup, asked by
 /// [`SessionCache::lookup_take`](crate::SessionCache::lookup_take) (a TLS 1.3 stateful
 /// ticket), with the cache, the request and the ticket the internal cache just gave up (if
-/// it had a live one). It returns the session to resume, or `None` to refuse.
+/// it had a live one). It returns the session to resume, or why it refuses
+/// ([`Miss::AlreadyUsed`] for a ticket used elsewhere).
 ///
 /// An external cache shared by several servers is where single use is decided: a ticket
 /// taken from one server's internal cache may already have been used on another, and one
 /// missing here may be in the shared store. The callback claims the ticket there, atomically,
 /// so that it resumes once in the whole fleet.
 pub type TakeSessionCallback = Arc<
-    dyn Fn(&SessionCache, &LookupRequest<'_>, Option<Session>) -> Option<Session> + Send + Sync,
+    dyn Fn(&SessionCache, &LookupRequest<'_>, Option<Session>) -> Result<Session, Miss>
+        + Send
+        + Sync,
 >;
 
 thread_local! {

@@ -42,9 +42,11 @@ mod index;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod map;
 mod mode;
+mod resumption;
 mod spread;
 mod stats;
 mod sync;
+mod timing;
 
 pub use cache::{
     Added, CacheConfig, Lookup, LookupRequest, SessionCache, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
@@ -55,4 +57,6 @@ pub use callbacks::{
 };
 pub use error::Error;
 pub use mode::CacheMode;
+pub use resumption::{HandshakeRecord, Miss, Resumption, Resumptions};
 pub use stats::{Handshake, Stats};
+pub use timing::{Latency, Operation};

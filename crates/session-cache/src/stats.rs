@@ -6,6 +6,9 @@ use std::fmt;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use serde::Serialize;
+
+use crate::resumption::Resumptions;
 use crate::spread::Spread;
 
 const STRIPES: usize = 8;
@@ -89,10 +92,12 @@ impl Counters {
             + 1
     }
 
-    pub(crate) fn snapshot(&self, number: usize) -> Stats {
+    pub(crate) fn snapshot(&self, number: usize, size: usize, resumptions: Resumptions) -> Stats {
         let h = |e: Handshake| self.handshakes.get(e as usize).load(Ordering::Relaxed);
         Stats {
             number,
+            size,
+            resumptions,
             connect: h(Handshake::Connect),
             connect_renegotiate: h(Handshake::ConnectRenegotiate),
             connect_good: h(Handshake::ConnectGood),
@@ -110,19 +115,22 @@ impl Counters {
 
 impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.snapshot(0), f)
+        fmt::Debug::fmt(&self.snapshot(0, 0, Resumptions::default()), f)
     }
 }
 
-/// A snapshot of a cache's statistics, named as OpenSSL's `SSL_CTX_sess_*` functions.
+/// A snapshot of a cache's statistics, named as OpenSSL's `SSL_CTX_sess_*` functions, with
+/// the size limit and why handshakes resumed or not.
 ///
 /// Each counter is exact once the threads that move it have stopped; while they run, a
 /// snapshot may catch one counter before and another after the same lookup.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Sessions in the cache now (`SSL_CTX_sess_number`).
     pub number: usize,
+    /// The cache's size limit, 0 for none (`SSL_CTX_sess_get_cache_size`).
+    pub size: usize,
     /// Client handshakes started (`SSL_CTX_sess_connect`).
     pub connect: u64,
     /// Client renegotiations started (`SSL_CTX_sess_connect_renegotiate`).
@@ -145,6 +153,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Sessions evicted because the cache was full (`SSL_CTX_sess_cache_full`).
     pub cache_full: u64,
+    /// Finished server handshakes by outcome: resumed, or why not (counted by the TLS stack's
+    /// adapter, see [`HandshakeRecord`](crate::HandshakeRecord)).
+    pub resumptions: Resumptions,
 }
 
 impl std::ops::Add for Stats {
@@ -154,6 +165,8 @@ impl std::ops::Add for Stats {
     fn add(self, other: Self) -> Self {
         Self {
             number: self.number + other.number,
+            size: self.size + other.size,
+            resumptions: self.resumptions + other.resumptions,
             connect: self.connect + other.connect,
             connect_renegotiate: self.connect_renegotiate + other.connect_renegotiate,
             connect_good: self.connect_good + other.connect_good,
@@ -206,10 +219,10 @@ mod tests {
                 });
             }
         });
-        let stats = c.snapshot(3);
+        let stats = c.snapshot(3, 5, Resumptions::default());
         assert_eq!(stats.hits, 4000);
         assert_eq!(stats.accept_good, 4);
-        assert_eq!(stats.number, 3);
+        assert_eq!((stats.number, stats.size), (3, 5));
         assert_eq!(
             c.record(Handshake::AcceptGood),
             5,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use session_cache::{
-    CacheConfig, CacheMode, Error, Lookup, LookupRequest, RemovalCause, SessionCache,
+    CacheConfig, CacheMode, Error, Lookup, LookupRequest, Miss, RemovalCause, SessionCache,
 };
 use session_core::{ManualClock, ProtocolVersion, Session, SidCtx};
 
@@ -95,7 +95,7 @@ fn never_missed(how: Replace) {
                         Lookup::Hit(s) => assert_eq!(s.id().as_bytes(), key),
                         other => {
                             misses += 1;
-                            assert!(matches!(other, Lookup::Miss), "{other:?}");
+                            assert!(matches!(other, Lookup::Miss(Miss::UnknownId)), "{other:?}");
                         }
                     }
                     if cache.get(ProtocolVersion::TLS1_2, &key).is_none() {

@@ -217,7 +217,7 @@ impl Model {
 fn describe(outcome: Lookup) -> String {
     match outcome {
         Lookup::Hit(s) => format!("hit {}", s.master_key()[0]),
-        Lookup::Miss => "miss".into(),
+        Lookup::Miss(_) => "miss".into(),
         Lookup::Timeout => "timeout".into(),
         other => format!("{other:?}"),
     }
