@@ -1,0 +1,209 @@
+//! The text a scrape gets, read back by a Prometheus text-format parser (`prometheus-parse`):
+//! every number equals the snapshot it came from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prometheus_parse::{Scrape, Value};
+use serde::Serialize;
+use sesscache_metrics::{Field, Metrics};
+use session_cache::{
+    CacheConfig, HandshakeRecord, LookupRequest, Operation, Resumption, SessionCache, Stats,
+};
+use session_core::{ManualClock, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
+
+fn parse(text: &str) -> Scrape {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
+}
+
+/// The value of the sample `name` with `labels`, if there is exactly one.
+#[track_caller]
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {labels:?} in\n{scrape:#?}");
+    match &found[0].value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+fn busy_cache() -> SessionCache {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let cache = SessionCache::new(CacheConfig {
+        size: 3,
+        timing: true,
+        clock: clock.clone(),
+        ..CacheConfig::default()
+    });
+    for i in 0..5u8 {
+        let s = SessionBuilder::new(ProtocolVersion::TLS1_2, 1_000)
+            .id(SessionId::new(&[i; 8]).unwrap())
+            .timeout(100)
+            .build();
+        cache.add(&s).unwrap();
+    }
+    for i in 0..5u8 {
+        let id = [i; 8];
+        let lookup = cache.lookup(&LookupRequest::new(
+            ProtocolVersion::TLS1_2,
+            &id,
+            SidCtx::empty(),
+        ));
+        let mut record = HandshakeRecord::new();
+        record.looked_up(ProtocolVersion::TLS1_2, &id, &lookup);
+        record.finish(&cache, matches!(lookup, session_cache::Lookup::Hit(_)));
+    }
+    cache.record_resumption(Resumption::NotOffered);
+    clock.advance(200);
+    cache.flush();
+    cache
+}
+
+#[test]
+fn every_cache_statistic_is_exported_with_its_value() {
+    let cache = busy_cache();
+    let stats = cache.stats();
+    let text = Metrics::new().cache(&cache).encode();
+    let scrape = parse(&text);
+
+    let counters: [(&str, u64); 11] = [
+        ("connect", stats.connect),
+        ("connect_renegotiate", stats.connect_renegotiate),
+        ("connect_good", stats.connect_good),
+        ("accept", stats.accept),
+        ("accept_renegotiate", stats.accept_renegotiate),
+        ("accept_good", stats.accept_good),
+        ("hits", stats.hits),
+        ("cb_hits", stats.cb_hits),
+        ("misses", stats.misses),
+        ("timeouts", stats.timeouts),
+        ("cache_full", stats.cache_full),
+    ];
+    for (name, expected) in counters {
+        let metric = format!("sesscache_{name}_total");
+        assert_eq!(value(&scrape, &metric, &[]), expected as f64, "{metric}");
+    }
+    assert_eq!((stats.hits, stats.misses, stats.cache_full), (3, 2, 2));
+    assert_eq!(
+        value(&scrape, "sesscache_sessions", &[]),
+        stats.number as f64
+    );
+    assert_eq!(value(&scrape, "sesscache_size_limit", &[]), 3.0);
+    for outcome in Resumption::ALL {
+        assert_eq!(
+            value(
+                &scrape,
+                "sesscache_resumptions_total",
+                &[("outcome", outcome.name())]
+            ),
+            stats.resumptions.count(outcome) as f64,
+            "{outcome}"
+        );
+    }
+    assert_eq!(stats.resumptions.resumed, 3);
+    assert_eq!(stats.resumptions.unknown_id, 2);
+    assert_eq!(stats.resumptions.not_offered, 1);
+
+    // Every field the snapshot serializes has its metric: nothing is left out.
+    let serialized = serde_json::to_value(stats).unwrap();
+    let names: Vec<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for key in serialized.as_object().unwrap().keys() {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(&format!("sesscache_{key}"))
+                    || (key == "number" && *n == "sesscache_sessions")
+                    || (key == "size" && *n == "sesscache_size_limit")),
+            "{key} is not exported"
+        );
+    }
+    assert!(text.contains("# TYPE sesscache_hits_total counter"));
+    assert!(text.contains("# TYPE sesscache_sessions gauge"));
+}
+
+#[test]
+fn operation_latencies_are_histograms_with_the_counts_taken() {
+    let cache = busy_cache();
+    let text = Metrics::new().cache(&cache).encode();
+    let scrape = parse(&text);
+    assert!(text.contains("# TYPE sesscache_operation_duration_seconds histogram"));
+    for op in Operation::ALL {
+        let latency = cache.latency(op);
+        let count = value(
+            &scrape,
+            "sesscache_operation_duration_seconds_count",
+            &[("op", op.name())],
+        );
+        assert_eq!(count, latency.count as f64, "{op:?}");
+        let sum = value(
+            &scrape,
+            "sesscache_operation_duration_seconds_sum",
+            &[("op", op.name())],
+        );
+        assert!((sum - latency.sum_seconds).abs() < 1e-9);
+        let buckets = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "sesscache_operation_duration_seconds"
+                    && s.labels.get("op") == Some(op.name())
+            })
+            .map(|s| match &s.value {
+                Value::Histogram(b) => b.clone(),
+                other => panic!("{other:?}"),
+            })
+            .expect("the buckets");
+        assert_eq!(buckets.len(), latency.buckets.len());
+        assert_eq!(buckets.last().unwrap().count, latency.count as f64);
+        assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+    }
+    assert_eq!(cache.latency(Operation::Add).count, 5);
+    assert_eq!(cache.latency(Operation::Lookup).count, 5);
+    assert_eq!(cache.latency(Operation::Flush).count, 1);
+}
+
+#[derive(Serialize)]
+struct Other {
+    served: u64,
+    in_flight: u64,
+    state: &'static str,
+    healthy: bool,
+    parts: HashMap<&'static str, u64>,
+}
+
+#[test]
+fn any_serializable_snapshot_is_exported_field_by_field() {
+    const FIELDS: &[Field] = &[
+        Field::gauge("in_flight", "Connections being served."),
+        Field::gauge("state", "The state.").labelled("state"),
+        Field::counter("parts", "Parts.").labelled("part"),
+    ];
+    let other = Other {
+        served: 7,
+        in_flight: 2,
+        state: "open",
+        healthy: true,
+        parts: HashMap::from([("a", 1), ("b", 2)]),
+    };
+    let stats = Stats::default();
+    let text = Metrics::new()
+        .snapshot("x_", FIELDS, &other)
+        .snapshot("y_", &[], &stats)
+        .encode();
+    let scrape = parse(&text);
+    assert_eq!(
+        value(&scrape, "x_served_total", &[]),
+        7.0,
+        "no entry: a counter"
+    );
+    assert_eq!(value(&scrape, "x_in_flight", &[]), 2.0);
+    assert_eq!(value(&scrape, "x_state", &[("state", "open")]), 1.0);
+    assert_eq!(value(&scrape, "x_healthy_total", &[]), 1.0);
+    assert_eq!(value(&scrape, "x_parts_total", &[("part", "b")]), 2.0);
+    assert!(text.contains("# HELP x_in_flight Connections being served."));
+    assert_eq!(value(&scrape, "y_hits_total", &[]), 0.0);
+}
