@@ -7,9 +7,13 @@ mod convert;
 mod fleet;
 mod inspect;
 mod keygen;
+mod metrics;
+mod plot;
+mod replay;
 mod serve;
 mod session_file;
 mod simulate;
+mod trace;
 
 use std::process::ExitCode;
 

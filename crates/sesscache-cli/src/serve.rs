@@ -22,8 +22,10 @@ use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslSessionCacheMode, 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
-use sesscache_rustls::ServerSessions;
-use session_cache::{CacheConfig, Handshake};
+use serde::Serialize;
+use sesscache_metrics::Field;
+use sesscache_rustls::{ServerHandshake, ServerSessions};
+use session_cache::{CacheConfig, Handshake, HandshakeRecord, Resumption};
 use session_core::SidCtx;
 use tracing::{debug, info, warn};
 
@@ -92,6 +94,19 @@ pub(crate) struct Args {
     /// The fleet tier: sessions shared with every server on the same store.
     #[command(flatten)]
     store: crate::fleet::StoreArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics: the cache's statistics, why
+    /// handshakes did not resume, the latency of cache operations, the fleet tier's and the
+    /// server's counters. ADDR is HOST:PORT or a port (on 127.0.0.1); without one,
+    /// 127.0.0.1:9464. Port 0 picks a free port (printed at start).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::metrics::DEFAULT_ADDR,
+          value_parser = crate::metrics::parse_addr)]
+    metrics: Option<SocketAddr>,
+    /// Record every finished handshake to FILE, one anonymous line each (a keyed hash
+    /// standing for the client, whether it offered a session, the time, the outcome), for
+    /// `sesscache simulate --replay`.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 /// Connections that get no request line within this time get the plain-text answer.
@@ -113,6 +128,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         cache: CacheConfig {
             size: args.cache_size,
             timeout: args.timeout,
+            timing: args.metrics.is_some(),
             ..CacheConfig::default()
         },
         ..ContextConfig::default()
@@ -130,6 +146,27 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         }
     }
     let tls = Tls::new(args, &context)?;
+    let trace = match &args.trace {
+        Some(path) => Some(Arc::new(crate::trace::Recorder::create(path)?)),
+        None => None,
+    };
+    let counts = Arc::new(Counts::default());
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let (context, tier, counts) = (context.clone(), tier.clone(), counts.clone());
+            Some(crate::metrics::Endpoint::start(addr, move || {
+                let mut metrics = sesscache_metrics::Metrics::new();
+                metrics.cache(context.cache());
+                if let Some(tier) = &tier {
+                    metrics.tier(&tier.stats());
+                }
+                metrics
+                    .snapshot("sesscache_serve_", SERVE_FIELDS, &counts.snapshot())
+                    .encode()
+            })?)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -150,6 +187,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     println!(
         "sesscache serve: listening on {addr} ({stack}, resumption through {resumption}{shared}); Ctrl-C stops"
     );
+    if let Some(endpoint) = &metrics {
+        println!(
+            "sesscache serve: metrics at http://{}/metrics",
+            endpoint.addr()
+        );
+    }
     std::io::stdout().flush()?;
 
     let (stop, stopped) = mpsc::channel::<()>();
@@ -161,7 +204,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
 
-    let counts = Arc::new(Counts::default());
     let workers = usize::from(args.workers);
     let (queue, jobs) = mpsc::sync_channel::<TcpStream>(workers);
     let jobs = Arc::new(Mutex::new(jobs));
@@ -170,8 +212,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     };
     let pool: Vec<_> = (0..workers)
         .map(|_| {
-            let (jobs, tls, context, counts) =
-                (jobs.clone(), tls.clone(), context.clone(), counts.clone());
+            let (jobs, tls, context, counts, trace) = (
+                jobs.clone(),
+                tls.clone(),
+                context.clone(),
+                counts.clone(),
+                trace.clone(),
+            );
             std::thread::spawn(move || loop {
                 let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok(stream) = next else { return };
@@ -179,7 +226,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 counts
                     .peak_in_flight
                     .fetch_max(in_flight, Ordering::Relaxed);
-                serve_one(stream, &tls, &context, &counts, limits);
+                serve_one(stream, &tls, &context, &counts, trace.as_deref(), limits);
                 counts.in_flight.fetch_sub(1, Ordering::Relaxed);
             })
         })
@@ -218,6 +265,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             .map_err(|_| anyhow!("a worker thread panicked"))?;
     }
     flusher.stop();
+    drop(metrics);
     print_stats(&counts, &context, args);
     if let Some(tier) = &tier {
         // What is queued goes out before the process does.
@@ -283,6 +331,44 @@ struct Counts {
     flushes: AtomicU64,
     flushed: AtomicU64,
 }
+
+/// The server's own counters, as the metrics export them.
+#[derive(Serialize)]
+struct CountsNow {
+    connections: u64,
+    resumed: u64,
+    failed: u64,
+    in_flight: u64,
+    peak_in_flight: u64,
+    flushes: u64,
+    flushed: u64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> CountsNow {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CountsNow {
+            connections: get(&self.connections),
+            resumed: get(&self.resumed),
+            failed: get(&self.failed),
+            in_flight: get(&self.in_flight),
+            peak_in_flight: get(&self.peak_in_flight),
+            flushes: get(&self.flushes),
+            flushed: get(&self.flushed),
+        }
+    }
+}
+
+/// The server's counters in the metrics.
+const SERVE_FIELDS: &[Field] = &[
+    Field::counter("connections", "Connections accepted."),
+    Field::counter("resumed", "Connections whose handshake resumed a session."),
+    Field::counter("failed", "Connections whose handshake failed or timed out."),
+    Field::gauge("in_flight", "Connections being served now."),
+    Field::gauge("peak_in_flight", "The most connections served at once."),
+    Field::counter("flushes", "Timed flushes of expired sessions."),
+    Field::counter("flushed", "Sessions the timed flushes removed."),
+];
 
 /// The server's certificate chain and key: from --cert and --key, or made at start.
 fn identity(args: &Args) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
@@ -362,7 +448,14 @@ impl Tls {
 
     /// The server side of the handshake, within `limit` all told: every read and write waits
     /// at most for what is left of it, so a client that trickles bytes cannot stretch it.
-    fn accept(&self, tcp: TcpStream, limit: Duration) -> Result<Box<dyn Established>> {
+    /// A finished handshake is counted in the cache's resumption outcomes; its record comes
+    /// back with the connection.
+    fn accept(
+        &self,
+        tcp: TcpStream,
+        limit: Duration,
+        context: &Context,
+    ) -> Result<(Box<dyn Established>, HandshakeRecord)> {
         let deadline = Instant::now() + limit;
         let left = || {
             deadline
@@ -379,22 +472,27 @@ impl Tls {
             Self::Rustls(config) => {
                 let mut tcp = tcp;
                 let mut conn = ServerConnection::new(config.clone())?;
+                let mut handshake = ServerHandshake::new();
                 while conn.is_handshaking() {
                     timeouts(&tcp, left()?)?;
-                    conn.complete_io(&mut tcp)?;
+                    handshake.observe(|| conn.complete_io(&mut tcp))?;
                 }
+                let record = handshake.finish(context, &conn).clone();
                 // Tickets (TLS 1.3) go out now, before waiting for a request.
                 while conn.wants_write() {
                     conn.write_tls(&mut tcp)?;
                 }
-                Ok(Box::new(RustlsConnection { tcp, conn }))
+                Ok((Box::new(RustlsConnection { tcp, conn }), record))
             }
             Self::Openssl(acceptor) => {
                 timeouts(&tcp, left()?)?;
                 let mut result = acceptor.accept(tcp);
                 loop {
                     match result {
-                        Ok(stream) => return Ok(Box::new(OpensslConnection(stream))),
+                        Ok(stream) => {
+                            let record = sesscache_openssl::finish_handshake(stream.ssl(), context);
+                            return Ok((Box::new(OpensslConnection(stream)), record));
+                        }
                         Err(HandshakeError::WouldBlock(mid)) => {
                             timeouts(mid.get_ref(), left()?)?;
                             result = mid.handshake();
@@ -490,14 +588,28 @@ impl Established for OpensslConnection {
     }
 }
 
-fn serve_one(tcp: TcpStream, tls: &Tls, context: &Context, counts: &Counts, limits: Limits) {
+fn serve_one(
+    tcp: TcpStream,
+    tls: &Tls,
+    context: &Context,
+    counts: &Counts,
+    trace: Option<&crate::trace::Recorder>,
+    limits: Limits,
+) {
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     counts.connections.fetch_add(1, Ordering::Relaxed);
     context.cache().record(Handshake::Accept);
-    let mut conn = match tls.accept(tcp, limits.handshake) {
-        Ok(conn) => conn,
+    let mut conn = match tls.accept(tcp, limits.handshake, context) {
+        Ok((conn, record)) => {
+            if let Some(trace) = trace {
+                if let Err(err) = trace.record(&record) {
+                    warn!(error = %err, "the trace is incomplete");
+                }
+            }
+            conn
+        }
         Err(err) => {
             counts.failed.fetch_add(1, Ordering::Relaxed);
             warn!(%peer, error = %err, "handshake failed");
@@ -602,4 +714,13 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args) {
         "    sessions they removed  {:>10}",
         counts.flushed.load(Ordering::Relaxed)
     );
+    let r = s.resumptions;
+    println!("  resumption");
+    println!("    resumed                {:>10}", r.resumed);
+    println!("    nothing offered        {:>10}", r.not_offered);
+    for outcome in Resumption::ALL {
+        if outcome.offered() && outcome != Resumption::Resumed {
+            println!("    {:<22} {:>10}", outcome.name(), r.count(outcome));
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `sesscache simulate`: concurrent simulated connections against one server context.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +111,24 @@ fn positive_up_to(s: &str, max: f64) -> Result<f64, String> {
     }
 }
 
+/// A cache size: a whole number, with `k` (thousands) or `m` (millions) after it if wanted.
+fn cache_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (digits, unit) = match t.strip_suffix('k') {
+        Some(d) => (d, 1_000),
+        None => match t.strip_suffix('m') {
+            Some(d) => (d, 1_000_000),
+            None => (t.as_str(), 1),
+        },
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n <= 1 << 32)
+        .ok_or_else(|| format!("`{s}` is not a cache size (a number, or 20k, 1m)"))
+}
+
 fn duration(s: &str) -> Result<f64, String> {
     positive_up_to(s, MAX_DURATION)
 }
@@ -145,12 +164,32 @@ pub(crate) struct Args {
     /// The Zipf exponent, with --distribution zipf.
     #[arg(long, default_value_t = 1.0, value_parser = positive)]
     zipf_exponent: f64,
-    /// The session timeout, in simulated seconds.
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
+    /// The session timeout, in simulated seconds (default 300; with --replay, 7200, a
+    /// server's default).
+    #[arg(long)]
+    timeout: Option<u64>,
     /// The cache's size limit (0 = unlimited).
-    #[arg(long, default_value_t = 20_480)]
+    #[arg(long, default_value_t = 20_480, conflicts_with = "cache_sizes")]
     cache_size: usize,
+    /// Run the same workload at each of these cache sizes (comma-separated; `k` and `m` for
+    /// thousands and millions: 1k,5k,20k,100k) and print the hit ratio for each. Without
+    /// --connections, each run makes 100000 connections (the same seed, and the clock driven
+    /// by the connections), so that every size sees the same traffic.
+    #[arg(long, value_delimiter = ',', value_parser = cache_size)]
+    cache_sizes: Option<Vec<usize>>,
+    /// Replay a trace recorded by `sesscache serve --trace` instead of synthetic clients: its
+    /// handshakes in order, on its own clock, against a cache of --cache-size (or each of
+    /// --cache-sizes) and --timeout.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "servers", "clients", "resumption_ratio", "unclean_ratio", "distribution",
+        "zipf_exponent", "tls", "time_scale", "rate", "connections", "duration", "threads",
+        "mode",
+    ])]
+    replay: Option<PathBuf>,
+    /// Draw the hit ratio to this SVG file: against the cache size with --cache-sizes, else
+    /// against time.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// Flush expired sessions every this many simulated seconds, at most 10^15 (0 = never;
     /// the automatic flush every 255 handshakes still runs unless the mode says
     /// no-auto-clear).
@@ -275,7 +314,228 @@ fn context(
     })
 }
 
+/// (offers, hits) per simulated second since the start.
+type Seconds = std::collections::BTreeMap<u64, (u64, u64)>;
+
+/// Connections per run with --cache-sizes and no --connections.
+const SIZES_CONNECTIONS: u64 = 100_000;
+
+/// The session timeout of synthetic runs without --timeout, in simulated seconds.
+const DEFAULT_SYNTHETIC_TIMEOUT: u64 = 300;
+
+/// One run's settings beyond the options.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    size: usize,
+    connections: Option<u64>,
+    /// Drive the clock by connections unless --time-scale says otherwise.
+    by_connections: bool,
+    /// Keep hits and offers per simulated second, for a plot over time.
+    timeline: bool,
+    quiet: bool,
+}
+
+/// What one synthetic run found.
+struct Run {
+    report: Report,
+    stats: Stats,
+    /// (simulated seconds since the start, hit ratio) per window with an offer.
+    timeline: Vec<(f64, f64)>,
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.replay {
+        return run_replay(args, path);
+    }
+    let Some(sizes) = &args.cache_sizes else {
+        let run = run_synthetic(
+            args,
+            Plan {
+                size: args.cache_size,
+                connections: args.connections,
+                by_connections: false,
+                timeline: args.plot.is_some(),
+                quiet: args.json,
+            },
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&run.report)?);
+        } else {
+            print!("{}", table(&run.report, &run.stats));
+        }
+        if let Some(path) = &args.plot {
+            let title = format!("hit ratio over time, cache size {}", args.cache_size);
+            let points =
+                crate::plot::draw(path, &title, crate::plot::Chart::OverTime(&run.timeline))?;
+            plotted(args, path, points);
+        }
+        return Ok(());
+    };
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let run = run_synthetic(
+            args,
+            Plan {
+                size,
+                connections: Some(args.connections.unwrap_or(SIZES_CONNECTIONS)),
+                by_connections: true,
+                timeline: false,
+                quiet: true,
+            },
+        )?;
+        rows.push(SizeRow {
+            cache_size: size,
+            offers: run.report.offers,
+            hits: run.report.hits,
+            hit_ratio: run.report.hit_ratio,
+            evictions: run.report.evictions,
+            resumptions: run.stats.resumptions,
+        });
+    }
+    print_sizes(args, &rows, None)?;
+    plot_sizes(args, &rows)
+}
+
+/// One cache size's result.
+#[derive(Debug, Serialize)]
+struct SizeRow {
+    cache_size: usize,
+    offers: u64,
+    hits: u64,
+    hit_ratio: f64,
+    evictions: u64,
+    resumptions: session_cache::Resumptions,
+}
+
+fn print_sizes(args: &Args, rows: &[SizeRow], recorded: Option<u64>) -> anyhow::Result<()> {
+    if args.json {
+        #[derive(Serialize)]
+        struct Sizes<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recorded_hits: Option<u64>,
+            runs: &'a [SizeRow],
+        }
+        let out = Sizes {
+            recorded_hits: recorded,
+            runs: rows,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if let Some(hits) = recorded {
+        println!("  the trace records {hits} resumed handshakes");
+    }
+    println!(
+        "  {:>12} {:>10} {:>10} {:>10} {:>11}",
+        "cache size", "offers", "hits", "hit ratio", "evictions"
+    );
+    for row in rows {
+        println!(
+            "  {:>12} {:>10} {:>10} {:>9.1}% {:>11}",
+            row.cache_size,
+            row.offers,
+            row.hits,
+            row.hit_ratio * 100.0,
+            row.evictions
+        );
+    }
+    Ok(())
+}
+
+fn plot_sizes(args: &Args, rows: &[SizeRow]) -> anyhow::Result<()> {
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let points: Vec<(usize, f64)> = rows.iter().map(|r| (r.cache_size, r.hit_ratio)).collect();
+    let drawn = crate::plot::draw(
+        path,
+        "hit ratio by cache size",
+        crate::plot::Chart::BySize(&points),
+    )?;
+    plotted(args, path, drawn);
+    Ok(())
+}
+
+fn plotted(args: &Args, path: &std::path::Path, points: usize) {
+    let line = format!("plot: {points} points in {}", path.display());
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+fn run_replay(args: &Args, path: &std::path::Path) -> anyhow::Result<()> {
+    let lines = crate::trace::read(path)?;
+    let recorded = lines
+        .iter()
+        .filter(|l| l.outcome == session_cache::Resumption::Resumed)
+        .count() as u64;
+    let sizes = args
+        .cache_sizes
+        .clone()
+        .unwrap_or_else(|| vec![args.cache_size]);
+    let mut rows = Vec::new();
+    let mut timeline = Vec::new();
+    for &size in &sizes {
+        let replayed = crate::replay::replay(
+            &lines,
+            crate::replay::Settings {
+                size,
+                timeout: args.timeout.unwrap_or(session_cache::DEFAULT_TIMEOUT),
+                flush_interval: args.flush_interval,
+            },
+        )?;
+        let r = replayed.resumptions;
+        rows.push(SizeRow {
+            cache_size: size,
+            offers: r.offered(),
+            hits: r.resumed,
+            hit_ratio: if r.offered() == 0 {
+                0.0
+            } else {
+                r.resumed as f64 / r.offered() as f64
+            },
+            evictions: replayed.stats.cache_full,
+            resumptions: r,
+        });
+        timeline = replayed.timeline;
+    }
+    if !args.json {
+        println!(
+            "  replayed {} handshakes from {}",
+            lines.len(),
+            path.display()
+        );
+    }
+    print_sizes(args, &rows, Some(recorded))?;
+    if !args.json {
+        if let [row] = &rows[..] {
+            println!("  why offers did not resume");
+            for outcome in session_cache::Resumption::ALL {
+                if outcome.offered() && outcome != session_cache::Resumption::Resumed {
+                    println!(
+                        "    {:<22} {:>10}",
+                        outcome.name(),
+                        row.resumptions.count(outcome)
+                    );
+                }
+            }
+        }
+    }
+    match (&args.plot, &rows[..]) {
+        (Some(path), [row]) => {
+            let title = format!("hit ratio over time, cache size {}", row.cache_size);
+            let points = crate::plot::draw(path, &title, crate::plot::Chart::OverTime(&timeline))?;
+            plotted(args, path, points);
+            Ok(())
+        }
+        _ => plot_sizes(args, &rows),
+    }
+}
+
+fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
+    let timeout = args.timeout.unwrap_or(DEFAULT_SYNTHETIC_TIMEOUT);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
@@ -295,13 +555,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let pace = match (args.time_scale, args.rate) {
         (Some(scale), _) => Pace::Scale(scale),
         (None, Some(rate)) => Pace::Rate(rate),
-        (None, None) if fleet => Pace::Rate(DEFAULT_RATE),
+        (None, None) if fleet || plan.by_connections => Pace::Rate(DEFAULT_RATE),
         (None, None) => Pace::Scale(6_000.0),
     };
     let start_time = 1_700_000_000;
     let clock = Arc::new(ManualClock::new(start_time));
     let servers: Vec<Context> = (0..args.servers.unwrap_or(1))
-        .map(|_| context(version, mode, args.cache_size, args.timeout, clock.clone()))
+        .map(|_| context(version, mode, plan.size, timeout, clock.clone()))
         .collect();
     // Each server has a tier of its own (its own connections), as each host of a fleet does.
     let mut tiers = Vec::new();
@@ -315,7 +575,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         }
         tiers.push(tier);
     }
-    let client = context(version, CacheMode::OFF, 0, args.timeout, clock.clone());
+    let client = context(version, CacheMode::OFF, 0, timeout, clock.clone());
     let slots: Vec<Mutex<Option<Session>>> = (0..args.clients).map(|_| Mutex::new(None)).collect();
 
     let totals = Totals::default();
@@ -323,7 +583,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let flushes = AtomicU64::new(0);
     let flushed = AtomicU64::new(0);
     let barrier = Barrier::new(threads as usize + 1);
-    let progress = progress_bar(args);
+    let progress = progress_bar(args, plan);
     let flush_all = || {
         flushes.fetch_add(1, Ordering::Relaxed);
         for server in &servers {
@@ -331,20 +591,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
 
-    let (elapsed, latency) = std::thread::scope(|scope| -> anyhow::Result<_> {
+    let (elapsed, latency, seconds) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let (servers, client, slots, totals, stop, barrier, zipf, clock) = (
                     &servers, &client, &slots, &totals, &stop, &barrier, &zipf, &clock,
                 );
-                scope.spawn(move || -> anyhow::Result<Histogram<u64>> {
+                scope.spawn(move || -> anyhow::Result<(Histogram<u64>, Seconds)> {
                     let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
+                    let mut seconds = Seconds::new();
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
                         .context("making a latency histogram")?;
                     barrier.wait();
                     while !stop.load(Ordering::Relaxed) {
                         let n = totals.connections.fetch_add(1, Ordering::Relaxed);
-                        if args.connections.is_some_and(|limit| n >= limit) {
+                        if plan.connections.is_some_and(|limit| n >= limit) {
                             break;
                         }
                         if let Pace::Rate(rate) = pace {
@@ -372,6 +633,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                         if s.session_reused() {
                             totals.resumed.fetch_add(1, Ordering::Relaxed);
                         }
+                        if plan.timeline && !sent.session_id.is_empty() {
+                            let second = clock.now() - start_time;
+                            let w = seconds.entry(second).or_default();
+                            w.0 += 1;
+                            w.1 += u64::from(s.session_reused());
+                        }
                         *slot.lock().unwrap_or_else(|e| e.into_inner()) = c.session_owned();
                         if rng.random_bool(args.unclean_ratio) {
                             totals.unclean.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +651,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                             .peak
                             .fetch_max(server.cache().len(), Ordering::Relaxed);
                     }
-                    Ok(hist)
+                    Ok((hist, seconds))
                 })
             })
             .collect();
@@ -406,24 +673,30 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 flush_all();
             }
             let connections = totals.connections.load(Ordering::Relaxed);
-            match args.connections {
+            match plan.connections {
                 Some(limit) => progress.set_position(connections.min(limit)),
                 None => progress.set_position(real.as_millis().min(deadline.as_millis()) as u64),
             }
-            if args.connections.is_none() && real >= deadline {
+            if plan.connections.is_none() && real >= deadline {
                 stop.store(true, Ordering::Relaxed);
             }
             done_workers = workers.iter().all(|w| w.is_finished());
         }
         let elapsed = began.elapsed();
         let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        let mut seconds = Seconds::new();
         for w in workers {
-            let hist = w
+            let (hist, theirs) = w
                 .join()
                 .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
             merged.add(&hist)?;
+            for (second, (offers, hits)) in theirs {
+                let w = seconds.entry(second).or_default();
+                w.0 += offers;
+                w.1 += hits;
+            }
         }
-        Ok((elapsed, merged))
+        Ok((elapsed, merged, seconds))
     })?;
     progress.finish_and_clear();
 
@@ -435,7 +708,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let connections = totals
         .connections
         .load(Ordering::Relaxed)
-        .min(args.connections.unwrap_or(u64::MAX));
+        .min(plan.connections.unwrap_or(u64::MAX));
     let resumed = totals.resumed.load(Ordering::Relaxed);
     let offers = totals.offers.load(Ordering::Relaxed);
     if stats.accept_good != connections {
@@ -483,7 +756,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         unclean_drops: totals.unclean.load(Ordering::Relaxed),
         peak_cache_size: totals.peak.load(Ordering::Relaxed),
         final_cache_size: stats.number,
-        cache_size_limit: args.cache_size,
+        cache_size_limit: plan.size,
         handshakes_per_second: connections as f64 / elapsed.as_secs_f64(),
         latency_us: Latency {
             p50: us(0.50),
@@ -493,16 +766,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             max: latency.max() as f64 / 1_000.0,
         },
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", table(&report, &stats));
-    }
-    Ok(())
+    Ok(Run {
+        report,
+        stats,
+        timeline: windows(&seconds),
+    })
 }
 
-fn progress_bar(args: &Args) -> ProgressBar {
-    let bar = match args.connections {
+/// Hit ratios per window of simulated time, from (offers, hits) per simulated second.
+fn windows(seconds: &std::collections::BTreeMap<u64, (u64, u64)>) -> Vec<(f64, f64)> {
+    let Some(&last) = seconds.keys().next_back() else {
+        return Vec::new();
+    };
+    let width = (last + 1).div_ceil(50).max(1);
+    let mut out: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    for (&second, &(offers, hits)) in seconds {
+        let w = out.entry(second / width).or_default();
+        w.0 += offers;
+        w.1 += hits;
+    }
+    out.into_iter()
+        .filter(|(_, (offers, _))| *offers > 0)
+        .map(|(w, (offers, hits))| ((w as f64 + 0.5) * width as f64, hits as f64 / offers as f64))
+        .collect()
+}
+
+fn progress_bar(args: &Args, plan: Plan) -> ProgressBar {
+    let bar = match plan.connections {
         Some(n) => ProgressBar::new(n).with_style(
             ProgressStyle::with_template("{spinner} {pos}/{len} connections {wide_bar} {eta}")
                 .expect("a valid template"),
@@ -512,7 +802,7 @@ fn progress_bar(args: &Args) -> ProgressBar {
                 .expect("a valid template"),
         ),
     };
-    if args.json {
+    if plan.quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar

@@ -29,7 +29,7 @@
 #[allow(unsafe_code)] // each block with its reason
 mod ffi;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ctx::{Context, WeakContext};
 use openssl::ex_data::Index;
@@ -82,23 +82,30 @@ pub fn install_server(
 /// returns what the adapter saw of it: the outcome, the offered id and the sessions issued.
 ///
 /// Call it after each server handshake (`SSL_accept`) that succeeded.
-pub fn finish_handshake(ssl: &mut SslRef, context: &Context) -> HandshakeRecord {
+pub fn finish_handshake(ssl: &SslRef, context: &Context) -> HandshakeRecord {
     let resumed = ssl.session_reused();
     let version = ssl.version2().and_then(wire_version);
-    let mut out = HandshakeRecord::new();
-    note(ssl, |record| {
+    let finish = |record: &mut HandshakeRecord| {
         if let Some(version) = version {
             record.set_version(version);
         }
         record.finish(context.cache(), resumed);
-        out = record.clone();
-    });
-    out
+        record.clone()
+    };
+    match record_index().and_then(|index| ssl.ex_data(index)) {
+        Some(record) => finish(&mut record.lock().unwrap_or_else(|e| e.into_inner())),
+        // Nothing offered and nothing issued: the callbacks never ran. Counted here, once
+        // per call: OpenSSL gives no place to keep the record on a connection seen only now.
+        None => finish(&mut HandshakeRecord::new()),
+    }
 }
 
-/// The index of the handshake record each server connection carries (`SSL_get_ex_data`).
-fn record_index() -> Option<Index<Ssl, HandshakeRecord>> {
-    static INDEX: OnceLock<Option<Index<Ssl, HandshakeRecord>>> = OnceLock::new();
+/// The record each server connection carries (`SSL_get_ex_data`).
+type Slot = Mutex<HandshakeRecord>;
+
+/// The index of the handshake record each server connection carries.
+fn record_index() -> Option<Index<Ssl, Slot>> {
+    static INDEX: OnceLock<Option<Index<Ssl, Slot>>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
 }
 
@@ -106,11 +113,11 @@ fn record_index() -> Option<Index<Ssl, HandshakeRecord>> {
 fn note(ssl: &mut SslRef, f: impl FnOnce(&mut HandshakeRecord)) {
     let Some(index) = record_index() else { return };
     match ssl.ex_data_mut(index) {
-        Some(record) => f(record),
+        Some(record) => f(record.get_mut().unwrap_or_else(|e| e.into_inner())),
         None => {
             let mut record = HandshakeRecord::new();
             f(&mut record);
-            ssl.set_ex_data(index, record);
+            ssl.set_ex_data(index, Mutex::new(record));
         }
     }
 }

@@ -162,6 +162,11 @@ impl Resumptions {
         }
     }
 
+    /// Counts one more handshake with `outcome`.
+    pub fn add_one(&mut self, outcome: Resumption) {
+        *self.count_mut(outcome) += 1;
+    }
+
     fn count_mut(&mut self, outcome: Resumption) -> &mut u64 {
         match outcome {
             Resumption::Resumed => &mut self.resumed,

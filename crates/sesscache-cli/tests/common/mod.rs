@@ -43,6 +43,17 @@ impl Server {
         }
     }
 
+    /// The address `serve --metrics` printed it serves metrics on (the line after the first).
+    pub(crate) fn metrics_addr(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.split("http://")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix("/metrics\n"))
+            .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+            .to_owned()
+    }
+
     pub(crate) fn connect(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -110,6 +121,26 @@ pub(crate) fn stat(report: &str, label: &str) -> u64 {
         .and_then(|l| l.split_whitespace().last())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no {label:?} in {report}"))
+}
+
+/// An `s_client` of `version` (`-tls1_2`, `-tls1_3`) that sends an HTTP request (so it waits
+/// for the answer, by which time the tickets are in) and saves its session to `file`
+/// (`-sess_out`) or offers the session in it (`-sess_in`); whether the server said it
+/// resumed.
+pub(crate) fn request(server: &Server, version: &str, session: &str, file: &str) -> bool {
+    let out = s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            version,
+            "-ign_eof",
+            session,
+            file,
+        ],
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    assert!(out.contains("sesscache serve:"), "no answer: {out}");
+    out.contains("resumed: yes")
 }
 
 /// A TLS 1.3 `s_client` that sends an HTTP request (so it waits for the answer, by which
