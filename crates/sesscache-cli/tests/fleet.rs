@@ -11,7 +11,7 @@ use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
-use common::{s_client, stat, tls13_request, Server, BACKENDS};
+use common::{metric, s_client, scrape, stat, tls13_request, Server, BACKENDS};
 
 /// The number on the line starting with `label` in the fleet tier's part of a report.
 fn tier_stat(report: &str, label: &str) -> u64 {
@@ -151,10 +151,12 @@ fn a_session_saved_from_one_server_resumes_on_another() {
         let dir = tempfile::tempdir().unwrap();
         let keys = key_file(dir.path());
         let store = ["--redis", &redis.url(), "--redis-keys", &keys];
-        let (one, two) = (
+        let with_metrics = [&store[..], &["--metrics", "0"]].concat();
+        let (one, mut two) = (
             Server::start(backend, &store),
-            Server::start(backend, &store),
+            Server::start(backend, &with_metrics),
         );
+        let metrics_at = two.metrics_addr();
         let file = dir.path().join("s.pem");
         let file = file.to_str().unwrap();
 
@@ -181,8 +183,33 @@ fn a_session_saved_from_one_server_resumes_on_another() {
         let again = tls13_request(&two, "-sess_in", file);
         assert!(again.contains("resumed: no"), "{backend}: {again}");
 
+        let metrics = scrape(&metrics_at);
         let report_two = two.interrupt();
         let report_one = one.interrupt();
+        // The tier's counters in the metrics, as the server prints them.
+        for (name, label) in [
+            ("sesscache_tier_remote_hits_total", "remote hits"),
+            ("sesscache_tier_already_used_total", "tickets already used"),
+        ] {
+            assert_eq!(
+                metric(&metrics, name, &[]),
+                tier_stat(&report_two, label),
+                "{backend}: {name}"
+            );
+        }
+        assert_eq!(
+            metric(&metrics, "sesscache_tier_breaker", &[("state", "closed")]),
+            1
+        );
+        assert_eq!(
+            metric(
+                &metrics,
+                "sesscache_resumptions_total",
+                &[("outcome", "already_used")]
+            ),
+            1,
+            "{backend}: the used ticket, counted as such"
+        );
         assert_eq!(
             tier_stat(&report_two, "remote hits"),
             2,

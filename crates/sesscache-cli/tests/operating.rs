@@ -4,50 +4,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{request, stat, Server, BACKENDS};
-use prometheus_parse::{Scrape, Value};
+use common::{http, metric, request, scrape, stat, Server, BACKENDS};
 
 fn sesscache(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sesscache"))
         .args(args)
         .output()
         .unwrap()
-}
-
-/// An HTTP/1.1 request to `addr`; the status line and the body.
-fn http(addr: &str, request: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-fn scrape(addr: &str) -> Scrape {
-    let (status, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(status, "HTTP/1.1 200 OK");
-    Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
-}
-
-#[track_caller]
-fn metric(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
-    let found: Vec<f64> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-            _ => panic!("{name} is not a number"),
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{name} {labels:?}");
-    found[0] as u64
 }
 
 /// Sessions saved from one server and offered to another are unknown there.

@@ -171,6 +171,10 @@ fn a_tls13_ticket_resumes_once_in_the_whole_fleet() {
         "and on B again"
     );
     assert_eq!(b.stats().already_used, 1);
+    // Each server counts why: a used ticket is "already used", not an unknown one.
+    let reasons = |server: &Server| server.context.cache().stats().resumptions;
+    assert_eq!((reasons(&a).already_used, reasons(&a).not_offered), (1, 1));
+    assert_eq!((reasons(&b).resumed, reasons(&b).already_used), (1, 1));
 
     // A ticket used on the server that issued it is claimed there too.
     b.written();
@@ -349,6 +353,11 @@ fn a_hung_or_dead_store_costs_at_most_the_budget_and_the_tier_recovers() {
     assert_eq!(stats.breaker_opens, 1, "{stats:?}");
     assert!(stats.skipped >= 1, "{stats:?}");
     assert_eq!(stats.remote_hits, 0);
+    let reasons = b.context.cache().stats().resumptions;
+    assert_eq!(
+        reasons.store_unavailable, 20,
+        "every offer missed for want of the store: {reasons:?}"
+    );
     redis.resume();
     let deadline = Instant::now() + Duration::from_secs(10);
     while b.stats().breaker == BreakerState::Open {

@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use prometheus_parse::{Scrape, Value};
 
 /// The TLS stacks `serve` runs on: every test below runs against each.
 pub(crate) const BACKENDS: [&str; 2] = ["rustls", "openssl"];
@@ -158,4 +161,35 @@ pub(crate) fn tls13_request(server: &Server, session: &str, file: &str) -> Strin
         ],
         b"GET / HTTP/1.0\r\n\r\n",
     )
+}
+
+/// An HTTP/1.1 request to `addr`; the status line and the body.
+pub(crate) fn http(addr: &str, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+pub(crate) fn scrape(addr: &str) -> Scrape {
+    let (status, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
+}
+
+#[track_caller]
+pub(crate) fn metric(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let found: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => panic!("{name} is not a number"),
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {labels:?}");
+    found[0] as u64
 }
