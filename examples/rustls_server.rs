@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use sesscache::ctx::{Context, ContextConfig};
-use sesscache_rustls::ServerSessions;
+use sesscache_rustls::{ServerHandshake, ServerSessions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let context = Context::new(ContextConfig::default()); // owns the cache: keep it
@@ -31,11 +31,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for tcp in listener.incoming().take(6) {
         let mut tcp = tcp?;
         let mut tls = ServerConnection::new(config.clone())?;
+        // Ties the store's lookups to this connection, to count why it did not resume.
+        let mut handshake = ServerHandshake::new();
         while tls.is_handshaking() {
-            tls.complete_io(&mut tcp)?;
+            handshake.observe(|| tls.complete_io(&mut tcp))?;
         }
+        let outcome = handshake.finish(&context, &tls).outcome();
         let resumed = tls.handshake_kind() == Some(HandshakeKind::Resumed);
-        writeln!(tls.writer(), "resumed: {resumed}")?;
+        writeln!(tls.writer(), "resumed: {resumed} ({outcome:?})")?;
         tls.send_close_notify();
         while tls.wants_write() {
             tls.write_tls(&mut tcp)?;
@@ -43,8 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let stats = context.cache().stats();
     println!(
-        "hits {}, misses {}, cached {}",
-        stats.hits, stats.misses, stats.number
+        "hits {}, misses {}, cached {}; {:?}",
+        stats.hits, stats.misses, stats.number, stats.resumptions
     );
     Ok(())
 }

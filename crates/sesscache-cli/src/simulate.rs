@@ -265,6 +265,8 @@ struct Report {
     misses: u64,
     timeouts: u64,
     evictions: u64,
+    /// Every server handshake's outcome: resumed, or why not.
+    resumptions: session_cache::Resumptions,
     flushes: u64,
     flushed_sessions: u64,
     unclean_drops: u64,
@@ -751,6 +753,7 @@ fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
         misses: stats.misses,
         timeouts: stats.timeouts,
         evictions: stats.cache_full,
+        resumptions: stats.resumptions,
         flushes: flushes.load(Ordering::Relaxed),
         flushed_sessions: flushed.load(Ordering::Relaxed),
         unclean_drops: totals.unclean.load(Ordering::Relaxed),
@@ -837,6 +840,14 @@ fn table(r: &Report, stats: &Stats) -> String {
     row("misses", r.misses.to_string());
     row("timeouts", r.timeouts.to_string());
     row("evictions (cache full)", r.evictions.to_string());
+    for outcome in session_cache::Resumption::ALL {
+        if outcome.offered() && outcome != session_cache::Resumption::Resumed {
+            let count = r.resumptions.count(outcome);
+            if count > 0 {
+                row(&format!("  offers {}", outcome.name()), count.to_string());
+            }
+        }
+    }
     row(
         "flushes",
         format!("{} ({} sessions)", r.flushes, r.flushed_sessions),

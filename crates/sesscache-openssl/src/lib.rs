@@ -6,6 +6,8 @@
 //!   sessions live in a [`Context`]'s cache. TLS 1.2 session ids and TLS 1.3 stateful tickets
 //!   (OpenSSL issues those with [`SslOptions::NO_TICKET`], which it sets) both resume; a TLS 1.3
 //!   ticket resumes at most once, as OpenSSL's own cache would have it.
+//! - [`finish_handshake`], called after each accepted handshake, counts whether it resumed
+//!   and why not in the cache's [`Resumptions`](session_cache::Resumptions).
 //! - [`install_client`] keeps a client's sessions in a CLIENT-mode cache, keyed by server name,
 //!   and [`resume`] sets the one for a server on the next connection.
 //!
