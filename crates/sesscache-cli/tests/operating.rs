@@ -122,25 +122,21 @@ fn the_metrics_endpoint_answers_only_what_it_serves() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an address"));
 }
 
-/// The hits `simulate --replay` finds at each size, from its JSON.
-fn replay_hits(trace: &Path, sizes: &str) -> Vec<(u64, u64)> {
-    let out = sesscache(&[
-        "simulate",
-        "--replay",
-        trace.to_str().unwrap(),
-        "--cache-sizes",
-        sizes,
-        "--json",
-    ]);
+/// `sesscache simulate` with `args` and `--json`, which must succeed; its runs, one per size.
+fn runs(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = sesscache(&[&["simulate", "--json"], args].concat());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    report["runs"]
-        .as_array()
-        .unwrap()
+    report["runs"].as_array().expect("runs").clone()
+}
+
+/// The hits `simulate --replay` finds at each size.
+fn replay_hits(trace: &Path, sizes: &str) -> Vec<(u64, u64)> {
+    runs(&["--replay", trace.to_str().unwrap(), "--cache-sizes", sizes])
         .iter()
         .map(|r| {
             (
@@ -227,8 +223,7 @@ fn a_recorded_trace_replays_to_the_same_hits_at_the_same_size() {
 fn the_plot_has_a_point_per_cache_size() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("sizes.svg");
-    let out = sesscache(&[
-        "simulate",
+    let ratios: Vec<f64> = runs(&[
         "--cache-sizes",
         "100,1k,5k",
         "--connections",
@@ -239,20 +234,10 @@ fn the_plot_has_a_point_per_cache_size() {
         "1.2",
         "--plot",
         svg.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ratios: Vec<f64> = report["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["hit_ratio"].as_f64().unwrap())
-        .collect();
+    ])
+    .iter()
+    .map(|r| r["hit_ratio"].as_f64().unwrap())
+    .collect();
     assert_eq!(ratios.len(), 3);
     assert!(
         ratios.windows(2).all(|w| w[0] < w[1]),
