@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use session_cache::{CacheMode, Handshake, HandshakeRecord, Lookup, LookupRequest};
+use session_cache::{CacheMode, Handshake, HandshakeRecord, Lookup, LookupRequest, Resumption};
 use session_core::{ProtocolVersion, Session, SessionRef};
 use tracing::debug;
 
@@ -77,6 +77,8 @@ pub struct Connection {
     session: Option<Session>,
     state: State,
     resumed: bool,
+    /// A server handshake's resumption outcome, once it has finished.
+    resumption: Option<Resumption>,
 }
 
 impl Connection {
@@ -87,6 +89,7 @@ impl Connection {
             session: None,
             state: State::Before,
             resumed: false,
+            resumption: None,
         }
     }
 
@@ -110,6 +113,7 @@ impl Connection {
         self.session = session.cloned();
         self.state = State::Before;
         self.resumed = false;
+        self.resumption = None;
     }
 
     /// The connection's session, borrowed (`SSL_get0_session`): it cannot outlive the
@@ -130,6 +134,12 @@ impl Connection {
     #[doc(alias = "SSL_session_reused")]
     pub fn session_reused(&self) -> bool {
         self.resumed
+    }
+
+    /// How a finished server handshake went for resumption (what it counted in the cache's
+    /// [`Resumptions`](session_cache::Resumptions)); `None` before then and for a client.
+    pub fn resumption(&self) -> Option<Resumption> {
+        self.resumption
     }
 
     /// Whether the handshake has completed.
@@ -256,7 +266,7 @@ impl Connection {
             }
         }
         let resumed = found.is_some();
-        record.finish(cache, resumed);
+        self.resumption = Some(record.finish(cache, resumed));
         let session = match found {
             Some(old) if !version.is_tls13_or_later() => old,
             // A full handshake, or a TLS 1.3 resumption, which issues a new ticket.
@@ -424,6 +434,11 @@ mod tests {
         let accept = |hello: &ClientHello| {
             let mut s = server.new_connection(Role::Server);
             let resumed = s.accept(hello).unwrap().resumed;
+            assert_eq!(
+                s.resumption() == Some(Resumption::Resumed),
+                resumed,
+                "the connection tells its outcome"
+            );
             s.shutdown();
             resumed
         };

@@ -19,9 +19,6 @@ use session_core::{ManualClock, ProtocolVersion, Session, SessionBuilder, Sessio
 
 use crate::trace::Line;
 
-/// How many windows a run's hit ratio over time is cut into.
-const WINDOWS: u64 = 50;
-
 /// What one replay found.
 #[derive(Debug, Clone)]
 pub(crate) struct Replayed {
@@ -39,11 +36,12 @@ pub(crate) struct Settings {
     pub(crate) flush_interval: u64,
 }
 
-/// A session id no cache holds: for offers of sessions from before the trace.
-fn unknown_id(n: u64) -> SessionId {
+/// The `n`th session id the replay makes itself (`tag` says what for), unlike any the TLS
+/// stacks make.
+fn made_id(n: u64, tag: &[u8; 8]) -> SessionId {
     let mut id = [0xA5u8; 32];
     id[..8].copy_from_slice(&n.to_be_bytes());
-    id[8..16].copy_from_slice(b"unknown!");
+    id[8..16].copy_from_slice(tag);
     SessionId::new(&id).expect("32 bytes")
 }
 
@@ -72,11 +70,7 @@ pub(crate) fn replay(lines: &[Line], settings: Settings) -> Result<Replayed> {
     let mut tally = Resumptions::default();
     let mut made = 0u64;
     let mut last_flush = start;
-    let span_ms = lines
-        .last()
-        .map_or(0, |l| l.time_ms.saturating_sub(first.time_ms));
-    let window_ms = (span_ms / WINDOWS).max(1);
-    let mut windows: Vec<(u64, u64)> = vec![(0, 0); (span_ms / window_ms + 1) as usize];
+    let mut seconds = crate::plot::Seconds::new();
 
     for line in lines {
         let now = line.time_ms / 1_000;
@@ -99,41 +93,26 @@ pub(crate) fn replay(lines: &[Line], settings: Settings) -> Result<Replayed> {
                 | Resumption::AlreadyUsed
                 | Resumption::StoreUnavailable
         );
-        let offer = if line.offered && !kept {
-            match held.get(&line.client) {
-                Some(s) if s.version() == line.version => s.clone(),
-                _ => {
-                    made += 1;
-                    SessionBuilder::new(line.version, now)
-                        .id(unknown_id(made))
-                        .build()
-                }
-            }
-        } else {
-            // Nothing offered (or an offer the stack turned down): a full handshake.
-            made += 1;
-            SessionBuilder::new(line.version, now)
-                .id(unknown_id(made))
-                .build()
-        };
-        let before = server.cache().stats().resumptions;
         let mut c = client_ctx.new_connection(Role::Client);
         let mut s = server.new_connection(Role::Server);
         if line.offered && !kept {
+            // The client's session, or (one from before the trace) an id nobody holds.
+            let offer = match held.get(&line.client) {
+                Some(held) if held.version() == line.version => held.clone(),
+                _ => {
+                    made += 1;
+                    SessionBuilder::new(line.version, now)
+                        .id(made_id(made, b"unknown!"))
+                        .build()
+                }
+            };
             c.set_session(Some(&offer));
         }
         c.connect(&mut s).context("a replayed handshake failed")?;
-        let after = server.cache().stats().resumptions;
-        let outcome = if kept {
-            line.outcome
-        } else {
-            match Resumption::ALL
-                .into_iter()
-                .find(|&r| after.count(r) != before.count(r))
-            {
-                Some(r) => r,
-                None => bail!("internal inconsistency: a replayed handshake was not counted"),
-            }
+        let outcome = match (kept, s.resumption()) {
+            (true, _) => line.outcome,
+            (false, Some(outcome)) => outcome,
+            (false, None) => bail!("internal inconsistency: a replayed handshake was not counted"),
         };
         tally.add_one(outcome);
         let resumed = s.session_reused();
@@ -152,13 +131,7 @@ pub(crate) fn replay(lines: &[Line], settings: Settings) -> Result<Replayed> {
             // Another ticket like the one the handshake made, under an id of its own.
             let Some(template) = &last else { break };
             made += 1;
-            let mut id = [0u8; 32];
-            id[..8].copy_from_slice(&made.to_be_bytes());
-            id[8..16].copy_from_slice(b"replayed");
-            let extra = template
-                .to_builder()
-                .id(SessionId::new(&id).expect("32 bytes"))
-                .build();
+            let extra = template.to_builder().id(made_id(made, b"replayed")).build();
             let _ = server.cache().add(&extra);
             last = Some(extra);
         }
@@ -166,23 +139,13 @@ pub(crate) fn replay(lines: &[Line], settings: Settings) -> Result<Replayed> {
             held.insert(line.client, session);
         }
         if line.offered {
-            let w = &mut windows[((line.time_ms - first.time_ms) / window_ms) as usize];
-            w.0 += 1;
-            w.1 += u64::from(outcome == Resumption::Resumed);
+            let second = (line.time_ms - first.time_ms) / 1_000;
+            crate::plot::count_offer(&mut seconds, second, outcome == Resumption::Resumed);
         }
     }
-    let timeline = windows
-        .iter()
-        .enumerate()
-        .filter(|(_, (offers, _))| *offers > 0)
-        .map(|(i, &(offers, hits))| {
-            let mid = (i as f64 + 0.5) * window_ms as f64 / 1_000.0;
-            (mid, hits as f64 / offers as f64)
-        })
-        .collect();
     Ok(Replayed {
         resumptions: tally,
         stats: server.cache().stats(),
-        timeline,
+        timeline: crate::plot::over_time(&seconds),
     })
 }

@@ -718,9 +718,7 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args) {
     println!("  resumption");
     println!("    resumed                {:>10}", r.resumed);
     println!("    nothing offered        {:>10}", r.not_offered);
-    for outcome in Resumption::ALL {
-        if outcome.offered() && outcome != Resumption::Resumed {
-            println!("    {:<22} {:>10}", outcome.name(), r.count(outcome));
-        }
+    for outcome in Resumption::MISSED {
+        println!("    {:<22} {:>10}", outcome.name(), r.count(outcome));
     }
 }

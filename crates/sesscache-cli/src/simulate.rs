@@ -316,9 +316,6 @@ fn context(
     })
 }
 
-/// (offers, hits) per simulated second since the start.
-type Seconds = std::collections::BTreeMap<u64, (u64, u64)>;
-
 /// Connections per run with --cache-sizes and no --connections.
 const SIZES_CONNECTIONS: u64 = 100_000;
 
@@ -514,14 +511,12 @@ fn run_replay(args: &Args, path: &std::path::Path) -> anyhow::Result<()> {
     if !args.json {
         if let [row] = &rows[..] {
             println!("  why offers did not resume");
-            for outcome in session_cache::Resumption::ALL {
-                if outcome.offered() && outcome != session_cache::Resumption::Resumed {
-                    println!(
-                        "    {:<22} {:>10}",
-                        outcome.name(),
-                        row.resumptions.count(outcome)
-                    );
-                }
+            for outcome in session_cache::Resumption::MISSED {
+                println!(
+                    "    {:<22} {:>10}",
+                    outcome.name(),
+                    row.resumptions.count(outcome)
+                );
             }
         }
     }
@@ -599,62 +594,62 @@ fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
                 let (servers, client, slots, totals, stop, barrier, zipf, clock) = (
                     &servers, &client, &slots, &totals, &stop, &barrier, &zipf, &clock,
                 );
-                scope.spawn(move || -> anyhow::Result<(Histogram<u64>, Seconds)> {
-                    let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
-                    let mut seconds = Seconds::new();
-                    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
-                        .context("making a latency histogram")?;
-                    barrier.wait();
-                    while !stop.load(Ordering::Relaxed) {
-                        let n = totals.connections.fetch_add(1, Ordering::Relaxed);
-                        if plan.connections.is_some_and(|limit| n >= limit) {
-                            break;
+                scope.spawn(
+                    move || -> anyhow::Result<(Histogram<u64>, crate::plot::Seconds)> {
+                        let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
+                        let mut seconds = crate::plot::Seconds::new();
+                        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+                            .context("making a latency histogram")?;
+                        barrier.wait();
+                        while !stop.load(Ordering::Relaxed) {
+                            let n = totals.connections.fetch_add(1, Ordering::Relaxed);
+                            if plan.connections.is_some_and(|limit| n >= limit) {
+                                break;
+                            }
+                            if let Pace::Rate(rate) = pace {
+                                clock.advance_to(start_time + (n as f64 / rate) as u64);
+                            }
+                            let k = match zipf {
+                                Some(z) => (z.sample(&mut rng) as u64).clamp(1, args.clients) - 1,
+                                None => rng.random_range(0..args.clients),
+                            };
+                            // The load balancer: any server, at random.
+                            let server = &servers[rng.random_range(0..servers.len())];
+                            let slot = &slots[k as usize];
+                            let held = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            let offer = held.filter(|_| rng.random_bool(args.resumption_ratio));
+                            let mut c = client.new_connection(Role::Client);
+                            let mut s = server.new_connection(Role::Server);
+                            c.set_session(offer.as_ref());
+                            let began = Instant::now();
+                            let sent = c.connect(&mut s).context("a simulated handshake failed")?;
+                            let took = began.elapsed().as_nanos() as u64;
+                            if !sent.session_id.is_empty() {
+                                totals.offers.fetch_add(1, Ordering::Relaxed);
+                            }
+                            hist.saturating_record(took.max(1));
+                            if s.session_reused() {
+                                totals.resumed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if plan.timeline && !sent.session_id.is_empty() {
+                                let second = clock.now() - start_time;
+                                crate::plot::count_offer(&mut seconds, second, s.session_reused());
+                            }
+                            *slot.lock().unwrap_or_else(|e| e.into_inner()) = c.session_owned();
+                            if rng.random_bool(args.unclean_ratio) {
+                                totals.unclean.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                s.shutdown();
+                            }
+                            c.shutdown();
+                            drop(s);
+                            totals
+                                .peak
+                                .fetch_max(server.cache().len(), Ordering::Relaxed);
                         }
-                        if let Pace::Rate(rate) = pace {
-                            clock.advance_to(start_time + (n as f64 / rate) as u64);
-                        }
-                        let k = match zipf {
-                            Some(z) => (z.sample(&mut rng) as u64).clamp(1, args.clients) - 1,
-                            None => rng.random_range(0..args.clients),
-                        };
-                        // The load balancer: any server, at random.
-                        let server = &servers[rng.random_range(0..servers.len())];
-                        let slot = &slots[k as usize];
-                        let held = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        let offer = held.filter(|_| rng.random_bool(args.resumption_ratio));
-                        let mut c = client.new_connection(Role::Client);
-                        let mut s = server.new_connection(Role::Server);
-                        c.set_session(offer.as_ref());
-                        let began = Instant::now();
-                        let sent = c.connect(&mut s).context("a simulated handshake failed")?;
-                        let took = began.elapsed().as_nanos() as u64;
-                        if !sent.session_id.is_empty() {
-                            totals.offers.fetch_add(1, Ordering::Relaxed);
-                        }
-                        hist.saturating_record(took.max(1));
-                        if s.session_reused() {
-                            totals.resumed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if plan.timeline && !sent.session_id.is_empty() {
-                            let second = clock.now() - start_time;
-                            let w = seconds.entry(second).or_default();
-                            w.0 += 1;
-                            w.1 += u64::from(s.session_reused());
-                        }
-                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = c.session_owned();
-                        if rng.random_bool(args.unclean_ratio) {
-                            totals.unclean.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            s.shutdown();
-                        }
-                        c.shutdown();
-                        drop(s);
-                        totals
-                            .peak
-                            .fetch_max(server.cache().len(), Ordering::Relaxed);
-                    }
-                    Ok((hist, seconds))
-                })
+                        Ok((hist, seconds))
+                    },
+                )
             })
             .collect();
 
@@ -686,16 +681,14 @@ fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
         }
         let elapsed = began.elapsed();
         let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-        let mut seconds = Seconds::new();
+        let mut seconds = crate::plot::Seconds::new();
         for w in workers {
             let (hist, theirs) = w
                 .join()
                 .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
             merged.add(&hist)?;
-            for (second, (offers, hits)) in theirs {
-                let w = seconds.entry(second).or_default();
-                w.0 += offers;
-                w.1 += hits;
+            for (second, counts) in theirs {
+                crate::plot::add(&mut seconds, second, counts);
             }
         }
         Ok((elapsed, merged, seconds))
@@ -772,26 +765,8 @@ fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
     Ok(Run {
         report,
         stats,
-        timeline: windows(&seconds),
+        timeline: crate::plot::over_time(&seconds),
     })
-}
-
-/// Hit ratios per window of simulated time, from (offers, hits) per simulated second.
-fn windows(seconds: &std::collections::BTreeMap<u64, (u64, u64)>) -> Vec<(f64, f64)> {
-    let Some(&last) = seconds.keys().next_back() else {
-        return Vec::new();
-    };
-    let width = (last + 1).div_ceil(50).max(1);
-    let mut out: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
-    for (&second, &(offers, hits)) in seconds {
-        let w = out.entry(second / width).or_default();
-        w.0 += offers;
-        w.1 += hits;
-    }
-    out.into_iter()
-        .filter(|(_, (offers, _))| *offers > 0)
-        .map(|(w, (offers, hits))| ((w as f64 + 0.5) * width as f64, hits as f64 / offers as f64))
-        .collect()
 }
 
 fn progress_bar(args: &Args, plan: Plan) -> ProgressBar {
@@ -840,12 +815,10 @@ fn table(r: &Report, stats: &Stats) -> String {
     row("misses", r.misses.to_string());
     row("timeouts", r.timeouts.to_string());
     row("evictions (cache full)", r.evictions.to_string());
-    for outcome in session_cache::Resumption::ALL {
-        if outcome.offered() && outcome != session_cache::Resumption::Resumed {
-            let count = r.resumptions.count(outcome);
-            if count > 0 {
-                row(&format!("  offers {}", outcome.name()), count.to_string());
-            }
+    for outcome in session_cache::Resumption::MISSED {
+        let count = r.resumptions.count(outcome);
+        if count > 0 {
+            row(&format!("  offers {}", outcome.name()), count.to_string());
         }
     }
     row(

@@ -206,10 +206,7 @@ impl SessionCache {
     /// are immutable); [`get`](Self::get) returns it. The mode bits do not otherwise matter.
     #[doc(alias = "SSL_CTX_add_session")]
     pub fn add(&self, session: &Session) -> Result<Added, Error> {
-        let started = self.timing.start();
-        let added = self.add_inner(session);
-        self.timing.record(Operation::Add, started);
-        added
+        self.timing.time(Operation::Add, || self.add_inner(session))
     }
 
     fn add_inner(&self, session: &Session) -> Result<Added, Error> {
@@ -430,10 +427,8 @@ impl SessionCache {
     /// is left alone and gives `false`.
     #[doc(alias = "SSL_CTX_remove_session")]
     pub fn remove(&self, session: &Session) -> bool {
-        let started = self.timing.start();
-        let found = self.remove_inner(session);
-        self.timing.record(Operation::Remove, started);
-        found
+        self.timing
+            .time(Operation::Remove, || self.remove_inner(session))
     }
 
     fn remove_inner(&self, session: &Session) -> bool {
@@ -479,10 +474,8 @@ impl SessionCache {
     /// an internal miss counts in `cb_hits` and is checked like any other, and is not stored.
     /// The get callback is never asked: a ticket it returned could not be used up.
     pub fn lookup_take(&self, request: &LookupRequest<'_>) -> Lookup {
-        let started = self.timing.start();
-        let found = self.lookup_take_inner(request);
-        self.timing.record(Operation::Lookup, started);
-        found
+        self.timing
+            .time(Operation::Lookup, || self.lookup_take_inner(request))
     }
 
     fn lookup_take_inner(&self, request: &LookupRequest<'_>) -> Lookup {
@@ -581,10 +574,8 @@ impl SessionCache {
     /// (and it is removed), a resumable one in `hits`. A session found but refused by the
     /// version, session id context or extended-master-secret check counts nothing more.
     pub fn lookup(&self, request: &LookupRequest<'_>) -> Lookup {
-        let started = self.timing.start();
-        let found = self.lookup_inner(request);
-        self.timing.record(Operation::Lookup, started);
-        found
+        self.timing
+            .time(Operation::Lookup, || self.lookup_inner(request))
     }
 
     fn lookup_inner(&self, request: &LookupRequest<'_>) -> Lookup {
@@ -674,10 +665,8 @@ impl SessionCache {
     }
 
     fn flush_before(&self, at: Option<UnixTime>) -> usize {
-        let started = self.timing.start();
-        let flushed = self.flush_before_inner(at);
-        self.timing.record(Operation::Flush, started);
-        flushed
+        self.timing
+            .time(Operation::Flush, || self.flush_before_inner(at))
     }
 
     fn flush_before_inner(&self, at: Option<UnixTime>) -> usize {

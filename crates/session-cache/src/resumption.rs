@@ -70,6 +70,16 @@ impl Resumption {
         Self::StoreUnavailable,
     ];
 
+    /// The outcomes of an offer that did not resume: the reasons.
+    pub const MISSED: [Resumption; 6] = [
+        Self::UnknownId,
+        Self::Expired,
+        Self::OtherContext,
+        Self::AlreadyUsed,
+        Self::RefusedByStack,
+        Self::StoreUnavailable,
+    ];
+
     /// The outcome's name, as the counters, the metrics and traces spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -193,7 +203,7 @@ impl Resumptions {
 
     /// Handshakes that offered a session and did not resume.
     pub fn missed(&self) -> u64 {
-        self.offered() - self.resumed
+        Resumption::MISSED.iter().map(|&r| self.count(r)).sum()
     }
 }
 
@@ -217,12 +227,9 @@ impl ResumptionCounters {
     }
 
     pub(crate) fn record(&self, outcome: Resumption) {
-        let i = Resumption::ALL
-            .iter()
-            .position(|&r| r == outcome)
-            .expect("ALL lists every outcome");
+        // `ALL` lists the outcomes in declaration order.
         self.0
-            .get(i)
+            .get(outcome as usize)
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -258,11 +265,10 @@ impl HandshakeRecord {
     /// Notes a lookup of an offered id and its result. With several offers in one handshake
     /// (a TLS 1.3 client may send several tickets), a hit wins over the misses.
     pub fn looked_up(&mut self, version: ProtocolVersion, id: &[u8], lookup: &Lookup) {
-        let outcome = Resumption::of_lookup(lookup);
         if self.lookup == Some(Resumption::Resumed) {
             return;
         }
-        self.lookup = Some(outcome);
+        self.lookup = Some(Resumption::of_lookup(lookup));
         self.version = Some(version);
         self.offered = SessionId::new(id).ok().map(|id| (version, id));
     }
@@ -346,6 +352,18 @@ impl fmt::Debug for HandshakeRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_the_outcomes_in_declaration_order() {
+        for (i, r) in Resumption::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        let missed: Vec<_> = Resumption::ALL
+            .into_iter()
+            .filter(|r| r.offered() && *r != Resumption::Resumed)
+            .collect();
+        assert_eq!(missed, Resumption::MISSED);
+    }
 
     #[test]
     fn names_round_trip_and_are_distinct() {

@@ -141,18 +141,17 @@ impl Timing {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// The start of a timed operation, if timing is on.
+    /// Runs `f` (operation `op`), timing it if timing is on.
     #[inline]
-    pub(crate) fn start(&self) -> Option<Instant> {
-        self.is_on().then(Instant::now)
-    }
-
-    #[inline]
-    pub(crate) fn record(&self, op: Operation, started: Option<Instant>) {
-        if let Some(started) = started {
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            self.histograms[op as usize].observe(nanos);
+    pub(crate) fn time<T>(&self, op: Operation, f: impl FnOnce() -> T) -> T {
+        if !self.is_on() {
+            return f();
         }
+        let started = Instant::now();
+        let out = f();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.histograms[op as usize].observe(nanos);
+        out
     }
 
     pub(crate) fn snapshot(&self, op: Operation) -> Latency {
@@ -183,11 +182,9 @@ mod tests {
     #[test]
     fn timing_off_records_nothing() {
         let t = Timing::new(false);
-        let started = t.start();
-        assert!(started.is_none());
-        t.record(Operation::Add, started);
+        assert_eq!(t.time(Operation::Add, || 7), 7);
         t.set(true);
-        t.record(Operation::Add, t.start());
+        assert_eq!(t.time(Operation::Add, || 8), 8);
         assert_eq!(t.snapshot(Operation::Add).count, 1);
         assert_eq!(t.snapshot(Operation::Lookup).count, 0);
     }

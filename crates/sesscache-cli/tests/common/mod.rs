@@ -128,10 +128,9 @@ pub(crate) fn stat(report: &str, label: &str) -> u64 {
 
 /// An `s_client` of `version` (`-tls1_2`, `-tls1_3`) that sends an HTTP request (so it waits
 /// for the answer, by which time the tickets are in) and saves its session to `file`
-/// (`-sess_out`) or offers the session in it (`-sess_in`); whether the server said it
-/// resumed.
-pub(crate) fn request(server: &Server, version: &str, session: &str, file: &str) -> bool {
-    let out = s_client(
+/// (`-sess_out`) or offers the session in it (`-sess_in`); its stdout.
+pub(crate) fn request_with(server: &Server, version: &str, session: &str, file: &str) -> String {
+    s_client(
         &[
             "-connect",
             &server.connect(),
@@ -141,26 +140,19 @@ pub(crate) fn request(server: &Server, version: &str, session: &str, file: &str)
             file,
         ],
         b"GET / HTTP/1.0\r\n\r\n",
-    );
+    )
+}
+
+/// [`request_with`], which the server must answer; whether it said it resumed.
+pub(crate) fn request(server: &Server, version: &str, session: &str, file: &str) -> bool {
+    let out = request_with(server, version, session, file);
     assert!(out.contains("sesscache serve:"), "no answer: {out}");
     out.contains("resumed: yes")
 }
 
-/// A TLS 1.3 `s_client` that sends an HTTP request (so it waits for the answer, by which
-/// time the tickets are in) and saves its session to `file` (`-sess_out`) or offers the
-/// session in it (`-sess_in`); its stdout.
+/// [`request_with`] in TLS 1.3.
 pub(crate) fn tls13_request(server: &Server, session: &str, file: &str) -> String {
-    s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_3",
-            "-ign_eof",
-            session,
-            file,
-        ],
-        b"GET / HTTP/1.0\r\n\r\n",
-    )
+    request_with(server, "-tls1_3", session, file)
 }
 
 /// An HTTP/1.1 request to `addr`; the status line and the body.
