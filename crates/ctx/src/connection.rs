@@ -252,6 +252,8 @@ impl Connection {
                 id: &hello.session_id,
                 sid_ctx: self.ctx.sid_ctx(),
                 extended_master_secret: Some(ems),
+                // A simulated ClientHello offers one session.
+                first_offer: true,
             };
             let outcome = if version.is_tls13_or_later() {
                 cache.lookup_take(&request)

@@ -84,7 +84,10 @@ impl Fleet {
     pub fn remote_names(&self) -> Vec<Vec<u8>> {
         self.remote
             .iter()
-            .map(|s| self.tier.name_of(s.version(), s.id().as_bytes()))
+            .map(|s| {
+                self.tier
+                    .name_of(s.version(), s.sid_ctx(), s.id().as_bytes())
+            })
             .collect()
     }
 

@@ -159,17 +159,46 @@ pub const TIER_FIELDS: &[Field] = &[
         "Values that did not open (damaged, unknown key, other context).",
     ),
     Field::counter("errors", "Store calls that failed."),
-    Field::counter("timeouts", "Store calls not answered within the budget."),
+    Field::counter("timeouts", "Lookups not answered within the budget."),
+    Field::gauge(
+        "recent_timeout_percent",
+        "Of the last 64 lookups that asked the store, the percentage that timed out (above 50: the budget is below the store's round trip).",
+    ),
+    Field::gauge(
+        "round_trip_us",
+        "The slowest store node's answer to the last ping, in microseconds (above the budget, lookups time out).",
+    ),
+    Field::counter(
+        "refused",
+        "Store calls the store refused (NOPERM, WRONGPASS, NOAUTH): check its ACL and the password.",
+    ),
     Field::counter(
         "skipped",
         "Lookups that did not ask the store because the breaker was open.",
     ),
-    Field::counter("breaker_opens", "How often the breaker opened."),
+    Field::counter(
+        "later_offers",
+        "Offers after a handshake's first, answered without the store.",
+    ),
+    Field::counter(
+        "local_claims",
+        "TLS 1.3 tickets claimed without the store, their write never having left this server.",
+    ),
+    Field::counter(
+        "lost_tickets",
+        "TLS 1.3 tickets refused because the store lost their value (restart, flush, eviction, failover).",
+    ),
+    Field::counter("breaker_opens", "How often a node's breaker opened."),
     Field::gauge(
         "breaker",
-        "The breaker's state now (1 for the current one).",
+        "The breaker's state now (1 for the current one): open when any node's lookups are skipped.",
     )
     .labelled("state"),
+    Field::gauge("nodes_open", "Store nodes whose lookups are skipped now."),
+    Field::gauge(
+        "in_flight",
+        "Store calls started and not yet finished or dropped.",
+    ),
     Field::counter("writes", "Sessions written to the store."),
     Field::counter(
         "dropped_writes",
@@ -180,6 +209,10 @@ pub const TIER_FIELDS: &[Field] = &[
         "Writes and deletes the store failed or did not answer in time.",
     ),
     Field::counter("deletes", "Sessions deleted from the store."),
+    Field::counter(
+        "dropped_deletes",
+        "Deletes given up (queue full or breaker open): removal is best effort.",
+    ),
     Field::gauge("queued", "Writes and deletes waiting in the queue."),
 ];
 

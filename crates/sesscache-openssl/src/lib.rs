@@ -161,6 +161,16 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
     let context = weak.upgrade()?;
     let version = ssl.version2().and_then(wire_version)?;
     let cache = context.cache();
+    // OpenSSL calls back once for every PSK identity of a TLS 1.3 ClientHello; the record
+    // on the connection tells the first from the rest.
+    let first_offer = record_index()
+        .and_then(|index| ssl.ex_data(index))
+        .is_none_or(|record| {
+            record
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_is_first_offer()
+        });
     let request = LookupRequest {
         version,
         id,
@@ -168,6 +178,7 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
         // OpenSSL checks the client's extended-master-secret flag against the session's
         // after this callback returns (`ssl_get_prev_session`).
         extended_master_secret: None,
+        first_offer,
     };
     let outcome = if version.is_tls13_or_later() {
         cache.lookup_take(&request)

@@ -13,6 +13,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The key file may be read by other users than its owner.
+    #[error("the key file {path} is readable by others (mode {mode:03o}): run `chmod 600 {path}`")]
+    KeyFileExposed {
+        /// The file's path.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A line of the key file is not a key line.
     #[error("key file, line {line}: {reason}")]
     KeyFile {

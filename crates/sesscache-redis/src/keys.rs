@@ -8,8 +8,10 @@
 //! (ChaCha20-Poly1305), one names them in the store (HMAC-SHA256 of the protocol version and
 //! the session id). The file's secret is never used as it is, and never sent anywhere.
 //!
-//! Every copy of a secret this crate keeps is wiped when dropped. ring makes its own key
-//! schedule for each call from the derived key, on the stack, and does not wipe it.
+//! Every copy of a secret this crate keeps (the file's text, each secret, the derived keys)
+//! is wiped when dropped. ring does not wipe what it makes from them: HKDF's pseudorandom key
+//! and the HMAC and ChaCha20-Poly1305 key schedules it builds for each call live in ring's own
+//! structures until their memory is reused.
 
 use std::fmt;
 use std::path::Path;
@@ -60,13 +62,20 @@ impl Key {
         &self.seal
     }
 
-    /// The name of a session's value in the store under this key: HMAC-SHA256 of the
-    /// protocol version and the session id.
-    pub(crate) fn index(&self, version: u16, id: &[u8]) -> [u8; 32] {
+    /// The name of a session's value in the store under this key: HMAC-SHA256 of the kind
+    /// of lookup that finds it (a TLS 1.2 session id, `s`, or a TLS 1.3 ticket, `t`), the
+    /// protocol version, the session id context and the session id. A ticket offered to a
+    /// server of another context, or a session id offered as a ticket, names another value:
+    /// it can neither find nor burn this one.
+    pub(crate) fn index(&self, version: u16, sid_ctx: &[u8], id: &[u8]) -> [u8; 32] {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &self.index[..]);
         let mut ctx = hmac::Context::with_key(&key);
-        ctx.update(b"v1");
+        ctx.update(b"name-v2");
+        ctx.update(if version >= 0x0304 { b"t" } else { b"s" });
         ctx.update(&version.to_be_bytes());
+        // Lengths before variable fields: no two (context, id) pairs hash the same input.
+        ctx.update(&[u8::try_from(sid_ctx.len()).unwrap_or(u8::MAX)]);
+        ctx.update(sid_ctx);
         ctx.update(id);
         let tag = ctx.sign();
         let mut out = [0u8; 32];
@@ -81,8 +90,27 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Reads a key file.
+    /// Reads a key file. A file that its group or other users may read (or write) is
+    /// refused, as ssh refuses such a private key: its secrets open every session the fleet
+    /// stores.
     pub fn load(path: &Path) -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|source| Error::KeyFileUnreadable {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::KeyFileExposed {
+                    path: path.display().to_string(),
+                    mode: mode & 0o777,
+                });
+            }
+        }
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
             Error::KeyFileUnreadable {
                 path: path.display().to_string(),
@@ -251,10 +279,13 @@ mod tests {
         ))
         .unwrap();
         let [a, b] = [&ring.all()[0], &ring.all()[1]];
-        assert_eq!(a.index(0x0303, b"id"), a.index(0x0303, b"id"));
-        assert_ne!(a.index(0x0303, b"id"), b.index(0x0303, b"id"));
-        assert_ne!(a.index(0x0303, b"id"), a.index(0x0304, b"id"));
-        assert_ne!(a.index(0x0303, b"id"), a.index(0x0303, b"ie"));
+        let name = |k: &Key, v: u16, ctx: &[u8], id: &[u8]| k.index(v, ctx, id);
+        assert_eq!(name(a, 0x0303, b"c", b"id"), name(a, 0x0303, b"c", b"id"));
+        assert_ne!(name(a, 0x0303, b"c", b"id"), name(b, 0x0303, b"c", b"id"));
+        assert_ne!(name(a, 0x0303, b"c", b"id"), name(a, 0x0304, b"c", b"id"));
+        assert_ne!(name(a, 0x0303, b"c", b"id"), name(a, 0x0303, b"c", b"ie"));
+        assert_ne!(name(a, 0x0303, b"c", b"id"), name(a, 0x0303, b"d", b"id"));
+        assert_ne!(name(a, 0x0303, b"c", b"id"), name(a, 0x0303, b"", b"cid"));
         assert_ne!(a.seal_key(), b.seal_key());
     }
 

@@ -1,8 +1,11 @@
 //! The tier's counters, kept beside the cache's own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::store::{Every, Window};
 
 #[derive(Default)]
 pub(crate) struct Counter(AtomicU64);
@@ -21,7 +24,6 @@ impl Counter {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) remote_hits: Counter,
     pub(crate) remote_misses: Counter,
@@ -34,6 +36,44 @@ pub(crate) struct Counters {
     pub(crate) dropped_writes: Counter,
     pub(crate) write_errors: Counter,
     pub(crate) deletes: Counter,
+    pub(crate) dropped_deletes: Counter,
+    pub(crate) refused: Counter,
+    pub(crate) local_claims: Counter,
+    pub(crate) lost_tickets: Counter,
+    pub(crate) later_offers: Counter,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) round_trip_us: AtomicU64,
+    pub(crate) lookup_window: Window,
+    pub(crate) refusal_log: Every,
+    pub(crate) slow_log: Every,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            remote_hits: Counter::default(),
+            remote_misses: Counter::default(),
+            already_used: Counter::default(),
+            open_failures: Counter::default(),
+            errors: Counter::default(),
+            timeouts: Counter::default(),
+            skipped: Counter::default(),
+            writes: Counter::default(),
+            dropped_writes: Counter::default(),
+            write_errors: Counter::default(),
+            deletes: Counter::default(),
+            dropped_deletes: Counter::default(),
+            refused: Counter::default(),
+            local_claims: Counter::default(),
+            lost_tickets: Counter::default(),
+            later_offers: Counter::default(),
+            in_flight: AtomicU64::new(0),
+            round_trip_us: AtomicU64::new(0),
+            lookup_window: Window::new(),
+            refusal_log: Every::new(Duration::from_secs(10)),
+            slow_log: Every::new(Duration::from_secs(60)),
+        }
+    }
 }
 
 /// Whether handshakes ask the store.
@@ -42,7 +82,8 @@ pub(crate) struct Counters {
 pub enum BreakerState {
     /// Yes.
     Closed,
-    /// No: it failed too often in a row. A background ping closes it once the store answers.
+    /// No: it (one of its nodes, on a cluster) failed too often in a row. A background ping
+    /// closes it once the node answers within the budget.
     Open,
 }
 
@@ -63,14 +104,37 @@ pub struct TierStats {
     pub open_failures: u64,
     /// Store calls that failed (refused, not connected, an error reply).
     pub errors: u64,
-    /// Store calls not answered within the budget.
+    /// Lookups not answered within the budget.
     pub timeouts: u64,
+    /// Of the last full window of 64 lookups that asked the store, the percentage that timed
+    /// out. Above 50 the store is slower than the budget (a warning says so).
+    pub recent_timeout_percent: u64,
+    /// The slowest node's answer to the prober's last ping, in microseconds (a timed-out
+    /// ping counts as the write budget): what a lookup costs now. Above the budget, lookups
+    /// time out (a warning says so).
+    pub round_trip_us: u64,
+    /// Store calls the store refused (`NOPERM`, `WRONGPASS`, `NOAUTH`): its ACL or the
+    /// password does not let the tier in. Each is also an error, and logged.
+    pub refused: u64,
     /// Lookups that did not ask the store because the breaker was open.
     pub skipped: u64,
-    /// How often the breaker opened.
+    /// Offers after a handshake's first, answered without the store.
+    pub later_offers: u64,
+    /// TLS 1.3 tickets this server issued and claimed without the store, their write never
+    /// having left it (cancelled).
+    pub local_claims: u64,
+    /// TLS 1.3 tickets this server issued and wrote, refused because the store no longer has
+    /// them (restarted, flushed, evicted, failed over): the store cannot show them unused.
+    pub lost_tickets: u64,
+    /// How often a breaker (of any node, lookups or writes) opened.
     pub breaker_opens: u64,
-    /// The breaker now.
+    /// Whether lookups skip the store: open when any node's lookups are skipped.
     pub breaker: BreakerState,
+    /// Nodes whose lookups are skipped now.
+    pub nodes_open: u64,
+    /// Store calls started and not yet finished or dropped (also those a handshake stopped
+    /// waiting for).
+    pub in_flight: u64,
     /// Sessions written to the store.
     pub writes: u64,
     /// Writes given up: the queue was full or the breaker open.
@@ -79,6 +143,9 @@ pub struct TierStats {
     pub write_errors: u64,
     /// Sessions deleted from the store (a removal on this server).
     pub deletes: u64,
+    /// Deletes given up (the queue was full or the breaker open): removal is best effort,
+    /// and such a session stays in the store until it expires.
+    pub dropped_deletes: u64,
     /// Writes and deletes waiting in the queue.
     pub queued: u64,
 }
@@ -94,7 +161,17 @@ impl TierStats {
             open_failures: self.open_failures + other.open_failures,
             errors: self.errors + other.errors,
             timeouts: self.timeouts + other.timeouts,
+            recent_timeout_percent: self
+                .recent_timeout_percent
+                .max(other.recent_timeout_percent),
+            round_trip_us: self.round_trip_us.max(other.round_trip_us),
+            refused: self.refused + other.refused,
             skipped: self.skipped + other.skipped,
+            later_offers: self.later_offers + other.later_offers,
+            local_claims: self.local_claims + other.local_claims,
+            lost_tickets: self.lost_tickets + other.lost_tickets,
+            nodes_open: self.nodes_open + other.nodes_open,
+            in_flight: self.in_flight + other.in_flight,
             breaker_opens: self.breaker_opens + other.breaker_opens,
             breaker: if self.breaker == BreakerState::Open {
                 self.breaker
@@ -105,18 +182,14 @@ impl TierStats {
             dropped_writes: self.dropped_writes + other.dropped_writes,
             write_errors: self.write_errors + other.write_errors,
             deletes: self.deletes + other.deletes,
+            dropped_deletes: self.dropped_deletes + other.dropped_deletes,
             queued: self.queued + other.queued,
         }
     }
 }
 
 impl Counters {
-    pub(crate) fn snapshot(
-        &self,
-        breaker: BreakerState,
-        breaker_opens: u64,
-        queued: u64,
-    ) -> TierStats {
+    pub(crate) fn snapshot(&self, breakers: Breakers, queued: u64) -> TierStats {
         TierStats {
             remote_hits: self.remote_hits.get(),
             remote_misses: self.remote_misses.get(),
@@ -124,14 +197,35 @@ impl Counters {
             open_failures: self.open_failures.get(),
             errors: self.errors.get(),
             timeouts: self.timeouts.get(),
+            recent_timeout_percent: self.lookup_window.percent(),
+            round_trip_us: self.round_trip_us.load(Ordering::Relaxed),
+            refused: self.refused.get(),
             skipped: self.skipped.get(),
-            breaker_opens,
-            breaker,
+            later_offers: self.later_offers.get(),
+            local_claims: self.local_claims.get(),
+            lost_tickets: self.lost_tickets.get(),
+            breaker_opens: breakers.opens,
+            breaker: if breakers.open > 0 {
+                BreakerState::Open
+            } else {
+                BreakerState::Closed
+            },
+            nodes_open: breakers.open,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
             writes: self.writes.get(),
             dropped_writes: self.dropped_writes.get(),
             write_errors: self.write_errors.get(),
             deletes: self.deletes.get(),
+            dropped_deletes: self.dropped_deletes.get(),
             queued,
         }
     }
+}
+
+/// The nodes' breakers, summed up for a snapshot.
+pub(crate) struct Breakers {
+    /// Nodes whose lookups are skipped.
+    pub(crate) open: u64,
+    /// Openings, all nodes and sides.
+    pub(crate) opens: u64,
 }

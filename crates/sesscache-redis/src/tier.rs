@@ -1,9 +1,10 @@
 //! [`Tier`]: the store behind a cache's hooks, and the writer and prober off the handshake's
 //! path.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, Value};
@@ -15,8 +16,8 @@ use tracing::{debug, trace};
 use zeroize::Zeroizing;
 
 use crate::keys::KeyRing;
-use crate::stats::{BreakerState, Counters, TierStats};
-use crate::store::{self, Breaker, Conn, Slot};
+use crate::stats::{Breakers, Counters, TierStats};
+use crate::store::{self, Called, Conn, Dial, InFlight, Node, Slot, Topology};
 use crate::value::{self, Stored, TOMBSTONE};
 use crate::Error;
 
@@ -47,11 +48,17 @@ pub struct TierConfig {
     pub probe_interval: Duration,
     /// What every name in the store starts with.
     pub prefix: String,
+    /// How much longer than its ticket a used ticket's tombstone (and a ticket's value)
+    /// lives in the store: room for clocks that disagree between servers and the store.
+    pub tombstone_margin: Duration,
+    /// The store's password, for every URL (instead of one in a URL, which `ps` shows).
+    pub password: Option<Zeroizing<String>>,
 }
 
 impl TierConfig {
     /// A configuration with the defaults: a 5 ms budget, a queue of 4096, the breaker open
-    /// after 5 failures in a row and probed every 500 ms, names under `sesscache:`.
+    /// after 5 failures in a row and probed every 500 ms, names under `sesscache:`,
+    /// tombstones kept 5 minutes past their ticket, no password beyond the URL's.
     pub fn new(urls: Vec<String>, keys: KeyRing) -> Self {
         Self {
             urls,
@@ -63,18 +70,29 @@ impl TierConfig {
             breaker_failures: 5,
             probe_interval: Duration::from_millis(500),
             prefix: "sesscache:".to_owned(),
+            tombstone_margin: Duration::from_secs(300),
+            password: None,
         }
     }
 }
 
+/// The most TLS 1.3 tickets whose write has not left this server that it keeps track of;
+/// past it, a new ticket counts as written (its claim asks the store: fail closed).
+const UNSENT_LIMIT: usize = 1 << 18;
+
 /// A write or delete for the writer.
 enum Job {
     /// Seal and write a new session, to expire at `expires` (Unix seconds, the system
-    /// clock's).
-    Put { session: Session, expires: u64 },
+    /// clock's). A TLS 1.3 ticket's name is in the unsent set until the writer sends it.
+    Put {
+        session: Session,
+        expires: u64,
+        ticket: Option<[u8; 32]>,
+    },
     /// Delete a session's value under every key's name.
     Delete {
         version: u16,
+        sid_ctx: SidCtx,
         id: Zeroizing<Vec<u8>>,
     },
 }
@@ -82,13 +100,18 @@ enum Job {
 /// What the handshake's path, the writer and the prober share.
 struct Shared {
     conn: Arc<Slot>,
+    topology: Topology,
     keys: KeyRing,
     prefix: Vec<u8>,
     budget: Duration,
     write_budget: Duration,
-    breaker: Breaker,
+    connect_timeout: Duration,
+    margin: u64,
     counters: Counters,
     queued: AtomicU64,
+    /// The names of the TLS 1.3 tickets this server issued whose write has not left it
+    /// (queued, or dropped): only such a ticket may be claimed without the store.
+    unsent: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl Shared {
@@ -101,38 +124,74 @@ impl Shared {
         key
     }
 
-    fn command(&self, job: &Job) -> Vec<Cmd> {
+    /// The name a session of (version, context, id) has under the newest key.
+    fn newest_name(&self, version: u16, sid_ctx: &SidCtx, id: &[u8]) -> [u8; 32] {
+        self.keys.newest().index(version, sid_ctx.as_bytes(), id)
+    }
+
+    fn unsent(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.unsent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `name` out of the unsent set: true if it was there (the caller, writer or
+    /// claimer, now owns the ticket's one way out).
+    fn take_unsent(&self, name: &[u8; 32]) -> bool {
+        self.unsent().remove(name)
+    }
+
+    /// The commands of a job, each with the store key it touches.
+    fn command(&self, job: &Job) -> Vec<(Vec<u8>, Cmd)> {
         match job {
-            Job::Put { session, expires } => {
-                let name = self
-                    .keys
-                    .newest()
-                    .index(session.version().wire(), session.id().as_bytes());
+            Job::Put {
+                session, expires, ..
+            } => {
+                let name = self.newest_name(
+                    session.version().wire(),
+                    session.sid_ctx(),
+                    session.id().as_bytes(),
+                );
                 let sealed = value::plaintext(session)
                     .and_then(|plain| value::seal(&self.keys, &name, session.sid_ctx(), &plain));
                 let Some(sealed) = sealed else {
                     debug!("a session OpenSSL's form cannot hold is not shared");
                     return Vec::new();
                 };
+                let key = self.key(&name);
                 let mut set = redis::cmd("SET");
-                // NX: a used ticket's tombstone is never overwritten by a late write.
-                set.arg(self.key(&name))
+                // NX: a used ticket's tombstone is never overwritten by a late write. The
+                // value outlives the session by the margin, and so does a tombstone that
+                // keeps its time to live.
+                set.arg(&key)
                     .arg(sealed)
                     .arg("NX")
                     .arg("EXAT")
-                    .arg(*expires);
-                vec![set]
+                    .arg(expires.saturating_add(self.margin));
+                vec![(key, set)]
             }
-            Job::Delete { version, id } => self
+            Job::Delete {
+                version,
+                sid_ctx,
+                id,
+            } => self
                 .keys
                 .all()
                 .iter()
                 .map(|k| {
+                    let key = self.key(&k.index(*version, sid_ctx.as_bytes(), id));
                     let mut del = redis::cmd("DEL");
-                    del.arg(self.key(&k.index(*version, id)));
-                    del
+                    del.arg(&key);
+                    (key, del)
                 })
                 .collect(),
+        }
+    }
+
+    /// Summary of the nodes' breakers.
+    fn breakers(&self) -> Breakers {
+        let nodes = self.topology.nodes();
+        Breakers {
+            open: nodes.iter().filter(|n| n.breaker.is_open()).count() as u64,
+            opens: nodes.iter().map(|n| n.breaker.opens()).sum(),
         }
     }
 }
@@ -181,16 +240,31 @@ impl Tier {
             .build()
             .map_err(Error::Runtime)?;
         let handle = runtime.handle().clone();
-        let conn = store::connect(&config.urls, config.connect_timeout, &handle)?;
+        let dial = Dial {
+            urls: &config.urls,
+            password: config.password.as_ref().map(|p| p.as_str()),
+            connect_timeout: config.connect_timeout,
+            // A request may live as long as the longer of the two budgets, never longer.
+            response_timeout: config.write_budget.max(config.budget),
+        };
+        let conn = store::connect(&dial, &handle)?;
+        let first = if config.urls.len() == 1 {
+            "store"
+        } else {
+            "cluster"
+        };
         let shared = Arc::new(Shared {
             conn,
+            topology: Topology::new(config.breaker_failures, first),
             keys: config.keys,
             prefix: config.prefix.into_bytes(),
             budget: config.budget,
             write_budget: config.write_budget,
-            breaker: Breaker::new(config.breaker_failures),
+            connect_timeout: config.connect_timeout,
+            margin: config.tombstone_margin.as_secs(),
             counters: Counters::default(),
             queued: AtomicU64::new(0),
+            unsent: Mutex::new(HashSet::new()),
         });
         let (writes, queue) = mpsc::channel(config.queue.max(1));
         handle.spawn(writer(shared.clone(), queue));
@@ -222,38 +296,34 @@ impl Tier {
         )));
         let tier = self.clone();
         cache.set_remove_session_callback(Some(Arc::new(
-            move |_: &SessionCache, s: &Session, cause: RemovalCause| {
-                // Evictions and flushes are this server's business: the fleet keeps the
-                // session. A lookup that found it expired leaves it to the store's own
-                // expiry; a taken ticket was claimed in the store already.
-                if cause == RemovalCause::Removed {
-                    tier.delete(s);
-                }
+            move |_: &SessionCache, s: &Session, cause: RemovalCause| match cause {
+                // A removal (a connection that ended badly) removes it from the fleet.
+                RemovalCause::Removed => tier.delete(s),
+                // A taken ticket is claimed by the take-session callback, which needs to
+                // know whether its write left.
+                RemovalCause::Taken => {}
+                // Evictions, flushes and expiry are this server's business: the fleet keeps
+                // the session (the store expires it). A ticket whose write never left is
+                // gone for good.
+                _ => tier.forget_unsent(s),
             },
         )));
     }
 
     /// The name this server writes a session under in the store (the configured prefix and
-    /// a keyed hash of the version and id under the newest key): for operators looking into
-    /// the store, and for tests.
-    pub fn name_of(&self, version: ProtocolVersion, id: &[u8]) -> Vec<u8> {
+    /// a keyed hash of the kind, version, session id context and id under the newest key):
+    /// for operators looking into the store, and for tests.
+    pub fn name_of(&self, version: ProtocolVersion, sid_ctx: &SidCtx, id: &[u8]) -> Vec<u8> {
         let shared = &self.0.shared;
-        shared.key(&shared.keys.newest().index(version.wire(), id))
+        shared.key(&shared.newest_name(version.wire(), sid_ctx, id))
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> TierStats {
         let shared = &self.0.shared;
-        let breaker = if shared.breaker.is_open() {
-            BreakerState::Open
-        } else {
-            BreakerState::Closed
-        };
-        shared.counters.snapshot(
-            breaker,
-            shared.breaker.opens(),
-            shared.queued.load(Ordering::Relaxed),
-        )
+        shared
+            .counters
+            .snapshot(shared.breakers(), shared.queued.load(Ordering::Relaxed))
     }
 
     /// Whether the store answers a `PING` within `timeout` (retrying while a cluster is still
@@ -290,43 +360,78 @@ impl Tier {
 
     fn enqueue(&self, job: Job) {
         let shared = &self.0.shared;
-        if shared.breaker.is_open() {
-            shared.counters.dropped_writes.inc();
-            return;
-        }
+        let is_delete = matches!(job, Job::Delete { .. });
         shared.queued.fetch_add(1, Ordering::AcqRel);
         if self.0.writes.try_send(job).is_err() {
             shared.queued.fetch_sub(1, Ordering::AcqRel);
-            shared.counters.dropped_writes.inc();
+            if is_delete {
+                shared.counters.dropped_deletes.inc();
+            } else {
+                // A dropped ticket stays in the unsent set: it never left.
+                shared.counters.dropped_writes.inc();
+            }
         }
     }
 
-    /// The new-session hook: queue the session for the writer.
+    /// The new-session hook: queue the session for the writer; a TLS 1.3 ticket's name goes
+    /// into the unsent set first.
     fn save(&self, cache: &SessionCache, session: &Session) {
         if session.id().is_empty() || !session.is_resumable() {
             return;
         }
-        if let Some(expires) = system_expiry(cache, session) {
-            self.enqueue(Job::Put {
-                session: session.clone(),
-                expires,
-            });
-        }
+        let Some(expires) = system_expiry(cache, session) else {
+            return;
+        };
+        let shared = &self.0.shared;
+        let ticket = session.version().is_tls13_or_later().then(|| {
+            shared.newest_name(
+                session.version().wire(),
+                session.sid_ctx(),
+                session.id().as_bytes(),
+            )
+        });
+        // Past the limit the ticket is not tracked, so counts as sent: its claim asks the
+        // store.
+        let ticket = ticket.filter(|name| {
+            let mut unsent = shared.unsent();
+            unsent.len() < UNSENT_LIMIT && unsent.insert(*name)
+        });
+        self.enqueue(Job::Put {
+            session: session.clone(),
+            expires,
+            ticket,
+        });
     }
 
     fn delete(&self, session: &Session) {
         if session.id().is_empty() {
             return;
         }
+        self.forget_unsent(session);
         self.enqueue(Job::Delete {
             version: session.version().wire(),
+            sid_ctx: *session.sid_ctx(),
             id: Zeroizing::new(session.id().as_bytes().to_vec()),
         });
     }
 
-    /// A store call on the handshake's path (see [`store::call`]); `None` for anything but an
-    /// answer within the budget.
-    fn call<T, F>(&self, work: impl FnOnce(Conn) -> F) -> Option<T>
+    /// A session gone from this server: if it was a ticket whose write never left, nothing
+    /// may ever claim it without the store again.
+    fn forget_unsent(&self, session: &Session) {
+        if session.version().is_tls13_or_later() {
+            let shared = &self.0.shared;
+            let name = shared.newest_name(
+                session.version().wire(),
+                session.sid_ctx(),
+                session.id().as_bytes(),
+            );
+            shared.take_unsent(&name);
+        }
+    }
+
+    /// A store call on the handshake's path, to `node`, within the budget (see
+    /// [`store::call`]).
+    fn call<T, F>(&self, node: &Node, work: impl FnOnce(Conn) -> F) -> Called<T>
     where
         T: Send + 'static,
         F: std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
@@ -335,26 +440,39 @@ impl Tier {
         let Some(conn) = shared.conn.get() else {
             // A cluster that has not answered yet.
             shared.counters.errors.inc();
-            return None;
+            return Called::Failed;
         };
+        let work = work(conn);
+        let owner = shared.clone();
         store::call(
             &self.0.handle,
             shared.budget,
-            &shared.breaker,
+            node,
             &shared.counters,
-            work(conn),
+            async move {
+                let _counted = InFlight::start(&owner.counters.in_flight);
+                work.await
+            },
         )
     }
 
-    /// Whether the breaker is open, counting the lookup as skipped: checked before any work
-    /// for the store is done (naming the value is a keyed hash per key).
-    fn skipped(&self) -> bool {
-        let shared = &self.0.shared;
-        if shared.breaker.is_open() {
-            shared.counters.skipped.inc();
-            return true;
+    /// The node that holds `name`, unless its breaker is open (the lookup is then counted as
+    /// skipped): checked before any work for the store is done.
+    fn healthy_node(&self, key: &[u8]) -> Option<Arc<Node>> {
+        let node = self.0.shared.topology.node_for(key);
+        if node.breaker.is_open() {
+            self.0.shared.counters.skipped.inc();
+            return None;
         }
-        false
+        Some(node)
+    }
+
+    /// Whether this offer may ask the store: only a handshake's first does.
+    fn first_offer(&self, request: &LookupRequest<'_>) -> bool {
+        if !request.first_offer {
+            self.0.shared.counters.later_offers.inc();
+        }
+        request.first_offer
     }
 
     /// The names a session may have in the store: one per key, newest first.
@@ -365,7 +483,7 @@ impl Tier {
             .keys
             .all()
             .iter()
-            .map(|k| k.index(version, request.id))
+            .map(|k| k.index(version, request.sid_ctx.as_bytes(), request.id))
             .collect()
     }
 
@@ -378,14 +496,16 @@ impl Tier {
         command: impl Fn(Vec<u8>) -> Cmd,
     ) -> Result<Session, Miss> {
         let shared = &self.0.shared;
-        if self.skipped() {
-            return Err(Miss::StoreUnavailable);
+        if !self.first_offer(request) {
+            return Err(Miss::UnknownId);
         }
         let names = self.names(request);
-        let cmds: Vec<Cmd> = names.iter().map(|n| command(shared.key(n))).collect();
-        let replies = self
-            .call(move |conn| conn.run_all(cmds))
-            .ok_or(Miss::StoreUnavailable)?;
+        let keys: Vec<Vec<u8>> = names.iter().map(|n| shared.key(n)).collect();
+        let node = self.healthy_node(&keys[0]).ok_or(Miss::StoreUnavailable)?;
+        let cmds: Vec<Cmd> = keys.into_iter().map(command).collect();
+        let Called::Answered(replies) = self.call(&node, move |conn| conn.run_all(cmds)) else {
+            return Err(Miss::StoreUnavailable);
+        };
         for (name, reply) in names.iter().zip(replies) {
             let Some(found) = bytes(reply) else { continue };
             return match Stored::classify(found) {
@@ -419,8 +539,8 @@ impl Tier {
             Err(why) => {
                 shared.counters.open_failures.inc();
                 debug!(?why, "a value in the store did not open: a miss");
-                // Sealed under a key this server no longer has, for another context, or
-                // damaged: nothing this server can resume.
+                // Sealed under a key this server no longer has, or damaged: nothing this
+                // server can resume.
                 Err(Miss::UnknownId)
             }
         }
@@ -435,8 +555,13 @@ impl Tier {
         })
     }
 
-    /// The take-session hook: a TLS 1.3 ticket is claimed in the store, whether this server
-    /// took it from its own cache (`local`) or not.
+    /// The take-session hook: a TLS 1.3 ticket resumes once in the whole fleet.
+    ///
+    /// - Not held here: taken from the store if it is there, leaving a tombstone.
+    /// - Held here, its write never sent: nobody else can have it; claimed here, and the
+    ///   write is cancelled. No store call.
+    /// - Held here and written: the store decides, and a store that has no value (restarted,
+    ///   flushed, evicted) cannot show it unused, so it does not resume (fail closed).
     fn claim(
         &self,
         cache: &SessionCache,
@@ -445,7 +570,7 @@ impl Tier {
     ) -> Result<Session, Miss> {
         let Some(local) = local else {
             // Not ours: take it from the store if it is there, leaving a tombstone with the
-            // ticket's own expiry (XX: nothing is planted under a name the store lacks).
+            // value's own expiry (XX: nothing is planted under a name the store lacks).
             return self.ask(cache, request, |key| {
                 let mut set = redis::cmd("SET");
                 set.arg(key)
@@ -456,28 +581,32 @@ impl Tier {
                 set
             });
         };
-        // Ours: the store decides whether it was used elsewhere. The tombstone goes in
-        // unconditionally, so a write still on its way cannot bring the ticket back.
         let shared = &self.0.shared;
-        if self.skipped() {
-            return Err(Miss::StoreUnavailable);
+        let name = shared.newest_name(request.version.wire(), &request.sid_ctx, request.id);
+        if shared.take_unsent(&name) {
+            shared.counters.local_claims.inc();
+            trace!("a ticket whose write never left: claimed here");
+            return Ok(local);
+        }
+        if !self.first_offer(request) {
+            return Err(Miss::UnknownId);
         }
         // Expired since the cache took it: gone.
         let expires = system_expiry(cache, &local).ok_or(Miss::UnknownId)?;
-        let name = shared
-            .keys
-            .newest()
-            .index(request.version.wire(), request.id);
+        let key = shared.key(&name);
+        let node = self.healthy_node(&key).ok_or(Miss::StoreUnavailable)?;
         let mut set = redis::cmd("SET");
-        set.arg(shared.key(&name))
+        // The tombstone goes in unconditionally, so a write still on its way cannot bring
+        // the ticket back.
+        set.arg(key)
             .arg(TOMBSTONE)
             .arg("GET")
             .arg("EXAT")
-            .arg(expires);
+            .arg(expires.saturating_add(shared.margin));
         // A store that cannot answer cannot say the ticket is unused: a full handshake.
-        let before = self
-            .call(move |conn| conn.run_all(vec![set]))
-            .ok_or(Miss::StoreUnavailable)?;
+        let Called::Answered(before) = self.call(&node, move |conn| conn.run_all(vec![set])) else {
+            return Err(Miss::StoreUnavailable);
+        };
         match before
             .into_iter()
             .next()
@@ -489,7 +618,12 @@ impl Tier {
                 trace!("the store says the ticket was used");
                 Err(Miss::AlreadyUsed)
             }
-            Some(Stored::Sealed(_)) | None => Ok(local),
+            Some(Stored::Sealed(_)) => Ok(local),
+            None => {
+                shared.counters.lost_tickets.inc();
+                debug!("the store lost a ticket this server wrote: refused");
+                Err(Miss::UnknownId)
+            }
         }
     }
 }
@@ -524,57 +658,156 @@ fn system_expiry(cache: &SessionCache, session: &Session) -> Option<u64> {
     Some(now.saturating_add(left))
 }
 
-/// The writer: takes jobs in batches and runs each batch as one pipeline.
+fn is_ticket(job: &Job) -> bool {
+    matches!(
+        job,
+        Job::Put {
+            ticket: Some(_),
+            ..
+        }
+    )
+}
+
+/// The writer: takes jobs in batches and runs each batch at once (one pipeline on a single
+/// server), skipping nodes whose writes fail.
 async fn writer(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(64);
     while queue.recv_many(&mut batch, 64).await > 0 {
         let n = batch.len() as u64;
-        let (puts, deletes) = batch.iter().fold((0, 0), |(p, d), job| match job {
-            Job::Put { .. } => (p + 1, d),
-            Job::Delete { .. } => (p, d + 1),
-        });
-        let conn = shared.conn.get().filter(|_| !shared.breaker.is_open());
-        match conn {
-            None => shared.counters.dropped_writes.add(n),
-            Some(conn) => {
-                let cmds: Vec<Cmd> = batch.iter().flat_map(|job| shared.command(job)).collect();
-                batch.clear();
-                match tokio::time::timeout(shared.write_budget, conn.run_all(cmds)).await {
-                    Ok(Ok(_)) => {
-                        shared.breaker.success();
-                        shared.counters.writes.add(puts);
-                        shared.counters.deletes.add(deletes);
+        let conn = shared.conn.get();
+        let mut cmds = Vec::with_capacity(batch.len());
+        let mut sent: Vec<(Arc<Node>, bool)> = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            let is_delete = matches!(job, Job::Delete { .. });
+            let dropped = || {
+                if is_delete {
+                    shared.counters.dropped_deletes.inc();
+                } else {
+                    shared.counters.dropped_writes.inc();
+                }
+            };
+            for (key, cmd) in shared.command(&job) {
+                let node = shared.topology.node_for(&key);
+                // A ticket is held back while lookups skip its node: no server could claim
+                // it there in time, and unsent, this server may still resume it itself.
+                let held_back = is_ticket(&job) && node.breaker.is_open();
+                if conn.is_none() || node.breaker.writes_open() || held_back {
+                    // Not sent: a ticket stays in the unsent set.
+                    dropped();
+                    continue;
+                }
+                if let Job::Put {
+                    ticket: Some(name), ..
+                } = &job
+                {
+                    // From here the write may reach the store: a claim must ask it. A
+                    // ticket claimed here meanwhile is not written at all.
+                    if !shared.take_unsent(name) {
+                        continue;
                     }
-                    failed => {
-                        let error = failed.ok().and_then(Result::err).map(|e| e.kind());
-                        debug!(?error, "a batch of writes failed or timed out");
-                        shared.counters.write_errors.add(n);
-                        shared.breaker.failure();
+                }
+                cmds.push(cmd);
+                sent.push((node, is_delete));
+            }
+        }
+        if let (Some(conn), false) = (conn, cmds.is_empty()) {
+            let _counted = InFlight::start(&shared.counters.in_flight);
+            let replies = tokio::time::timeout(shared.write_budget, conn.run_each(cmds)).await;
+            let mut failed: Vec<&str> = Vec::new();
+            for (i, (node, is_delete)) in sent.iter().enumerate() {
+                match replies.as_ref().map(|r| &r[i]) {
+                    Ok(Ok(_)) => {
+                        node.breaker.write_success();
+                        if *is_delete {
+                            shared.counters.deletes.inc();
+                        } else {
+                            shared.counters.writes.inc();
+                        }
+                    }
+                    outcome => {
+                        shared.counters.write_errors.inc();
+                        if let Ok(Err(e)) = outcome {
+                            if store::is_refusal(e) {
+                                shared.counters.refused.inc();
+                                shared.counters.refusal_log.error(e);
+                            } else {
+                                debug!(kind = ?e.kind(), "a write failed");
+                            }
+                        }
+                        if !failed.contains(&node.addr.as_str()) {
+                            failed.push(&node.addr);
+                            node.breaker.write_failure(&node.addr);
+                        }
                     }
                 }
             }
         }
-        batch.clear();
         shared.queued.fetch_sub(n, Ordering::AcqRel);
     }
 }
 
-/// The prober: while the breaker is open, pings the store now and then; the first answer
-/// closes it.
+/// The prober: learns a cluster's slot map (now and then), and pings each node whose breaker
+/// is open: an answer within the budget closes it; a slower one lets writes resume.
 async fn prober(shared: Arc<Shared>, every: Duration) {
+    let mut round: u64 = 0;
+    let mut mapped = false;
     loop {
+        if let Some(conn) = shared.conn.get() {
+            if round == 0 && !shared.conn.is_cluster() {
+                // Connects now, so that the first handshake's lookup does not pay for it.
+                let ping = conn.clone().run_on_any(redis::cmd("PING"));
+                let _ = tokio::time::timeout(shared.connect_timeout, ping).await;
+            }
+            if shared.conn.is_cluster() && (!mapped || round.is_multiple_of(20)) {
+                let _counted = InFlight::start(&shared.counters.in_flight);
+                let mut slots = redis::cmd("CLUSTER");
+                slots.arg("SLOTS");
+                match tokio::time::timeout(shared.connect_timeout, conn.clone().run_on_any(slots))
+                    .await
+                {
+                    Ok(Ok(reply)) => {
+                        shared.topology.update(&reply);
+                        mapped = true;
+                    }
+                    Ok(Err(e)) if store::is_refusal(&e) => {
+                        shared.counters.refused.inc();
+                        shared.counters.refusal_log.error(&e);
+                    }
+                    _ => {}
+                }
+            }
+            // Every node is pinged each round: its round trip is what a lookup costs, and
+            // an open breaker closes on an answer within the budget.
+            let mut slowest = Duration::ZERO;
+            for node in shared.topology.nodes() {
+                let _counted = InFlight::start(&shared.counters.in_flight);
+                let began = Instant::now();
+                let ping = conn.clone().run_on(&node.addr, redis::cmd("PING"));
+                let answered = matches!(
+                    tokio::time::timeout(shared.write_budget, ping).await,
+                    Ok(Ok(_))
+                );
+                let took = began.elapsed();
+                slowest = slowest.max(took);
+                if !answered {
+                    continue;
+                }
+                if took <= shared.budget {
+                    node.breaker.close(&node.addr);
+                } else {
+                    node.breaker.close_writes();
+                    shared
+                        .counters
+                        .slow_log
+                        .warn_slow_node(&node.addr, took, shared.budget);
+                }
+            }
+            shared
+                .counters
+                .round_trip_us
+                .store(slowest.as_micros() as u64, Ordering::Relaxed);
+        }
+        round += 1;
         tokio::time::sleep(every).await;
-        if !shared.breaker.is_open() {
-            continue;
-        }
-        let Some(conn) = shared.conn.get() else {
-            continue;
-        };
-        let ping = conn.run_all(vec![redis::cmd("PING")]);
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(shared.budget.max(Duration::from_millis(50)), ping).await
-        {
-            shared.breaker.success();
-        }
     }
 }

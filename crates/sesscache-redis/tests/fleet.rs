@@ -3,103 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use ctx::{Connection, Context, ContextConfig, Role};
-use sesscache_redis::{BreakerState, KeyRing, Tier, TierConfig, TierStats};
-use session_cache::CacheConfig;
-use session_core::{ProtocolVersion, Session, SidCtx};
+use ctx::Role;
+use sesscache_redis::{BreakerState, TierConfig, TierStats};
+use session_core::{Session, SidCtx};
 use test_support::redis_server::{RedisCluster, RedisServer};
 
-fn key_line() -> String {
-    KeyRing::generate_line().unwrap().to_string()
-}
+mod common;
 
-fn ring(lines: &[&str]) -> KeyRing {
-    KeyRing::parse(&lines.concat()).unwrap()
-}
-
-/// One server of the fleet: a context with a tier attached.
-struct Server {
-    context: Context,
-    tier: Tier,
-}
-
-impl Server {
-    fn new(urls: Vec<String>, keys: KeyRing, version: ProtocolVersion, sid_ctx: &[u8]) -> Self {
-        Self::with(TierConfig::new(urls, keys), version, sid_ctx)
-    }
-
-    fn with(config: TierConfig, version: ProtocolVersion, sid_ctx: &[u8]) -> Self {
-        let context = Context::new(ContextConfig {
-            version,
-            sid_ctx: SidCtx::new(sid_ctx).unwrap(),
-            cache: CacheConfig {
-                timeout: 300,
-                ..CacheConfig::default()
-            },
-            ..ContextConfig::default()
-        });
-        let tier = Tier::new(config).unwrap();
-        tier.attach(context.cache());
-        Self { context, tier }
-    }
-
-    fn stats(&self) -> TierStats {
-        self.tier.stats()
-    }
-
-    /// Waits until the writer has written what this server made.
-    fn written(&self) {
-        assert!(self.tier.flush_writes(Duration::from_secs(5)));
-    }
-}
-
-/// A client: a context of its own, and the session it holds.
-struct Client {
-    context: Context,
-    session: Option<Session>,
-}
-
-impl Client {
-    fn new(version: ProtocolVersion) -> Self {
-        Self {
-            context: Context::new(ContextConfig {
-                version,
-                ..ContextConfig::default()
-            }),
-            session: None,
-        }
-    }
-
-    /// Connects to `server`, offering `offer` (a copy of a session this client held), and
-    /// returns whether it resumed. Keeps the session the server gave.
-    fn connect_offering(&mut self, server: &Server, offer: Option<&Session>) -> bool {
-        let mut c = self.context.new_connection(Role::Client);
-        let mut s: Connection = server.context.new_connection(Role::Server);
-        // A copy: a client marks what it resumed with not resumable, and a replay offers it
-        // again all the same.
-        let offer = offer.map(|o| o.to_builder().build());
-        c.set_session(offer.as_ref());
-        c.connect(&mut s).unwrap();
-        let resumed = s.session_reused();
-        self.session = c.session_owned();
-        c.shutdown();
-        s.shutdown();
-        resumed
-    }
-
-    fn connect(&mut self, server: &Server) -> bool {
-        let offer = self.session.clone();
-        self.connect_offering(server, offer.as_ref())
-    }
-
-    /// A copy of the session held now, to offer again later (a replay).
-    fn keep(&self) -> Session {
-        self.session.as_ref().unwrap().to_builder().build()
-    }
-}
-
-const V12: ProtocolVersion = ProtocolVersion::TLS1_2;
-const V13: ProtocolVersion = ProtocolVersion::TLS1_3;
+use common::{key_line, ring, Client, Server, V12, V13};
 
 #[test]
 fn a_tls12_session_resumes_on_another_server() {
@@ -142,7 +53,7 @@ fn a_tls12_session_resumes_on_another_server() {
         !client.connect_offering(&c, offer.as_ref()),
         "gone from the store"
     );
-    assert_eq!(c.stats().remote_misses, 1);
+    assert_eq!(c.stats().remote_misses, 1, "{:?}", c.stats());
 }
 
 #[test]
@@ -248,16 +159,35 @@ fn values_that_do_not_open_are_counted_misses() {
     client.connect(&a);
     a.written();
     let session = client.keep();
-    let name = String::from_utf8(a.tier.name_of(V12, session.id().as_bytes())).unwrap();
+    let name = String::from_utf8(
+        a.tier
+            .name_of(V12, session.sid_ctx(), session.id().as_bytes()),
+    )
+    .unwrap();
 
-    // Another context with the same keys finds the value and cannot open it.
+    // Another context with the same keys names another value: it finds nothing. Moved
+    // under that name, the value does not open there (the context is bound in it too).
     let other = Server::new(vec![redis.url()], ring(&[&k1]), V12, b"another");
+    assert!(!client.connect_offering(&other, Some(&session)));
+    assert_eq!(
+        (other.stats().remote_misses, other.stats().open_failures),
+        (1, 0)
+    );
+    let elsewhere = SidCtx::new(b"another").unwrap();
+    let theirs = other.tier.name_of(V12, &elsewhere, session.id().as_bytes());
+    let copied = redis.cli(&["COPY", &name, std::str::from_utf8(&theirs).unwrap()]);
+    assert_eq!(copied, b"1\n");
     assert!(!client.connect_offering(&other, Some(&session)));
     assert_eq!(other.stats().open_failures, 1);
 
     // A server whose key file lacks the sealing key: the value, put where it looks.
     let stranger = Server::new(vec![redis.url()], ring(&[&k2]), V12, b"fleet");
-    let theirs = String::from_utf8(stranger.tier.name_of(V12, session.id().as_bytes())).unwrap();
+    let theirs = String::from_utf8(stranger.tier.name_of(
+        V12,
+        session.sid_ctx(),
+        session.id().as_bytes(),
+    ))
+    .unwrap();
     let moved = redis.cli(&["COPY", &name, &theirs]);
     assert_eq!(moved, b"1\n");
     assert!(!client.connect_offering(&stranger, Some(&session)));
@@ -445,5 +375,9 @@ fn sessions_spread_over_a_cluster_resume_through_any_server() {
             resumed += 1;
         }
     }
-    assert_eq!(resumed, 30, "every session resumed on another server");
+    let stats: Vec<TierStats> = servers.iter().map(Server::stats).collect();
+    assert_eq!(
+        resumed, 30,
+        "every session resumed on another server: {stats:?}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The server side: rustls's `StoresServerSessions` over a context's cache.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ctx::Context;
 use rustls::server::StoresServerSessions;
@@ -25,6 +26,51 @@ fn note(f: impl FnOnce(&mut HandshakeRecord)) {
             f(record);
         }
     });
+}
+
+thread_local! {
+    /// When this thread's last lookup outside [`ServerHandshake::observe`] ended.
+    static LAST_UNOBSERVED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Lookups on one thread that follow each other closer than this, outside
+/// [`ServerHandshake::observe`], are taken as one ClientHello's offers: rustls looks up every
+/// PSK identity in a row, while two handshakes on one thread are at least a key exchange
+/// apart.
+const SAME_HELLO: Duration = Duration::from_micros(20);
+
+/// Whether the lookup about to run is its handshake's first offer: told by the observed
+/// record, or outside [`ServerHandshake::observe`] guessed from the time since this thread's
+/// previous lookup.
+fn first_offer() -> bool {
+    let observed = OBSERVED.with(|slot| slot.borrow().as_ref().map(|r| r.next_is_first_offer()));
+    observed.unwrap_or_else(|| {
+        LAST_UNOBSERVED
+            .with(Cell::get)
+            .is_none_or(|last| last.elapsed() > SAME_HELLO)
+    })
+}
+
+/// Marks the end of a lookup made outside [`ServerHandshake::observe`].
+fn lookup_ended() {
+    if OBSERVED.with(|slot| slot.borrow().is_none()) {
+        LAST_UNOBSERVED.with(|last| last.set(Some(Instant::now())));
+    }
+}
+
+/// The protocol version of a session rustls encoded (its `ServerSessionValue`: an optional
+/// server name, then the version), or `None` if the value does not start that way.
+fn value_version(value: &[u8]) -> Option<ProtocolVersion> {
+    let at = match value.first()? {
+        0 => 1,
+        1 => 2 + usize::from(*value.get(1)?),
+        _ => return None,
+    };
+    match u16::from_be_bytes([*value.get(at)?, *value.get(at + 1)?]) {
+        0x0303 => Some(ProtocolVersion::TLS1_2),
+        0x0304 => Some(ProtocolVersion::TLS1_3),
+        _ => None,
+    }
 }
 
 /// One rustls server connection's handshake as the cache saw it, so that it counts in the
@@ -109,8 +155,9 @@ impl ServerHandshake {
 ///
 /// rustls hands the store an opaque key (a 32-byte session id or ticket) and an opaque value
 /// (its own encoding of the session, secret included). Each becomes a cached session under
-/// (the context's protocol version, key): rustls does not say which version a key belongs to,
-/// and its value carries the version, which rustls checks on resumption. The session's time
+/// (protocol version, key), the version read from rustls's value (rustls asks `get` for a
+/// TLS 1.2 session id and `take` for a TLS 1.3 ticket, so each finds only its own kind; a
+/// value of another shape is cached under the context's version). The session's time
 /// is the cache clock's now and its timeout the cache's, so the cache expires it. rustls's
 /// value is the session's application data, as [`AppBytes`] (wiped with the session, and
 /// carried by the fleet tier).
@@ -118,6 +165,12 @@ impl ServerHandshake {
 /// The store goes through the cache's hooks as an OpenSSL server does: the mode decides what
 /// is cached (`SERVER`, `NO_INTERNAL_STORE`), the new-session callback sees every session
 /// rustls makes, and lookups ask the get-session and take-session callbacks.
+///
+/// rustls looks up every PSK identity of a ClientHello; only the first is the handshake's
+/// [first offer](session_cache::LookupRequest::first_offer), the one a shared store is asked
+/// about. Inside [`ServerHandshake::observe`] the handshake's record counts them; outside it,
+/// lookups that follow each other on one thread within microseconds count as one
+/// ClientHello's.
 #[derive(Clone)]
 pub struct ServerSessions {
     context: Context,
@@ -137,8 +190,30 @@ impl ServerSessions {
         &self.context
     }
 
-    fn request<'k>(&self, key: &'k [u8]) -> LookupRequest<'k> {
-        LookupRequest::new(self.context.version(), key, self.context.sid_ctx())
+    /// A lookup of `key` as a session of `version` (rustls asks `get` for TLS 1.2 session
+    /// ids and `take` for TLS 1.3 tickets).
+    fn request<'k>(&self, version: ProtocolVersion, key: &'k [u8]) -> LookupRequest<'k> {
+        LookupRequest {
+            first_offer: first_offer(),
+            ..LookupRequest::new(version, key, self.context.sid_ctx())
+        }
+    }
+
+    /// The lookup of `key` as a session of `version`, noted in the observed record.
+    fn find(&self, version: ProtocolVersion, key: &[u8], take: bool) -> Option<Vec<u8>> {
+        let request = self.request(version, key);
+        let cache = self.context.cache();
+        let found = if take {
+            cache.lookup_take(&request)
+        } else {
+            cache.lookup(&request)
+        };
+        lookup_ended();
+        note(|record| record.looked_up(version, key, &found));
+        match found {
+            Lookup::Hit(session) => Self::value(&session),
+            _ => None, // a miss, a timeout or an abort: a full handshake
+        }
     }
 
     fn value(session: &SessionData) -> Option<Vec<u8>> {
@@ -161,7 +236,11 @@ impl StoresServerSessions for ServerSessions {
         let Ok(id) = SessionId::new(&key) else {
             return false; // longer than any id OpenSSL keeps: rustls's keys are 32 bytes
         };
-        let session = SessionBuilder::new(self.context.version(), cache.now())
+        // The version rustls wrote into its value: TLS 1.2 session ids and TLS 1.3 tickets
+        // are cached (and named in a shared store) apart, so that one is never taken for the
+        // other.
+        let version = value_version(&value).unwrap_or(self.context.version());
+        let session = SessionBuilder::new(version, cache.now())
             .id(id)
             .sid_ctx(self.context.sid_ctx())
             .timeout(cache.timeout())
@@ -176,22 +255,12 @@ impl StoresServerSessions for ServerSessions {
 
     /// A TLS 1.2 client offered a session id: a lookup, counted as OpenSSL counts it.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let found = self.context.cache().lookup(&self.request(key));
-        note(|record| record.looked_up(self.context.version(), key, &found));
-        match found {
-            Lookup::Hit(session) => Self::value(&session),
-            _ => None, // a miss, a timeout or an abort: a full handshake
-        }
+        self.find(ProtocolVersion::TLS1_2, key, false)
     }
 
     /// A TLS 1.3 client offered a stateful ticket: found, it is removed, so it resumes once.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let found = self.context.cache().lookup_take(&self.request(key));
-        note(|record| record.looked_up(self.context.version(), key, &found));
-        match found {
-            Lookup::Hit(session) => Self::value(&session),
-            _ => None, // a miss, a timeout or an abort: a full handshake
-        }
+        self.find(ProtocolVersion::TLS1_3, key, true)
     }
 
     /// Whether the cache's mode stores server sessions.

@@ -120,16 +120,23 @@ pub struct LookupRequest<'a> {
     /// TLS stack makes that check itself (OpenSSL does, after its get callback returns), so
     /// the cache does not.
     pub extended_master_secret: Option<bool>,
+    /// Whether this is the handshake's first offer. A TLS 1.3 ClientHello may offer many
+    /// tickets and the TLS stack looks each one up; an external cache backed by a remote
+    /// store asks the store for the first only (the one early data may use), so that a
+    /// ClientHello stuffed with identities costs at most one round trip. The callbacks see
+    /// the flag; the internal cache answers every offer.
+    pub first_offer: bool,
 }
 
 impl<'a> LookupRequest<'a> {
-    /// A request without the extended master secret.
+    /// A handshake's first offer, without the extended master secret.
     pub fn new(version: ProtocolVersion, id: &'a [u8], sid_ctx: SidCtx) -> Self {
         Self {
             version,
             id,
             sid_ctx,
             extended_master_secret: Some(false),
+            first_offer: true,
         }
     }
 }

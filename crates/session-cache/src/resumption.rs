@@ -254,6 +254,7 @@ pub struct HandshakeRecord {
     issued: Vec<SessionId>,
     version: Option<ProtocolVersion>,
     outcome: Option<Resumption>,
+    offers: u32,
 }
 
 impl HandshakeRecord {
@@ -265,12 +266,24 @@ impl HandshakeRecord {
     /// Notes a lookup of an offered id and its result. With several offers in one handshake
     /// (a TLS 1.3 client may send several tickets), a hit wins over the misses.
     pub fn looked_up(&mut self, version: ProtocolVersion, id: &[u8], lookup: &Lookup) {
+        self.offers = self.offers.saturating_add(1);
         if self.lookup == Some(Resumption::Resumed) {
             return;
         }
         self.lookup = Some(Resumption::of_lookup(lookup));
         self.version = Some(version);
         self.offered = SessionId::new(id).ok().map(|id| (version, id));
+    }
+
+    /// How many offers this handshake has looked up so far.
+    pub fn offers(&self) -> u32 {
+        self.offers
+    }
+
+    /// Whether the next lookup is the handshake's first offer
+    /// ([`LookupRequest::first_offer`](crate::LookupRequest::first_offer)).
+    pub fn next_is_first_offer(&self) -> bool {
+        self.offers == 0
     }
 
     /// Notes a session the handshake issued (a TLS 1.2 session, a TLS 1.3 ticket).
@@ -344,6 +357,7 @@ impl fmt::Debug for HandshakeRecord {
             .field("offered", &self.offered.is_some())
             .field("lookup", &self.lookup)
             .field("issued", &self.issued.len())
+            .field("offers", &self.offers)
             .field("outcome", &self.outcome)
             .finish_non_exhaustive()
     }

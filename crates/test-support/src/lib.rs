@@ -1,13 +1,15 @@
 //! Helpers shared by the workspace's tests and measurements: the sessions they cache, a
-//! global allocator that counts live heap bytes, tracing output captured as text, and real
-//! `redis-server` processes.
+//! global allocator that counts live heap bytes, tracing output captured as text, real
+//! `redis-server` processes, a proxy that slows a store down, and hand-built ClientHellos.
 
 // `unsafe` only in `counting_alloc`: a global allocator's trait is unsafe to implement.
 #![deny(unsafe_code)]
 
 pub mod captured_log;
+pub mod client_hello;
 #[allow(unsafe_code)] // `GlobalAlloc` forwarded to `System`, each block with its reason
 pub mod counting_alloc;
+pub mod delay_proxy;
 pub mod redis_server;
 
 use session_core::{MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId};

@@ -152,6 +152,32 @@ impl RedisServer {
         );
     }
 
+    /// How often each command ran so far (`INFO commandstats`): `(command, calls)`.
+    pub fn command_calls(&self) -> Vec<(String, u64)> {
+        let info = String::from_utf8(self.cli(&["INFO", "commandstats"])).unwrap_or_default();
+        info.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    /// The calls of the commands that read or write sessions (GET, SET, DEL) so far.
+    pub fn session_commands(&self) -> u64 {
+        self.command_calls()
+            .into_iter()
+            .filter(|(name, _)| matches!(name.as_str(), "get" | "set" | "del"))
+            .map(|(_, calls)| calls)
+            .sum()
+    }
+
     /// Kills the process (it stays down until [`restart_after`](Self::restart_after)).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -184,14 +210,16 @@ impl RedisCluster {
     /// Starts three nodes, joins them with `redis-cli --cluster create`, and waits until the
     /// cluster says `cluster_state:ok` on every node.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start), each node with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
+                let mut args = vec!["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+                args.extend_from_slice(extra);
+                RedisServer::start_with(&args)
             })
             .collect();
         let addrs: Vec<String> = nodes

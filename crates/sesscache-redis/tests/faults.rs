@@ -1,0 +1,519 @@
+//! The tier's promises under faults and attack, against real `redis-server` processes: a store
+//! that forgets (restart, FLUSHALL, eviction), one slower than the budget, a hung cluster
+//! node, offers that belong to another context or kind, ClientHellos with many offers, and
+//! the ACL the README gives.
+
+use std::time::{Duration, Instant};
+
+use sesscache_redis::{BreakerState, TierConfig, TierStats};
+use session_cache::{Lookup, LookupRequest, Miss};
+use session_core::{Session, SidCtx};
+use test_support::delay_proxy::DelayProxy;
+use test_support::redis_server::{RedisCluster, RedisServer};
+
+mod common;
+
+use common::{key_line, ring, Client, Server, V12, V13};
+
+/// How a store loses what it held.
+#[derive(Debug, Clone, Copy)]
+enum Forget {
+    /// Restarted without persistence, as the README advises running it.
+    Restart,
+    /// `FLUSHALL`.
+    Flush,
+    /// Evicted under memory pressure (`allkeys-lru`).
+    Evict,
+}
+
+/// Fills the store until `name` is evicted.
+fn evict(redis: &RedisServer, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for round in 0.. {
+        if redis.cli(&["EXISTS", name]) == b"0\n" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} was never evicted");
+        // A few hundred kilobytes per round, from a server-side loop.
+        redis.cli(&[
+            "EVAL",
+            "for i=1,200 do redis.call('SET', 'junk:'..ARGV[1]..':'..i, string.rep('x', 2000)) end",
+            "0",
+            &round.to_string(),
+        ]);
+    }
+}
+
+fn forgets(how: Forget) {
+    let mut redis = match how {
+        Forget::Evict => {
+            RedisServer::start_with(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"])
+        }
+        _ => RedisServer::start(),
+    };
+    let keys = key_line();
+    let a = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let mut client = Client::new(V13);
+    assert!(!client.connect(&a), "{how:?}: a full handshake on A");
+    a.written();
+    let ticket = client.keep();
+    assert!(
+        client.connect_offering(&b, Some(&ticket)),
+        "{how:?}: resumed on B"
+    );
+    assert!(!client.connect_offering(&b, Some(&ticket)), "{how:?}: once");
+    let name = a
+        .tier
+        .name_of(V13, ticket.sid_ctx(), ticket.id().as_bytes());
+    let name = String::from_utf8(name).unwrap();
+    assert_eq!(redis.cli(&["EXISTS", &name]), b"1\n", "the tombstone");
+
+    match how {
+        Forget::Restart => redis.restart_after(Duration::from_millis(100)),
+        Forget::Flush => {
+            redis.cli(&["FLUSHALL"]);
+        }
+        Forget::Evict => evict(&redis, &name),
+    }
+    assert_eq!(redis.cli(&["EXISTS", &name]), b"0\n", "{how:?}: forgotten");
+
+    // A reaches the store again: two fresh handshakes, written.
+    let writes = a.stats().writes;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.stats().writes < writes + 2 {
+        assert!(Instant::now() < deadline, "{how:?}: A writes again");
+        let mut fresh = Client::new(V13);
+        fresh.connect(&a);
+        a.written();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !client.connect_offering(&a, Some(&ticket)),
+        "{how:?}: the used ticket does not resume on the server that issued it"
+    );
+    assert_eq!(a.stats().lost_tickets, 1, "{how:?}: {:?}", a.stats());
+    assert!(
+        !client.connect_offering(&b, Some(&ticket)),
+        "{how:?}: nor on another"
+    );
+}
+
+#[test]
+fn a_used_ticket_stays_used_when_the_store_restarts() {
+    forgets(Forget::Restart);
+}
+
+#[test]
+fn a_used_ticket_stays_used_when_the_store_is_flushed() {
+    forgets(Forget::Flush);
+}
+
+#[test]
+fn a_used_ticket_stays_used_when_the_store_evicts_its_tombstone() {
+    forgets(Forget::Evict);
+}
+
+#[test]
+fn a_ticket_whose_write_never_left_is_claimed_without_the_store() {
+    let redis = RedisServer::start();
+    let keys = key_line();
+    let mut config = TierConfig::new(vec![redis.url()], ring(&[&keys]));
+    config.probe_interval = Duration::from_secs(60);
+    let a = Server::with(config, V13, b"fleet");
+    let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    // The store hangs: A's first write times out (it may have reached the store: such
+    // tickets are refused once the store forgets), and then A's writes stop.
+    redis.hang();
+    let mut clients: Vec<Client> = (0..12).map(|_| Client::new(V13)).collect();
+    for c in &mut clients {
+        assert!(!c.connect(&a));
+        a.tier.flush_writes(Duration::from_secs(2));
+    }
+    let stats = a.stats();
+    assert!(stats.dropped_writes >= 1, "{stats:?}");
+    redis.resume();
+    // The tickets A never sent resume on A, once, with no store call.
+    let before = redis.session_commands();
+    let mut resumed = 0;
+    for c in &mut clients {
+        let ticket = c.keep();
+        if c.connect_offering(&a, Some(&ticket)) {
+            resumed += 1;
+            assert!(!c.connect_offering(&a, Some(&ticket)), "once");
+            assert!(!c.connect_offering(&b, Some(&ticket)), "and nowhere else");
+        }
+    }
+    let stats = a.stats();
+    // Every ticket resumes once: those whose write timed out (it reached the store once the
+    // store went on) through the store, the others without it.
+    assert_eq!(resumed, 12, "{stats:?}");
+    assert!(stats.local_claims >= 1, "{stats:?}");
+    a.written();
+    b.written();
+    let after = redis.session_commands();
+    // Per resumed ticket: the new ticket's write, A's and B's claims of the used one; and a
+    // claim in the store for each ticket that was written. A claimed the others without it.
+    assert!(
+        after - before <= 4 * resumed - stats.local_claims,
+        "{before} -> {after}: {stats:?}"
+    );
+}
+
+#[test]
+fn a_tombstone_outlives_its_ticket_by_the_margin() {
+    let redis = RedisServer::start();
+    let keys = key_line();
+    let a = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let mut client = Client::new(V13);
+    client.connect(&a);
+    a.written();
+    let ticket = client.keep();
+    let name = a
+        .tier
+        .name_of(V13, ticket.sid_ctx(), ticket.id().as_bytes());
+    let name = String::from_utf8(name).unwrap();
+    assert!(client.connect_offering(&b, Some(&ticket)));
+    let ttl: u64 = String::from_utf8(redis.cli(&["TTL", &name]))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The ticket lives 300 s (the servers' timeout); the default margin is 300 s more.
+    assert!(
+        (590..=600).contains(&ttl),
+        "the tombstone lives {ttl} s: the ticket's 300 s and the margin"
+    );
+}
+
+#[test]
+fn offers_from_another_context_or_of_another_kind_burn_nothing() {
+    let redis = RedisServer::start();
+    let keys = key_line();
+    let issuer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-a");
+    let other = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-b");
+    let peer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-a");
+    let mut client = Client::new(V13);
+    client.connect(&issuer);
+    issuer.written();
+    let ticket = client.keep();
+    assert!(!client.connect_offering(&other, Some(&ticket)));
+    assert!(
+        client.connect_offering(&peer, Some(&ticket)),
+        "a ticket offered to another stack's server is not burnt there"
+    );
+
+    // A TLS 1.2 session id offered as a TLS 1.3 ticket (a PSK identity) names another value.
+    let old = Server::new(vec![redis.url()], ring(&[&keys]), V12, b"stack-a");
+    let mut c12 = Client::new(V12);
+    c12.connect(&old);
+    old.written();
+    let session = c12.keep();
+    let cache = peer.context.cache();
+    let as_ticket = LookupRequest {
+        extended_master_secret: None,
+        ..LookupRequest::new(
+            V13,
+            session.id().as_bytes(),
+            SidCtx::new(b"stack-a").unwrap(),
+        )
+    };
+    assert!(matches!(cache.lookup_take(&as_ticket), Lookup::Miss(_)));
+    let again = Server::new(vec![redis.url()], ring(&[&keys]), V12, b"stack-a");
+    assert!(
+        c12.connect_offering(&again, Some(&session)),
+        "the TLS 1.2 session still resumes"
+    );
+}
+
+#[test]
+fn only_a_handshakes_first_offer_asks_the_store() {
+    let redis = RedisServer::start();
+    let keys = key_line();
+    let issuer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let other = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    let mut client = Client::new(V13);
+    client.connect(&issuer);
+    issuer.written();
+    let ticket = client.keep();
+    let ctx = SidCtx::new(b"fleet").unwrap();
+    let cache = other.context.cache();
+    let before = redis.session_commands();
+    for _ in 0..100 {
+        let later = LookupRequest {
+            first_offer: false,
+            extended_master_secret: None,
+            ..LookupRequest::new(V13, ticket.id().as_bytes(), ctx)
+        };
+        assert!(matches!(
+            cache.lookup_take(&later),
+            Lookup::Miss(Miss::UnknownId)
+        ));
+        let later = LookupRequest {
+            first_offer: false,
+            extended_master_secret: None,
+            ..LookupRequest::new(V12, ticket.id().as_bytes(), ctx)
+        };
+        assert!(matches!(cache.lookup(&later), Lookup::Miss(_)));
+    }
+    assert_eq!(redis.session_commands(), before, "no store command");
+    assert_eq!(other.stats().later_offers, 200);
+    let first = LookupRequest {
+        extended_master_secret: None,
+        ..LookupRequest::new(V13, ticket.id().as_bytes(), ctx)
+    };
+    assert!(matches!(cache.lookup_take(&first), Lookup::Hit(_)));
+    assert_eq!(redis.session_commands(), before + 1, "one claim");
+}
+
+#[test]
+fn lookups_slower_than_the_budget_open_the_breaker_whatever_the_writes_do() {
+    let redis = RedisServer::start();
+    let proxy = DelayProxy::start(redis.port(), Duration::from_millis(50));
+    let keys = key_line();
+    let mut config = TierConfig::new(vec![proxy.url()], ring(&[&keys]));
+    config.probe_interval = Duration::from_millis(100);
+    let a = Server::with(config, V13, b"fleet");
+    let issuer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
+    // Tickets A does not hold: each offer is a claim in the store, and times out; between
+    // them A's own writes succeed, within their longer budget.
+    let foreign: Vec<Session> = (0..12)
+        .map(|_| {
+            let mut c = Client::new(V13);
+            c.connect(&issuer);
+            c.keep()
+        })
+        .collect();
+    issuer.written();
+    for ticket in &foreign {
+        let mut c = Client::new(V13);
+        assert!(!c.connect(&a));
+        assert!(a.tier.flush_writes(Duration::from_secs(5)));
+        let began = Instant::now();
+        assert!(!c.connect_offering(&a, Some(ticket)));
+        assert!(began.elapsed() < Duration::from_millis(100));
+    }
+    let stats = a.stats();
+    assert!(stats.writes >= 1, "writes succeed: {stats:?}");
+    assert_eq!(stats.breaker, BreakerState::Open, "{stats:?}");
+    assert!(stats.timeouts >= 5 && stats.skipped >= 1, "{stats:?}");
+    // The prober measures the store's round trip, and says it is above the budget.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.stats().round_trip_us < 50_000 {
+        assert!(Instant::now() < deadline, "{:?}", a.stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.stats().breaker, BreakerState::Open, "stays open");
+    // Meanwhile A resumes the tickets it issues itself.
+    let mut resumed = 0;
+    for _ in 0..10 {
+        let mut c = Client::new(V13);
+        c.connect(&a);
+        a.tier.flush_writes(Duration::from_secs(5));
+        if c.connect(&a) {
+            resumed += 1;
+        }
+    }
+    assert_eq!(resumed, 10, "{:?}", a.stats());
+}
+
+/// Resident memory of this process, in kilobytes.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_hung_cluster_node_costs_only_its_own_keys_and_nothing_piles_up() {
+    // A primary without a replica that stops answering: the other primaries keep serving
+    // their slots (the cluster does not require full coverage).
+    let cluster = RedisCluster::start_with(&["--cluster-require-full-coverage", "no"]);
+    let keys = key_line();
+    let issuer = Server::new(cluster.urls(), ring(&[&keys]), V12, b"fleet");
+    let mut config = TierConfig::new(cluster.urls(), ring(&[&keys]));
+    config.probe_interval = Duration::from_millis(100);
+    // A budget that a loaded two-core machine keeps for every healthy lookup: what is
+    // measured is which keys resume, not how fast.
+    let budget = Duration::from_millis(50);
+    config.budget = budget;
+    let looker = Server::with(config, V12, b"fleet");
+    for s in [&issuer, &looker] {
+        assert!(s.tier.ping(Duration::from_secs(20)));
+    }
+    let sessions: Vec<Session> = (0..60)
+        .map(|_| {
+            let mut c = Client::new(V12);
+            c.connect(&issuer);
+            c.keep()
+        })
+        .collect();
+    issuer.written();
+    let hung = &cluster.nodes()[0];
+    let on_hung: Vec<bool> = sessions
+        .iter()
+        .map(|s| {
+            let name = issuer.tier.name_of(V12, s.sid_ctx(), s.id().as_bytes());
+            hung.cli(&["EXISTS", std::str::from_utf8(&name).unwrap()]) == b"1\n"
+        })
+        .collect();
+    let hung_count = on_hung.iter().filter(|&&h| h).count();
+    assert!((1..60).contains(&hung_count), "{hung_count} on node 0");
+    // Let the looker learn the slot map.
+    std::thread::sleep(Duration::from_millis(500));
+
+    hung.hang();
+    let began = Instant::now();
+    let hang_for = Duration::from_secs(30);
+    let (mut max_in_flight, mut slowest) = (0, Duration::ZERO);
+    let mut rss_after_warmup = None;
+    let mut rounds = 0u64;
+    let mut healthy_misses_after_first_round = 0;
+    while began.elapsed() < hang_for {
+        looker.context.cache().flush_all();
+        let mut client = Client::new(V12);
+        for (s, &on_hung) in sessions.iter().zip(&on_hung) {
+            let at = Instant::now();
+            let resumed = client.connect_offering(&looker, Some(s));
+            slowest = slowest.max(at.elapsed());
+            if !on_hung && !resumed && rounds > 0 {
+                healthy_misses_after_first_round += 1;
+            }
+        }
+        max_in_flight = max_in_flight.max(looker.stats().in_flight);
+        rounds += 1;
+        if rss_after_warmup.is_none() && began.elapsed() > Duration::from_secs(5) {
+            rss_after_warmup = Some(rss_kb());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = looker.stats();
+    let rss_end = rss_kb();
+    hung.resume();
+    assert_eq!(
+        healthy_misses_after_first_round, 0,
+        "keys on the healthy primaries resume throughout: {stats:?}"
+    );
+    assert!(stats.nodes_open >= 1 && stats.skipped > 0, "{stats:?}");
+    assert!(
+        slowest < budget + Duration::from_millis(100),
+        "slowest handshake {slowest:?}"
+    );
+    assert!(
+        max_in_flight <= 16,
+        "in flight at most {max_in_flight}: {stats:?}"
+    );
+    let warm = rss_after_warmup.unwrap();
+    assert!(
+        rss_end <= warm + warm / 10 + 4096,
+        "memory {warm} kB -> {rss_end} kB over {rounds} rounds"
+    );
+    // Back: the node's keys resume again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut client = Client::new(V12);
+    let on_node: Vec<&Session> = sessions
+        .iter()
+        .zip(&on_hung)
+        .filter(|(_, &h)| h)
+        .map(|(s, _)| s)
+        .collect();
+    loop {
+        looker.context.cache().flush_all();
+        if client.connect_offering(&looker, Some(on_node[0])) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", looker.stats());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The README's ACL lines for the tier's user, with `PASSWORD` as given.
+fn readme_acl(password: &str) -> Vec<String> {
+    let readme = include_str!("../../../README.md");
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("user sesscache on"))
+        .expect("the README gives the tier's ACL as a `user sesscache on ...` line");
+    line.trim_end_matches('`')
+        .split_whitespace()
+        .skip(1)
+        .map(|w| w.replace("PASSWORD", password))
+        .collect()
+}
+
+fn set_acl(node: &RedisServer, words: &[String]) {
+    let mut args = vec!["ACL", "SETUSER"];
+    args.extend(words.iter().map(String::as_str));
+    assert_eq!(node.cli(&args), b"OK\n", "{words:?}");
+}
+
+fn with_user(urls: Vec<String>, password: &str) -> TierConfig {
+    let urls = urls
+        .into_iter()
+        .map(|u| u.replace("redis://", "redis://sesscache@"))
+        .collect();
+    let mut config = TierConfig::new(urls, ring(&[&key_line()]));
+    config.password = Some(password.to_owned().into());
+    config
+}
+
+fn shares_through(urls: Vec<String>, password: &str) -> (TierStats, bool) {
+    let keys = key_line();
+    let config = |urls: Vec<String>| {
+        let mut c = with_user(urls, password);
+        c.keys = ring(&[&keys]);
+        c
+    };
+    let a = Server::with(config(urls.clone()), V12, b"fleet");
+    let b = Server::with(config(urls), V12, b"fleet");
+    let mut client = Client::new(V12);
+    client.connect(&a);
+    a.written();
+    let resumed = client.connect(&b);
+    let stats = a.stats().merged(&b.stats());
+    (stats, resumed)
+}
+
+#[test]
+fn the_readmes_acl_lets_the_tier_in_on_a_server_and_a_cluster() {
+    let password = "correct-horse";
+    let redis = RedisServer::start();
+    set_acl(&redis, &readme_acl(password));
+    let (stats, resumed) = shares_through(vec![redis.url()], password);
+    assert!(resumed, "single server: {stats:?}");
+    assert_eq!(stats.refused, 0, "{stats:?}");
+
+    let cluster = RedisCluster::start();
+    for node in cluster.nodes() {
+        set_acl(node, &readme_acl(password));
+    }
+    let (stats, resumed) = shares_through(cluster.urls(), password);
+    assert!(resumed, "cluster: {stats:?}");
+    assert_eq!(stats.refused, 0, "{stats:?}");
+}
+
+#[test]
+fn a_store_that_keeps_refusing_the_tier_is_counted_every_time() {
+    let redis = RedisServer::start();
+    // A user that may not SET: every write is refused.
+    let words: Vec<String> = "sesscache on >pw ~sesscache:* +get +ping"
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    set_acl(&redis, &words);
+    let a = Server::with(with_user(vec![redis.url()], "pw"), V12, b"fleet");
+    for _ in 0..3 {
+        let mut c = Client::new(V12);
+        c.connect(&a);
+        a.written();
+    }
+    let stats = a.stats();
+    assert!(stats.refused >= 3, "{stats:?}");
+    assert_eq!(stats.writes, 0);
+}
