@@ -14,7 +14,7 @@ use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
-use session_cache::{CacheConfig, CacheMode, LookupRequest, Miss, SessionCache};
+use session_cache::{CacheConfig, CacheMode, LookupRequest, Miss, RemovalCause, SessionCache};
 use session_core::{Clock, ManualClock, Session, SidCtx, SystemClock};
 
 /// A server context on OpenSSL with the adapter installed, at most `version`.
@@ -286,4 +286,61 @@ fn a_panicking_new_session_callback_keeps_nothing_and_the_handshake_completes() 
     assert_eq!(context.cache().len(), 1);
     let (server_says, client_says, _) = connect(&server, &client, Some(&second));
     assert!(server_says && client_says, "resumes after the panic");
+}
+
+#[test]
+fn a_panicking_take_session_callback_is_a_full_tls13_handshake() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_3);
+    let client = client(SslVersion::TLS1_3);
+    let (_, _, ticket) = connect(&server, &client, None);
+    context.cache().set_take_session_callback(Some(Arc::new(
+        |_: &SessionCache, _: &LookupRequest<'_>, _: Option<Session>| -> Result<Session, Miss> {
+            panic!("the application's take-session callback fails")
+        },
+    )));
+    let before = sesscache_openssl::callback_panics();
+    let (server_says, client_says, _) = connect(&server, &client, Some(&ticket));
+    assert!(!server_says && !client_says, "a full handshake");
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    assert_eq!(context.cache().stats().hits, 0);
+}
+
+#[test]
+fn a_panicking_remove_session_callback_run_by_an_eviction_is_caught() {
+    let context = Context::new(ContextConfig {
+        sid_ctx: SidCtx::new(b"app").unwrap(),
+        cache: CacheConfig {
+            size: 1,
+            ..CacheConfig::default()
+        },
+        ..ContextConfig::default()
+    });
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first) = connect(&server, &client, None);
+    context.cache().set_remove_session_callback(Some(Arc::new(
+        |_: &SessionCache, _: &Session, _: RemovalCause| {
+            panic!("the application's remove-session callback fails")
+        },
+    )));
+    let before = sesscache_openssl::callback_panics();
+    // The new session evicts the first, inside OpenSSL's new-session callback.
+    let (reused, _, second) = connect(&server, &client, None);
+    assert!(!reused);
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    assert_eq!(context.cache().stats().cache_full, 1);
+    assert_eq!(context.cache().len(), 1, "the size bound holds");
+
+    context.cache().set_remove_session_callback(None);
+    let (server_says, client_says, _) = connect(&server, &client, Some(&second));
+    assert!(server_says && client_says, "resumes after the panic");
+    let (server_says, _, _) = connect(&server, &client, Some(&first));
+    assert!(!server_says, "the evicted session is gone");
 }
