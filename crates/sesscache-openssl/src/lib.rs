@@ -21,6 +21,14 @@
 //! The callbacks hold a [`WeakContext`](ctx::WeakContext): the OpenSSL context never keeps the
 //! cache alive, and once the [`Context`] is gone they behave as an empty cache.
 //!
+//! No panic unwinds into OpenSSL (which would abort the process): each callback the adapter
+//! installs catches a panic of its own code or of the application's callbacks on the cache
+//! that it runs (get-, take-, new- and remove-session), counts it in [`callback_panics`], logs
+//! an error naming the callback (never a session id or secret), and carries on as a miss or a
+//! no-op: the get-session callback returns no session, so the handshake is a full one, and the
+//! new-session callback keeps nothing. The ex_data the adapter gives OpenSSL to free (its
+//! callbacks' weak handles, each connection's handshake record) drops nothing that can panic.
+//!
 //! Architecture invariant: the adapter reaches the cache only through its public API; its one
 //! `unsafe` is in `ffi.rs`.
 
@@ -31,6 +39,9 @@
 #[allow(unsafe_code)] // each block with its reason
 mod ffi;
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ctx::{Context, WeakContext};
@@ -39,9 +50,9 @@ use openssl::ssl::{
     Ssl, SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
     SslVersion,
 };
-use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest};
+use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest, Miss};
 use session_core::{ProtocolVersion, Session, SessionBuilder, SessionId};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 /// Installs `context`'s cache as the external session cache of a server context: OpenSSL's
 /// internal cache off (`SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL`), stateful
@@ -59,23 +70,94 @@ pub fn install_server(
     ffi::set_timeout(builder, context.cache().timeout());
     let weak = context.downgrade();
     builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
-        if let Some(context) = weak.upgrade() {
-            if let Some(ours) = store(&context, &session) {
-                note(ssl, |record| record.issued(&ours));
+        guarded(Callback::ServerNew, || {
+            if let Some(context) = weak.upgrade() {
+                if let Some(ours) = store(&context, &session) {
+                    note(ssl, |record| record.issued(&ours));
+                }
             }
-        }
+        })
+        .unwrap_or(())
     });
     let weak = context.downgrade();
     builder.set_remove_session_callback(move |_, session: &SslSessionRef| {
-        if let Some(context) = weak.upgrade() {
-            forget(&context, session);
-        }
+        guarded(Callback::ServerRemove, || {
+            if let Some(context) = weak.upgrade() {
+                forget(&context, session);
+            }
+        })
+        .unwrap_or(())
     });
     let weak = context.downgrade();
     ffi::set_get_session_callback(builder, move |ssl: &mut SslRef, id: &[u8]| {
-        look_up(&weak, ssl, id)
+        guarded(Callback::ServerGet, || look_up(&weak, ssl, id)).flatten()
     });
     Ok(())
+}
+
+/// Panics caught at the boundary of the adapter's OpenSSL callbacks, in the whole process.
+static CALLBACK_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// How many panics the adapter's OpenSSL callbacks have caught in this process: panics of the
+/// adapter's own code or of the application's callbacks on the [`Context`]'s cache, which run
+/// inside OpenSSL's. Each one made that callback a miss or a no-op instead of unwinding into C
+/// (which aborts the process).
+pub fn callback_panics() -> u64 {
+    CALLBACK_PANICS.load(Ordering::Relaxed)
+}
+
+/// One of the callbacks the adapter gives OpenSSL, as a caught panic's event names it.
+#[derive(Debug, Clone, Copy)]
+enum Callback {
+    ServerNew,
+    ServerGet,
+    ServerRemove,
+    ClientNew,
+}
+
+impl Callback {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ServerNew => "server new-session",
+            Self::ServerGet => "server get-session",
+            Self::ServerRemove => "server remove-session",
+            Self::ClientNew => "client new-session",
+        }
+    }
+}
+
+/// Runs `f` inside the OpenSSL callback `callback`, which C calls and which must not unwind:
+/// `f`'s value, or `None` if it panicked (counted in [`callback_panics`] and logged with the
+/// callback's name only; the panic's message may carry anything the panicking code held, so
+/// it is not logged).
+///
+/// `AssertUnwindSafe` is sound here: a panic stops `f` partway, and what it may leave
+/// half-done is the cache's state, which is consistent between the cache's operations (its
+/// callbacks run with no lock and no pin held; its locks carry on through poisoning), the
+/// handshake record, which only counts, and OpenSSL's objects, which `f` changes only through
+/// whole OpenSSL calls, none of which unwinds. The caller then treats the callback as a miss
+/// or a no-op.
+fn guarded<T>(callback: Callback, f: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
+            error!(
+                callback = callback.name(),
+                "a panic in an OpenSSL callback was caught: treated as a miss or a no-op"
+            );
+            drop_payload(payload);
+            None
+        }
+    }
+}
+
+/// Drops a caught panic's payload, whose own `Drop` may panic as well: that second payload
+/// is leaked, so that nothing unwinds out of the callback.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 /// Counts the handshake on `ssl`, now finished, in the context's cache's
@@ -102,7 +184,8 @@ pub fn finish_handshake(ssl: &SslRef, context: &Context) -> HandshakeRecord {
     }
 }
 
-/// The record each server connection carries (`SSL_get_ex_data`).
+/// The record each server connection carries (`SSL_get_ex_data`). OpenSSL's ex_data free
+/// function drops it; a record holds only ids and counts, so that drop cannot panic.
 type Slot = Mutex<HandshakeRecord>;
 
 /// The index of the handshake record each server connection carries.
@@ -138,7 +221,14 @@ fn store(context: &Context, session: &SslSessionRef) -> Option<Session> {
         // An OpenSSL session always has an id here (OpenSSL does not call back otherwise).
         let _ = cache.add(&ours);
     }
-    cache.notify_new_session(&ours);
+    if guarded(Callback::ServerNew, || cache.notify_new_session(&ours)).is_none() {
+        // The application's new-session callback panicked: the session is not kept, here or
+        // wherever that callback had begun to keep it (a removal reaches every tier).
+        if cache.contains(&ours) {
+            cache.remove(&ours);
+        }
+        return None;
+    }
     Some(ours)
 }
 
@@ -180,11 +270,16 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
         extended_master_secret: None,
         first_offer,
     };
-    let outcome = if version.is_tls13_or_later() {
-        cache.lookup_take(&request)
-    } else {
-        cache.lookup(&request)
-    };
+    // A panic in the application's get- or take-session callback: the external cache could
+    // not answer, so the handshake is a full one.
+    let outcome = guarded(Callback::ServerGet, || {
+        if version.is_tls13_or_later() {
+            cache.lookup_take(&request)
+        } else {
+            cache.lookup(&request)
+        }
+    })
+    .unwrap_or(Lookup::Miss(Miss::StoreUnavailable));
     note(ssl, |record| record.looked_up(version, id, &outcome));
     let Lookup::Hit(session) = outcome else {
         return None;
@@ -199,16 +294,19 @@ pub fn install_client(builder: &mut SslContextBuilder, context: &Context) {
     builder.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
     let weak = context.downgrade();
     builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
-        let Some(context) = weak.upgrade() else {
-            return;
-        };
-        let Some(name) = ssl.servername(openssl::ssl::NameType::HOST_NAME) else {
-            debug!("a client session without a server name is not cached");
-            return;
-        };
-        if ffi::is_resumable(&session) {
-            keep_for(&context, name, &session);
-        }
+        guarded(Callback::ClientNew, || {
+            let Some(context) = weak.upgrade() else {
+                return;
+            };
+            let Some(name) = ssl.servername(openssl::ssl::NameType::HOST_NAME) else {
+                debug!("a client session without a server name is not cached");
+                return;
+            };
+            if ffi::is_resumable(&session) {
+                keep_for(&context, name, &session);
+            }
+        })
+        .unwrap_or(())
     });
 }
 

@@ -1,7 +1,8 @@
 //! Real OpenSSL handshakes (the `openssl` crate over a socket pair, no network) resuming
 //! through the adapter: TLS 1.2 session ids, TLS 1.3 stateful tickets that resume once, also
 //! when offered by many connections at once, expired offers, another session id context, the
-//! client side, and the counters against what OpenSSL reports for each connection.
+//! client side, the counters against what OpenSSL reports for each connection, and
+//! application callbacks that panic inside OpenSSL's.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -13,8 +14,8 @@ use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
-use session_cache::{CacheConfig, CacheMode};
-use session_core::{Clock, ManualClock, SidCtx, SystemClock};
+use session_cache::{CacheConfig, CacheMode, LookupRequest, Miss, RemovalCause, SessionCache};
+use session_core::{Clock, ManualClock, Session, SidCtx, SystemClock};
 
 /// A server context on OpenSSL with the adapter installed, at most `version`.
 fn server(context: &Context, version: SslVersion) -> SslContext {
@@ -220,4 +221,126 @@ fn a_client_keeps_sessions_by_server_name_and_resumes_with_them() {
             "nothing kept for another server"
         );
     }
+}
+
+#[test]
+fn a_panicking_get_session_callback_is_a_full_handshake() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first) = connect(&server, &client, None);
+    // Gone from the cache, so that the offer reaches the application's get callback.
+    assert_eq!(context.cache().flush_all(), 1);
+    context.cache().set_get_session_callback(Some(Arc::new(
+        |_: &SessionCache, _: &LookupRequest<'_>| -> Result<Session, Miss> {
+            panic!("the application's get-session callback fails")
+        },
+    )));
+    let before = sesscache_openssl::callback_panics();
+    let (server_says, client_says, _) = connect(&server, &client, Some(&first));
+    assert!(!server_says && !client_says, "a full handshake");
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    let stats = context.cache().stats();
+    assert_eq!((stats.hits, stats.cb_hits), (0, 0), "{stats:?}");
+    assert_eq!(
+        context.cache().len(),
+        1,
+        "the full handshake's session is cached"
+    );
+
+    // The cache serves on as before the panic.
+    context.cache().set_get_session_callback(None);
+    let (_, _, second) = connect(&server, &client, None);
+    let (server_says, client_says, _) = connect(&server, &client, Some(&second));
+    assert!(server_says && client_says, "resumes after the panic");
+    assert_eq!(context.cache().stats().hits, 1);
+}
+
+#[test]
+fn a_panicking_new_session_callback_keeps_nothing_and_the_handshake_completes() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    context
+        .cache()
+        .set_new_session_callback(Some(Arc::new(|_: &SessionCache, _: &Session| {
+            panic!("the application's new-session callback fails")
+        })));
+    let before = sesscache_openssl::callback_panics();
+    let (reused, _, first) = connect(&server, &client, None);
+    assert!(!reused);
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    assert_eq!(context.cache().len(), 0, "nothing kept");
+    let (server_says, client_says, _) = connect(&server, &client, Some(&first));
+    assert!(!server_says && !client_says, "nothing to resume");
+
+    // The cache serves on as before the panic.
+    context.cache().set_new_session_callback(None);
+    let (_, _, second) = connect(&server, &client, None);
+    assert_eq!(context.cache().len(), 1);
+    let (server_says, client_says, _) = connect(&server, &client, Some(&second));
+    assert!(server_says && client_says, "resumes after the panic");
+}
+
+#[test]
+fn a_panicking_take_session_callback_is_a_full_tls13_handshake() {
+    let context = context(b"app", Arc::new(SystemClock));
+    let server = server(&context, SslVersion::TLS1_3);
+    let client = client(SslVersion::TLS1_3);
+    let (_, _, ticket) = connect(&server, &client, None);
+    context.cache().set_take_session_callback(Some(Arc::new(
+        |_: &SessionCache, _: &LookupRequest<'_>, _: Option<Session>| -> Result<Session, Miss> {
+            panic!("the application's take-session callback fails")
+        },
+    )));
+    let before = sesscache_openssl::callback_panics();
+    let (server_says, client_says, _) = connect(&server, &client, Some(&ticket));
+    assert!(!server_says && !client_says, "a full handshake");
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    assert_eq!(context.cache().stats().hits, 0);
+}
+
+#[test]
+fn a_panicking_remove_session_callback_run_by_an_eviction_is_caught() {
+    let context = Context::new(ContextConfig {
+        sid_ctx: SidCtx::new(b"app").unwrap(),
+        cache: CacheConfig {
+            size: 1,
+            ..CacheConfig::default()
+        },
+        ..ContextConfig::default()
+    });
+    let server = server(&context, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first) = connect(&server, &client, None);
+    context.cache().set_remove_session_callback(Some(Arc::new(
+        |_: &SessionCache, _: &Session, _: RemovalCause| {
+            panic!("the application's remove-session callback fails")
+        },
+    )));
+    let before = sesscache_openssl::callback_panics();
+    // The new session evicts the first, inside OpenSSL's new-session callback.
+    let (reused, _, second) = connect(&server, &client, None);
+    assert!(!reused);
+    assert!(
+        sesscache_openssl::callback_panics() > before,
+        "the panic is counted"
+    );
+    assert_eq!(context.cache().stats().cache_full, 1);
+    assert_eq!(context.cache().len(), 1, "the size bound holds");
+
+    context.cache().set_remove_session_callback(None);
+    let (server_says, client_says, _) = connect(&server, &client, Some(&second));
+    assert!(server_says && client_says, "resumes after the panic");
+    let (server_says, _, _) = connect(&server, &client, Some(&first));
+    assert!(!server_says, "the evicted session is gone");
 }

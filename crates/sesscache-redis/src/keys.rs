@@ -4,8 +4,8 @@
 //! into every value the key seals), the secret 64 hex digits (32 random bytes). Blank lines and
 //! lines starting with `#` are skipped. The first key seals; every key opens.
 //!
-//! From each secret, HKDF-SHA256 derives two keys of its own: one seals values
-//! (ChaCha20-Poly1305), one names them in the store (HMAC-SHA256 of the protocol version and
+//! From each secret, HKDF-SHA256 derives two keys of its own: one seals values (each under a
+//! subkey derived from it, see [`value`](crate::value)), one names them in the store (HMAC-SHA256 of the protocol version and
 //! the session id). The file's secret is never used as it is, and never sent anywhere.
 //!
 //! Every copy of a secret this crate keeps (the file's text, each secret, the derived keys)

@@ -27,10 +27,13 @@
 //!   leaves a tombstone until the ticket would expire): it resumes once in the whole fleet,
 //!   also on the server that issued it. A store that cannot answer cannot vouch for a ticket,
 //!   so that handshake is a full one.
-//! - **Sealed.** Values are sealed with ChaCha20-Poly1305 under keys from a key file
-//!   ([`KeyRing`]), never from the store; the value's name is a keyed hash of the version and
-//!   the session id; the session id context is bound as associated data. The format is
-//!   described in [`value`](crate::value) and versioned by its first byte.
+//! - **Sealed.** Each value is sealed with ChaCha20-Poly1305 under a subkey of its own,
+//!   derived (HKDF-SHA256) from a key of the key file ([`KeyRing`], never from the store) and
+//!   a random 256-bit salt the value carries, so a key seals any number of values with no
+//!   nonce to repeat, and without XChaCha20's longer nonces. The value's name is a keyed hash
+//!   of the version and the session id; the session id context is bound as associated data.
+//!   The format is described in [`value`] and versioned by its first byte; values of the
+//!   previous format (a random nonce under the key itself) still open.
 
 #![forbid(unsafe_code)]
 

@@ -1,18 +1,30 @@
-//! The store's value format, version 1.
+//! The store's value format: version 2, which every seal writes, and version 1, which still
+//! opens (values a server sealed before its upgrade, during a rolling upgrade or a rotation).
 //!
-//! A sealed session:
+//! A sealed session, by the format version in its first byte:
 //!
-//! | bytes | what |
-//! |---|---|
-//! | 1 | format version, `0x01` |
-//! | 4 | key id, big-endian: the key of the ring that sealed it |
-//! | 12 | nonce, random |
-//! | rest | ChaCha20-Poly1305 ciphertext of the plaintext below, then its 16-byte tag |
+//! | bytes | version 2 | version 1 |
+//! |---|---|---|
+//! | 1 | `0x02` | `0x01` |
+//! | 4 | key id, big-endian: the key of the ring that sealed it | the same |
+//! | 32 or 12 | salt, 32 random bytes | nonce, 12 random bytes |
+//! | rest | ChaCha20-Poly1305 ciphertext of the plaintext below, then its 16-byte tag | the same |
 //!
-//! The associated data (authenticated, not stored) is `"sesscache-v1"`, the format version,
-//! the key id, the value's name in the store (32 bytes) and the session id context (one length
-//! byte, then its bytes). A value moved to another name, or read by a server with another
-//! session id context, does not open.
+//! Version 2 seals each value under a subkey of its own: HKDF-SHA256 with the key's seal key as
+//! input key material, the value's salt as salt and `"sesscache value v2"` as info, 32 bytes.
+//! Each subkey seals exactly one value, so its nonce is fixed (all zero). Subkeys repeat only
+//! if two 256-bit random salts do, which is expected after about 2^128 values: no practical
+//! limit on the values one key seals.
+//!
+//! Version 1 seals under the key's seal key itself with a random 96-bit nonce: after about 2^32
+//! values under one key, a repeated nonce (which gives away the XOR of two plaintexts and lets
+//! values be forged under that nonce) becomes a real risk.
+//!
+//! The associated data (authenticated, not stored) is a label (`"sesscache-v2"` or
+//! `"sesscache-v1"`), the format version, the key id, the value's name in the store (32 bytes)
+//! and the session id context (one length byte, then its bytes). A value moved to another name,
+//! or read by a server with another session id context, does not open; nor does a version 2
+//! value with its salt changed, which derives another subkey.
 //!
 //! The plaintext: the session in OpenSSL's DER form (`i2d_SSL_SESSION`, two length bytes
 //! before it), then one byte saying whether application bytes follow (`0` or `1`) and, if
@@ -20,21 +32,35 @@
 //!
 //! A used TLS 1.3 ticket is the one byte `0x00` (a tombstone), kept until the ticket would
 //! have expired, so that it cannot be claimed again, nor written again by a late writer.
+//!
+//! The subkeys, and the plaintexts while this module holds them, are wiped when dropped. ring's
+//! own state is not: the HKDF pseudorandom key it extracts for each value, and the ChaCha20 key
+//! schedule it makes for each seal and open.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 use session_core::{AppBytes, Session, SidCtx, UnixTime};
 use zeroize::Zeroizing;
 
 use crate::keys::{Key, KeyRing};
 
-/// The format version byte of a sealed value.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version byte of the values this crate seals (it opens version 1 too).
+pub const FORMAT_VERSION: u8 = V2;
 
 /// The value of a used TLS 1.3 ticket.
 pub const TOMBSTONE: &[u8] = &[0];
 
-const HEADER: usize = 1 + 4 + 12;
+const V1: u8 = 1;
+const V2: u8 = 2;
+/// Version 1's header: version, key id, nonce.
+const V1_HEADER: usize = 1 + 4 + 12;
+/// Version 2's header: version, key id, salt.
+const V2_HEADER: usize = 1 + 4 + SALT;
+/// A version 2 value's salt.
+const SALT: usize = 32;
+/// HKDF's info for a version 2 value's subkey.
+const V2_INFO: &[u8] = b"sesscache value v2";
 const TAG: usize = 16;
 
 /// Why a value did not open.
@@ -68,11 +94,17 @@ impl Stored {
     }
 }
 
-fn aad(key_id: u32, name: &[u8; 32], sid_ctx: &SidCtx) -> Vec<u8> {
+/// The associated data of a value of format `version`.
+fn aad(version: u8, key_id: u32, name: &[u8; 32], sid_ctx: &SidCtx) -> Vec<u8> {
     let ctx = sid_ctx.as_bytes();
+    let label: &[u8; 12] = if version == V1 {
+        b"sesscache-v1"
+    } else {
+        b"sesscache-v2"
+    };
     let mut aad = Vec::with_capacity(12 + 1 + 4 + 32 + 1 + ctx.len());
-    aad.extend_from_slice(b"sesscache-v1");
-    aad.push(FORMAT_VERSION);
+    aad.extend_from_slice(label);
+    aad.push(version);
     aad.extend_from_slice(&key_id.to_be_bytes());
     aad.extend_from_slice(name);
     aad.push(ctx.len() as u8);
@@ -80,12 +112,26 @@ fn aad(key_id: u32, name: &[u8; 32], sid_ctx: &SidCtx) -> Vec<u8> {
     aad
 }
 
-fn aead_key(key: &Key) -> LessSafeKey {
+fn aead_key(key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(
-        UnboundKey::new(&CHACHA20_POLY1305, key.seal_key())
+        UnboundKey::new(&CHACHA20_POLY1305, key)
             .expect("32 bytes is ChaCha20-Poly1305's key length"),
     )
 }
+
+/// A version 2 value's own key: HKDF-SHA256 of the ring key's seal key, under the value's
+/// salt.
+fn subkey(key: &Key, salt: &[u8; SALT]) -> Zeroizing<[u8; 32]> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(key.seal_key());
+    let mut out = Zeroizing::new([0u8; 32]);
+    prk.expand(&[V2_INFO], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+/// The nonce of every version 2 value: its subkey seals nothing else.
+const V2_NONCE: [u8; 12] = [0; 12];
 
 /// The plaintext of a session: its DER form and its application bytes, if any. `None` for a
 /// session OpenSSL's form cannot hold.
@@ -112,7 +158,8 @@ pub(crate) fn plaintext(session: &Session) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
-/// Seals a plaintext under the ring's newest key, for the value named `name`.
+/// Seals a plaintext under the ring's newest key, for the value named `name`, in format
+/// version 2.
 pub(crate) fn seal(
     ring: &KeyRing,
     name: &[u8; 32],
@@ -120,19 +167,43 @@ pub(crate) fn seal(
     plaintext: &[u8],
 ) -> Option<Vec<u8>> {
     let key = ring.newest();
+    let mut salt = [0u8; SALT];
+    SystemRandom::new().fill(&mut salt).ok()?;
+    let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG));
+    body.extend_from_slice(plaintext);
+    aead_key(&subkey(key, &salt))
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(V2_NONCE),
+            Aad::from(aad(V2, key.id(), name, sid_ctx)),
+            &mut *body,
+        )
+        .ok()?;
+    let mut out = Vec::with_capacity(V2_HEADER + body.len());
+    out.push(V2);
+    out.extend_from_slice(&key.id().to_be_bytes());
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+/// Seals as servers did before format version 2: under the key's seal key itself, with a
+/// random nonce.
+#[cfg(test)]
+fn seal_v1(ring: &KeyRing, name: &[u8; 32], sid_ctx: &SidCtx, plaintext: &[u8]) -> Option<Vec<u8>> {
+    let key = ring.newest();
     let mut nonce = [0u8; 12];
     SystemRandom::new().fill(&mut nonce).ok()?;
     let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG));
     body.extend_from_slice(plaintext);
-    aead_key(key)
+    aead_key(key.seal_key())
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(key.id(), name, sid_ctx)),
+            Aad::from(aad(V1, key.id(), name, sid_ctx)),
             &mut *body,
         )
         .ok()?;
-    let mut out = Vec::with_capacity(HEADER + body.len());
-    out.push(FORMAT_VERSION);
+    let mut out = Vec::with_capacity(V1_HEADER + body.len());
+    out.push(V1);
     out.extend_from_slice(&key.id().to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&body);
@@ -148,17 +219,29 @@ pub(crate) fn open(
     value: &[u8],
     now: UnixTime,
 ) -> Result<Session, OpenError> {
-    if value.len() < HEADER + TAG || value[0] != FORMAT_VERSION {
+    let header = match value.first() {
+        Some(&V1) => V1_HEADER,
+        Some(&V2) => V2_HEADER,
+        _ => return Err(OpenError::Malformed),
+    };
+    if value.len() < header + TAG {
         return Err(OpenError::Malformed);
     }
+    let version = value[0];
     let key_id = u32::from_be_bytes(value[1..5].try_into().expect("4 bytes"));
     let key = ring.by_id(key_id).ok_or(OpenError::UnknownKey)?;
-    let nonce: [u8; 12] = value[5..HEADER].try_into().expect("12 bytes");
-    let mut body = Zeroizing::new(value[HEADER..].to_vec());
-    let plain = aead_key(key)
+    let (aead, nonce) = if version == V1 {
+        let nonce: [u8; 12] = value[5..header].try_into().expect("12 bytes");
+        (aead_key(key.seal_key()), nonce)
+    } else {
+        let salt: &[u8; SALT] = value[5..header].try_into().expect("32 bytes");
+        (aead_key(&subkey(key, salt)), V2_NONCE)
+    };
+    let mut body = Zeroizing::new(value[header..].to_vec());
+    let plain = aead
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(key_id, name, sid_ctx)),
+            Aad::from(aad(version, key_id, name, sid_ctx)),
             &mut body,
         )
         .map_err(|_| OpenError::Forged)?;
@@ -283,9 +366,15 @@ mod tests {
             open_with(&one, &name, &ctx, TOMBSTONE),
             Err(OpenError::Malformed)
         );
-        let mut v2 = sealed.clone();
-        v2[0] = 2;
-        assert_eq!(open_with(&one, &name, &ctx, &v2), Err(OpenError::Malformed));
+        for version in [0, 3, 0xff] {
+            let mut unknown = sealed.clone();
+            unknown[0] = version;
+            assert_eq!(
+                open_with(&one, &name, &ctx, &unknown),
+                Err(OpenError::Malformed),
+                "format version {version}"
+            );
+        }
         // A value that opens but holds no session.
         let junk = seal(&one, &name, &ctx, b"\x00\x03abc\x00").unwrap();
         assert_eq!(
@@ -294,6 +383,136 @@ mod tests {
         );
         for cut in 0..sealed.len() {
             assert!(open_with(&one, &name, &ctx, &sealed[..cut]).is_err());
+        }
+    }
+
+    /// The application bytes a session carries.
+    fn app_bytes(s: &Session) -> Option<Vec<u8>> {
+        s.app_data()
+            .and_then(|d| d.downcast_ref::<AppBytes>())
+            .map(|a| a.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn seal_writes_version_2_and_it_round_trips() {
+        let r = ring(&[&line()]);
+        let name = [3u8; 32];
+        let ctx = SidCtx::new(b"ctx").unwrap();
+        for app in [None, Some(&b"rustls value"[..])] {
+            let s = session(app);
+            let plain = plaintext(&s).unwrap();
+            let sealed = seal(&r, &name, &ctx, &plain).unwrap();
+            assert_eq!(sealed[0], 2);
+            assert_eq!(FORMAT_VERSION, 2);
+            assert_eq!(sealed[1..5], r.newest().id().to_be_bytes());
+            assert_eq!(sealed.len(), 1 + 4 + 32 + plain.len() + 16);
+            let back = open(&r, &name, &ctx, &sealed, 0).unwrap();
+            assert_eq!(back.master_key(), s.master_key());
+            assert_eq!(back.id(), s.id());
+            assert_eq!(back.time(), s.time());
+            assert_eq!(back.timeout(), s.timeout());
+            assert_eq!(app_bytes(&back), app.map(<[u8]>::to_vec));
+        }
+    }
+
+    #[test]
+    fn a_version_1_value_still_opens() {
+        let (k1, k2) = (line(), line());
+        let (old, rotated) = (ring(&[&k1]), ring(&[&k2, &k1]));
+        let name = [3u8; 32];
+        let ctx = SidCtx::new(b"ctx").unwrap();
+        for app in [None, Some(&b"rustls value"[..])] {
+            let s = session(app);
+            let sealed = seal_v1(&old, &name, &ctx, &plaintext(&s).unwrap()).unwrap();
+            assert_eq!(sealed[0], 1);
+            for r in [&old, &rotated] {
+                let back = open(r, &name, &ctx, &sealed, 0).unwrap();
+                assert_eq!(back.master_key(), s.master_key());
+                assert_eq!(back.id(), s.id());
+                assert_eq!(app_bytes(&back), app.map(<[u8]>::to_vec));
+            }
+            // Bound to its format: relabelled as version 2, it does not open.
+            let mut relabelled = sealed.clone();
+            relabelled[0] = 2;
+            assert!(open(&old, &name, &ctx, &relabelled, 0).is_err());
+        }
+    }
+
+    #[test]
+    fn a_change_anywhere_in_a_version_2_value_fails() {
+        let (k1, k2) = (line(), line());
+        // Two keys, so that a changed key id can also name another key of the ring.
+        let r = ring(&[&k1, &k2]);
+        let name = [3u8; 32];
+        let ctx = SidCtx::new(b"ctx").unwrap();
+        let sealed = seal(&r, &name, &ctx, &plaintext(&session(Some(b"app"))).unwrap()).unwrap();
+        let regions = [
+            ("version", 0..1),
+            ("key id", 1..5),
+            ("salt", 5..37),
+            ("ciphertext", 37..sealed.len() - 16),
+            ("tag", sealed.len() - 16..sealed.len()),
+        ];
+        for (region, range) in regions {
+            for i in range {
+                for bit in 0..8 {
+                    let mut changed = sealed.clone();
+                    changed[i] ^= 1 << bit;
+                    assert!(
+                        open(&r, &name, &ctx, &changed, 0).is_err(),
+                        "{region}: byte {i}, bit {bit}"
+                    );
+                }
+            }
+        }
+        let mut other_key = sealed.clone();
+        other_key[1..5].copy_from_slice(&r.ids()[1].to_be_bytes());
+        assert_eq!(
+            open(&r, &name, &ctx, &other_key, 0).map(|_| ()),
+            Err(OpenError::Forged),
+            "another key of the ring"
+        );
+        let mut as_v1 = sealed.clone();
+        as_v1[0] = 1;
+        assert_eq!(
+            open(&r, &name, &ctx, &as_v1, 0).map(|_| ()),
+            Err(OpenError::Forged),
+            "read as version 1"
+        );
+    }
+
+    #[test]
+    fn two_seals_of_one_plaintext_differ() {
+        let r = ring(&[&line()]);
+        let name = [3u8; 32];
+        let ctx = SidCtx::new(b"ctx").unwrap();
+        let plain = plaintext(&session(None)).unwrap();
+        let a = seal(&r, &name, &ctx, &plain).unwrap();
+        let b = seal(&r, &name, &ctx, &plain).unwrap();
+        assert_eq!(a[..5], b[..5], "version and key id");
+        assert_ne!(a[5..37], b[5..37], "the salt");
+        assert_ne!(a[37..], b[37..], "the ciphertext and tag");
+        assert!(open(&r, &name, &ctx, &a, 0).is_ok() && open(&r, &name, &ctx, &b, 0).is_ok());
+    }
+
+    #[test]
+    fn a_truncated_value_of_either_version_fails() {
+        let r = ring(&[&line()]);
+        let name = [3u8; 32];
+        let ctx = SidCtx::new(b"ctx").unwrap();
+        let plain = plaintext(&session(Some(b"app"))).unwrap();
+        for sealed in [
+            seal(&r, &name, &ctx, &plain).unwrap(),
+            seal_v1(&r, &name, &ctx, &plain).unwrap(),
+        ] {
+            assert!(open(&r, &name, &ctx, &sealed, 0).is_ok());
+            for cut in 0..sealed.len() {
+                assert!(
+                    open(&r, &name, &ctx, &sealed[..cut], 0).is_err(),
+                    "version {}, cut at {cut}",
+                    sealed[0]
+                );
+            }
         }
     }
 }
