@@ -4,10 +4,13 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use common::{http, metric, request, scrape, stat, Server, BACKENDS};
+use common::{http, metric, request, scrape, stat, Server, Trickler, BACKENDS};
 
 fn sesscache(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sesscache"))
@@ -120,6 +123,101 @@ fn the_metrics_endpoint_answers_only_what_it_serves() {
     let bad = sesscache(&["serve", "--metrics", "nowhere"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an address"));
+}
+
+/// What a scraper that never finishes its request sends first.
+const STALLED_HEAD: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+
+/// A scrape of `addr` that must be answered (200) within `limit`; how long it took.
+#[track_caller]
+fn scrape_within(addr: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    if let Err(e) = stream.read_to_string(&mut answer) {
+        panic!(
+            "no answer within {limit:?} ({e}) after {:?}: {answer:?}",
+            started.elapsed()
+        );
+    }
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(took < limit, "answered after {took:?}");
+    took
+}
+
+#[test]
+fn a_trickling_scraper_holds_up_no_other_scrape() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(300));
+    // Several at once, while the stalled one trickles.
+    let scrapers: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || scrape_within(&addr, Duration::from_secs(2)))
+        })
+        .collect();
+    for scraper in scrapers {
+        scraper.join().unwrap();
+    }
+    assert_eq!(
+        stalled.closed_after(),
+        None,
+        "the stalled scraper is not dropped before its deadline"
+    );
+    server.interrupt();
+}
+
+#[test]
+fn a_stalled_scraper_is_closed_at_its_deadline() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(12));
+    let closed = stalled
+        .closed_after()
+        .expect("the server closes a scrape that trickles past its deadline");
+    assert!(
+        (Duration::from_millis(4500)..Duration::from_secs(8)).contains(&closed),
+        "closed after {closed:?}, not about 5 s"
+    );
+    scrape_within(&addr, Duration::from_secs(2));
+    server.interrupt();
+}
+
+#[test]
+fn ctrl_c_does_not_wait_for_a_stalled_scraper() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(12));
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "serve still running 3 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stalled.closed_after().is_some(),
+        "the stalled scraper's connection went with the server"
+    );
 }
 
 /// `sesscache simulate` with `args` and `--json`, which must succeed; its runs, one per size.
