@@ -233,6 +233,94 @@ fn a_session_saved_from_one_server_resumes_on_another() {
     }
 }
 
+/// What the store in the test below asks for.
+const PASSWORD: &str = "s3cret-for-the-fleet-7f3a";
+
+#[test]
+fn a_password_from_a_file_or_the_environment_reaches_the_store_and_nothing_else() {
+    let redis = RedisServer::start_with_password(PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let url = redis.url();
+    let store = ["--redis", &url, "--redis-keys", &keys];
+    let from_file = [
+        &store[..],
+        &["--redis-password-file", password_file.to_str().unwrap()],
+    ]
+    .concat();
+    let (one_log, two_log) = (log("one.log"), log("two.log"));
+    let one = Server::start_with("rustls", &from_file, |command| {
+        command.stderr(one_log);
+    });
+    let two = Server::start_with("rustls", &store, |command| {
+        command
+            .env("SESSCACHE_REDIS_PASSWORD", PASSWORD)
+            .stderr(two_log);
+    });
+    for server in [&one, &two] {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains("--redis"), "{cmdline}");
+        assert!(!cmdline.contains(PASSWORD), "{cmdline}");
+    }
+
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    let first = tls12(&one, "-sess_out", file);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    wait_for_values(&redis, 1);
+    let second = tls12(&two, "-sess_in", file);
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
+
+    let (report_one, report_two) = (one.interrupt(), two.interrupt());
+    assert_eq!(tier_stat(&report_one, "errors"), 0, "{report_one}");
+    assert_eq!(tier_stat(&report_two, "remote hits"), 1, "{report_two}");
+    for name in ["one.log", "two.log"] {
+        let logged = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(!logged.contains(PASSWORD), "{name}: {logged}");
+    }
+    for report in [&report_one, &report_two] {
+        assert!(!report.contains(PASSWORD), "{report}");
+    }
+}
+
+#[test]
+fn a_missing_or_empty_password_file_is_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for (file, expected) in [(&missing, "cannot read"), (&empty, "is empty")] {
+        let file = file.to_str().unwrap();
+        let out = sesscache(&[
+            "serve",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--redis-keys",
+            &keys,
+            "--redis-password-file",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(file) && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+    for command in ["serve", "simulate"] {
+        let help = sesscache(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("--redis-password-file"), "{help}");
+        assert!(help.contains("SESSCACHE_REDIS_PASSWORD"), "{help}");
+        assert!(help.contains("`ps`"), "why not in the URL: {help}");
+    }
+}
+
 /// The value of `Label: HEX` in `s_client`'s session printout.
 fn printed_hex(out: &str, label: &str) -> Vec<u8> {
     let hex = out

@@ -71,10 +71,12 @@ impl Slot {
     }
 }
 
-/// Opens the connection: one URL is a single server, several are a cluster's seed nodes.
-/// Nothing here waits for the store; a cluster connects in the background, retrying.
+/// Opens the connection: one URL is a single server, several are a cluster's seed nodes;
+/// `password`, if given, is every node's in place of one in its URL. Nothing here waits for
+/// the store; a cluster connects in the background, retrying.
 pub(crate) fn connect(
     urls: &[String],
+    password: Option<&str>,
     connect_timeout: Duration,
     runtime: &Handle,
 ) -> Result<std::sync::Arc<Slot>, Error> {
@@ -83,10 +85,21 @@ pub(crate) fn connect(
         url: redact(url),
         reason: e.to_string(),
     };
+    let info = |url: &String| -> Result<redis::ConnectionInfo, Error> {
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .map_err(|e| bad_url(url, e))?;
+        Ok(match password {
+            Some(password) => {
+                let settings = info.redis_settings().clone().set_password(password);
+                info.set_redis_settings(settings)
+            }
+            None => info,
+        })
+    };
     match urls {
         [] => return Err(Error::NoStore),
         [url] => {
-            let client = redis::Client::open(url.as_str()).map_err(|e| bad_url(url, e))?;
+            let client = redis::Client::open(info(url)?).map_err(|e| bad_url(url, e))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_number_of_retries(2)
@@ -97,10 +110,8 @@ pub(crate) fn connect(
             slot.set(Conn::Single(conn));
         }
         nodes => {
-            for url in nodes {
-                redis::Client::open(url.as_str()).map_err(|e| bad_url(url, e))?;
-            }
-            let client = ClusterClient::builder(nodes.to_vec())
+            let infos = nodes.iter().map(info).collect::<Result<Vec<_>, _>>()?;
+            let client = ClusterClient::builder(infos)
                 .connection_timeout(connect_timeout)
                 .retries(1)
                 .build()

@@ -24,7 +24,6 @@ use crate::Error;
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(5);
 
 /// How the tier reaches its store and what it may cost.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct TierConfig {
     /// One `redis://` URL for a single server (Redis or Valkey), several for a Redis Cluster's
@@ -47,11 +46,33 @@ pub struct TierConfig {
     pub probe_interval: Duration,
     /// What every name in the store starts with.
     pub prefix: String,
+    /// The store's password (`AUTH`), given to every URL's connection in place of one in the
+    /// URL; `None` (the default) leaves the URLs as they are. Kept out of the URLs so that it
+    /// need not be on a command line; zeroized when dropped, never in Debug output.
+    pub password: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for TierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierConfig")
+            .field("urls", &self.urls)
+            .field("keys", &self.keys)
+            .field("budget", &self.budget)
+            .field("write_budget", &self.write_budget)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("queue", &self.queue)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("probe_interval", &self.probe_interval)
+            .field("prefix", &self.prefix)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl TierConfig {
     /// A configuration with the defaults: a 5 ms budget, a queue of 4096, the breaker open
-    /// after 5 failures in a row and probed every 500 ms, names under `sesscache:`.
+    /// after 5 failures in a row and probed every 500 ms, names under `sesscache:`, no
+    /// password beyond what the URLs say.
     pub fn new(urls: Vec<String>, keys: KeyRing) -> Self {
         Self {
             urls,
@@ -63,6 +84,7 @@ impl TierConfig {
             breaker_failures: 5,
             probe_interval: Duration::from_millis(500),
             prefix: "sesscache:".to_owned(),
+            password: None,
         }
     }
 }
@@ -181,7 +203,12 @@ impl Tier {
             .build()
             .map_err(Error::Runtime)?;
         let handle = runtime.handle().clone();
-        let conn = store::connect(&config.urls, config.connect_timeout, &handle)?;
+        let conn = store::connect(
+            &config.urls,
+            config.password.as_deref().map(String::as_str),
+            config.connect_timeout,
+            &handle,
+        )?;
         let shared = Arc::new(Shared {
             conn,
             keys: config.keys,
