@@ -2,7 +2,7 @@
 //! processes sharing one real `redis-server` (started here, on a free loopback port), judged
 //! by the real `openssl s_client`.
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -104,6 +104,59 @@ fn keygen_prints_a_line_and_puts_new_keys_on_top_of_a_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
     assert_eq!(std::fs::read_to_string(&junk).unwrap(), "not a key file\n");
+}
+
+#[test]
+fn keygen_keeps_an_existing_files_mode_and_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = key_file(dir.path());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // A group the servers run in may read it; root (the tests run as root in CI) may also
+    // hand it to another owner. Where it may not, the mode alone is checked.
+    let owned = std::os::unix::fs::chown(&path, Some(4321), Some(4321)).is_ok();
+    assert!(sesscache(&["keygen", "-o", &path]).status.success());
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640, "the mode kept");
+    if owned {
+        assert_eq!((meta.uid(), meta.gid()), (4321, 4321), "the owner kept");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+}
+
+#[test]
+fn keygen_writes_through_a_symlink_and_leaves_it_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    let target = key_file(real.path());
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("keys");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = sesscache(&["keygen", "-o", link.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the symlink is still one");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&target));
+    assert_eq!(std::fs::read_to_string(&target).unwrap().lines().count(), 2);
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(std::fs::read_dir(real.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // A relative link to a file not made yet: the file is made where it points, owner-only.
+    let dangling = dir.path().join("new-keys");
+    std::os::unix::fs::symlink("made-here", &dangling).unwrap();
+    let out = sesscache(&["keygen", "-o", dangling.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let made = dir.path().join("made-here");
+    assert_eq!(std::fs::read_to_string(&made).unwrap().lines().count(), 1);
+    let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
