@@ -185,6 +185,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Before the address is printed: whoever reads it may press Ctrl-C at once.
+    let (stop, stopped) = mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let resumption = if args.tickets {
         "stateless tickets"
     } else {
@@ -210,11 +216,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     std::io::stdout().flush()?;
 
-    let (stop, stopped) = mpsc::channel::<()>();
-    ctrlc::set_handler(move || {
-        let _ = stop.send(());
-    })
-    .context("cannot install the Ctrl-C handler")?;
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
