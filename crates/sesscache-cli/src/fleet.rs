@@ -6,14 +6,25 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use sesscache_redis::{KeyRing, Tier, TierConfig, TierStats};
+use zeroize::Zeroizing;
+
+/// The environment variable that holds the store's password when no file does.
+const PASSWORD_ENV: &str = "SESSCACHE_REDIS_PASSWORD";
 
 /// Where the fleet's shared store is and how to open what is in it.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// A Redis or Valkey server shared by the fleet (`redis://host:port`); give it several
-    /// times for the nodes of a Redis Cluster.
+    /// A Redis or Valkey server shared by the fleet (`redis://host:port`, or
+    /// `redis://user@host:port` with a username); give it several times for the nodes of a
+    /// Redis Cluster. Give the password with --redis-password-file or
+    /// SESSCACHE_REDIS_PASSWORD, not in the URL.
     #[arg(long = "redis", value_name = "URL")]
     urls: Vec<String>,
+    /// The store's password: the first line of FILE. Without it, the environment variable
+    /// SESSCACHE_REDIS_PASSWORD, if set. Not in the URL: every local user sees a command
+    /// line (`ps`, /proc).
+    #[arg(long = "redis-password-file", value_name = "FILE")]
+    password_file: Option<PathBuf>,
     /// The key file (`sesscache keygen`): one key per line, newest first. Required with
     /// --redis: values in the store are sealed with these keys.
     #[arg(long = "redis-keys", value_name = "FILE")]
@@ -26,6 +37,9 @@ pub(crate) struct StoreArgs {
 impl StoreArgs {
     /// The tier these options ask for, if any.
     pub(crate) fn tier(&self) -> Result<Option<Tier>> {
+        if self.password_file.is_some() && self.urls.is_empty() {
+            bail!("--redis-password-file needs --redis URL");
+        }
         let keys = match (&self.keys, self.urls.is_empty()) {
             (None, true) => return Ok(None),
             (Some(_), true) => bail!("--redis-keys needs --redis URL"),
@@ -36,8 +50,32 @@ impl StoreArgs {
         };
         let mut config = TierConfig::new(self.urls.clone(), keys);
         config.budget = Duration::from_millis(self.budget_ms);
+        config.password = self.password()?;
         let tier = Tier::new(config).context("cannot set up the fleet tier")?;
         Ok(Some(tier))
+    }
+
+    /// The store's password: from --redis-password-file, else from the environment.
+    fn password(&self) -> Result<Option<Zeroizing<String>>> {
+        let Some(path) = &self.password_file else {
+            return match std::env::var(PASSWORD_ENV) {
+                Ok(password) if !password.is_empty() => Ok(Some(Zeroizing::new(password))),
+                Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSWORD_ENV} is not UTF-8"),
+            };
+        };
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the password file {}", path.display()))?,
+        );
+        let first = text.lines().next().unwrap_or_default();
+        if first.is_empty() {
+            bail!(
+                "the password file {} is empty (its first line is the password)",
+                path.display()
+            );
+        }
+        Ok(Some(Zeroizing::new(first.to_owned())))
     }
 }
 

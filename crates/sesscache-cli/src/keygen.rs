@@ -1,8 +1,8 @@
 //! `sesscache keygen`: a new key for the fleet tier's key file.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use sesscache_redis::KeyRing;
@@ -11,22 +11,25 @@ use zeroize::Zeroizing;
 /// The options of `sesscache keygen`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Put the new key at the top of this key file (made, owner-only, if it does not exist):
-    /// it seals from then on, and the keys below it still open. Without it, the line is
-    /// printed.
+    /// Put the new key at the top of this key file (made, owner-only, if it does not exist;
+    /// an existing file keeps its owner and mode, and a symlink stays one: the file it points
+    /// to is written): it seals from then on, and the keys below it still open. Without it,
+    /// the line is printed.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let line = KeyRing::generate_line()?;
-    let Some(path) = &args.output else {
+    let Some(named) = &args.output else {
         std::io::stdout().write_all(line.as_bytes())?;
         return Ok(());
     };
-    let old = match std::fs::read_to_string(path) {
-        Ok(text) => Zeroizing::new(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(String::new()),
+    // A symlink stays in place: the file it points to is the one written.
+    let path = &resolve(named)?;
+    let (old, meta) = match std::fs::read_to_string(path) {
+        Ok(text) => (Zeroizing::new(text), Some(std::fs::metadata(path)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Zeroizing::new(String::new()), None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     if !old.trim().is_empty() {
@@ -49,8 +52,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let written = file
-        .write_all(text.as_bytes())
+    // An existing file's owner and mode go to its replacement; a new one stays owner-only.
+    let kept = meta.map_or(Ok(()), |meta| {
+        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))
+            .and_then(|()| file.set_permissions(meta.permissions()))
+    });
+    let written = kept
+        .and_then(|()| file.write_all(text.as_bytes()))
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
@@ -60,9 +68,32 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let ids = KeyRing::parse(&text)?.ids();
     eprintln!(
         "sesscache keygen: {} now holds {} key(s); {:08x} seals",
-        path.display(),
+        named.display(),
         ids.len(),
         ids[0]
     );
     Ok(())
 }
+
+/// The file `path` names: itself, or, through any symlinks, the file they point to (which
+/// need not exist yet).
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("cannot read the symlink {}", path.display()))?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    bail!("{}: too many levels of symlinks", path.display())
+}
+
+/// How many symlinks in a row [`resolve`] follows (Linux's own limit).
+const MAX_LINKS: usize = 40;

@@ -1,27 +1,33 @@
-//! `serve --metrics`: `GET /metrics` over plain HTTP/1.1, answered from the cache's statistics,
-//! its operation latencies, the fleet tier's counters and the server's own, in the Prometheus
-//! text format (`sesscache-metrics`). One thread answers scrapes one at a time; a scraper that
-//! stalls is dropped after a few seconds.
+//! `serve --metrics`: `GET /metrics` over plain HTTP/1.1 (hyper), answered from the cache's
+//! statistics, its operation latencies, the fleet tier's counters and the server's own, in the
+//! Prometheus text format (`sesscache-metrics`). Scrapes are answered at once on a small tokio
+//! runtime of the endpoint's own; each connection has one deadline from accept to the end of
+//! its answer, however its client trickles, and stopping the endpoint drops the connections
+//! still open instead of waiting for them.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::{debug, warn};
 
 /// The default address: loopback only, on the port Prometheus's registry lists for
 /// exporters of this kind.
 pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
-/// How long a scrape may take to send its request or read the answer.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest request head read.
-const MAX_REQUEST: usize = 8 * 1024;
-/// How often the accept loop looks whether it should stop.
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// The most one connection may take, from accept to the end of its answer.
+const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the accept loop waits after accepting failed (out of file descriptors, ...).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// An address for --metrics: `HOST:PORT`, or a port alone (on loopback).
 pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -32,50 +38,72 @@ pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not an address (HOST:PORT, or a port for 127.0.0.1)"))
 }
 
+/// What makes the metrics' text, called for each scrape.
+type Render = dyn Fn() -> String + Send + Sync;
+
 /// The endpoint, answering until dropped.
 pub(crate) struct Endpoint {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Endpoint {
     /// Listens on `addr` and answers each scrape with what `render` returns.
     pub(crate) fn start(
         addr: SocketAddr,
-        render: impl Fn() -> String + Send + 'static,
+        render: impl Fn() -> String + Send + Sync + 'static,
     ) -> Result<Self> {
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
         let addr = listener.local_addr()?;
         if !addr.ip().is_loopback() {
             warn!(%addr, "metrics are served beyond this machine");
         }
         listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if let Err(err) = answer(stream, &render) {
-                            debug!(error = %err, "a scrape failed");
-                        }
-                    }
-                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(ACCEPT_POLL);
-                    }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sesscache-metrics")
+            .enable_io()
+            .enable_time()
+            .build()
+            .context("cannot start the metrics endpoint's runtime")?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let render: Arc<Render> = Arc::new(render);
+        runtime.spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
                     Err(err) => {
                         warn!(error = %err, "accepting a scrape failed");
-                        std::thread::sleep(ACCEPT_POLL);
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
                     }
-                }
+                };
+                let render = render.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let response = answer(&request, render.as_ref());
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(SCRAPE_DEADLINE)
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), service);
+                    match tokio::time::timeout(SCRAPE_DEADLINE, connection).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => debug!(error = %err, "a scrape failed"),
+                        Err(_) => debug!("a scrape passed its deadline: dropped"),
+                    }
+                });
             }
         });
         Ok(Self {
             addr,
-            stop,
-            thread: Some(thread),
+            runtime: Some(runtime),
         })
     }
 
@@ -87,94 +115,44 @@ impl Endpoint {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // Drops the accept loop and every connection still open, without waiting for them.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
 
-/// Reads one request and answers it: the metrics for `GET` (or `HEAD`) `/metrics`, 404 for
-/// other paths, 405 for other methods, 400 for what is not HTTP.
-fn answer(mut stream: TcpStream, render: &dyn Fn() -> String) -> Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
-    stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        if head.len() > MAX_REQUEST {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "",
-                false,
-            );
-        }
-        match stream.read(&mut buf)? {
-            0 => break,
-            n => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return respond(
-            &mut stream,
-            "400 Bad Request",
-            "not an HTTP request\n",
-            true,
-        );
+/// The answer to one request: the metrics for `GET` (or `HEAD`) `/metrics`, 404 for other
+/// paths, 405 for other methods. (hyper answers 400 itself for what is not HTTP/1.)
+fn answer(request: &Request<Incoming>, render: &Render) -> Response<Full<Bytes>> {
+    let respond = |status: StatusCode, content_type: &'static str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
     };
-    if !version.starts_with("HTTP/1.") {
-        return respond(
-            &mut stream,
-            "400 Bad Request",
-            "not an HTTP/1 request\n",
-            true,
-        );
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    let with_body = method != "HEAD";
-    match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let body = render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                sesscache_metrics::CONTENT_TYPE,
-                body.len()
-            );
-            stream.write_all(head.as_bytes())?;
-            if with_body {
-                stream.write_all(body.as_bytes())?;
-            }
-            Ok(())
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            respond(StatusCode::OK, sesscache_metrics::CONTENT_TYPE, render())
         }
-        ("GET" | "HEAD", _) => respond(
-            &mut stream,
-            "404 Not Found",
-            "the metrics are at /metrics\n",
-            with_body,
+        (&Method::GET | &Method::HEAD, _) => respond(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "the metrics are at /metrics\n".to_owned(),
         ),
-        _ => respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "only GET and HEAD\n",
-            true,
-        ),
+        _ => {
+            let mut response = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                TEXT,
+                "only GET and HEAD\n".to_owned(),
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+        }
     }
-}
-
-fn respond(stream: &mut TcpStream, status: &str, body: &str, with_body: bool) -> Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    if with_body {
-        stream.write_all(body.as_bytes())?;
-    }
-    Ok(())
 }

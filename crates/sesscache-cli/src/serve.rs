@@ -29,6 +29,8 @@ use session_cache::{CacheConfig, Handshake, HandshakeRecord, Resumption};
 use session_core::SidCtx;
 use tracing::{debug, info, warn};
 
+use crate::trace::Losses;
+
 /// The TLS stack the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Backend {
@@ -104,7 +106,10 @@ pub(crate) struct Args {
     metrics: Option<SocketAddr>,
     /// Record every finished handshake to FILE, one anonymous line each (a keyed hash
     /// standing for the client, whether it offered a session, the time, the outcome), for
-    /// `sesscache simulate --replay`.
+    /// `sesscache simulate --replay`. FILE is made owner-only (a regular file there is
+    /// truncated and made owner-only); a symlink is refused. Lines are written off the
+    /// handshakes' path: those that find the writer behind are dropped and counted. With a
+    /// trace, the log names no client address (only at debug level).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 }
@@ -151,9 +156,15 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         None => None,
     };
     let counts = Arc::new(Counts::default());
+    let losses = trace.as_ref().map(|trace| trace.losses());
     let metrics = match args.metrics {
         Some(addr) => {
-            let (context, tier, counts) = (context.clone(), tier.clone(), counts.clone());
+            let (context, tier, counts, losses) = (
+                context.clone(),
+                tier.clone(),
+                counts.clone(),
+                losses.clone(),
+            );
             Some(crate::metrics::Endpoint::start(addr, move || {
                 let mut metrics = sesscache_metrics::Metrics::new();
                 metrics.cache(context.cache());
@@ -161,7 +172,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                     metrics.tier(&tier.stats());
                 }
                 metrics
-                    .snapshot("sesscache_serve_", SERVE_FIELDS, &counts.snapshot())
+                    .snapshot(
+                        "sesscache_serve_",
+                        SERVE_FIELDS,
+                        &counts.snapshot(losses.as_deref()),
+                    )
                     .encode()
             })?)
         }
@@ -170,6 +185,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Before the address is printed: whoever reads it may press Ctrl-C at once.
+    let (stop, stopped) = mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let resumption = if args.tickets {
         "stateless tickets"
     } else {
@@ -195,11 +216,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     std::io::stdout().flush()?;
 
-    let (stop, stopped) = mpsc::channel::<()>();
-    ctrlc::set_handler(move || {
-        let _ = stop.send(());
-    })
-    .context("cannot install the Ctrl-C handler")?;
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
@@ -266,7 +282,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     flusher.stop();
     drop(metrics);
-    print_stats(&counts, &context, args);
+    // The workers' references are gone: this writes what is queued and waits for the writer.
+    drop(trace);
+    print_stats(&counts, &context, args, losses.as_deref());
     if let Some(tier) = &tier {
         // What is queued goes out before the process does.
         tier.flush_writes(Duration::from_secs(1));
@@ -342,10 +360,15 @@ struct CountsNow {
     peak_in_flight: u64,
     flushes: u64,
     flushed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_write_errors: Option<u64>,
 }
 
 impl Counts {
-    fn snapshot(&self) -> CountsNow {
+    /// The counters now, with the trace's losses if there is a trace.
+    fn snapshot(&self, trace: Option<&Losses>) -> CountsNow {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CountsNow {
             connections: get(&self.connections),
@@ -355,6 +378,8 @@ impl Counts {
             peak_in_flight: get(&self.peak_in_flight),
             flushes: get(&self.flushes),
             flushed: get(&self.flushed),
+            trace_dropped: trace.map(|t| get(&t.dropped)),
+            trace_write_errors: trace.map(|t| get(&t.write_errors)),
         }
     }
 }
@@ -368,6 +393,14 @@ const SERVE_FIELDS: &[Field] = &[
     Field::gauge("peak_in_flight", "The most connections served at once."),
     Field::counter("flushes", "Timed flushes of expired sessions."),
     Field::counter("flushed", "Sessions the timed flushes removed."),
+    Field::counter(
+        "trace_dropped",
+        "Trace lines dropped because the trace's writer was behind (serve --trace).",
+    ),
+    Field::counter(
+        "trace_write_errors",
+        "Trace lines lost because writing them failed (serve --trace).",
+    ),
 ];
 
 /// The server's certificate chain and key: from --cert and --key, or made at start.
@@ -599,20 +632,25 @@ fn serve_one(
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    // A trace is anonymous; with one, the log names the peer only at debug level.
+    let named = trace.is_none();
     counts.connections.fetch_add(1, Ordering::Relaxed);
     context.cache().record(Handshake::Accept);
     let mut conn = match tls.accept(tcp, limits.handshake, context) {
         Ok((conn, record)) => {
             if let Some(trace) = trace {
-                if let Err(err) = trace.record(&record) {
-                    warn!(error = %err, "the trace is incomplete");
-                }
+                trace.record(&record);
             }
             conn
         }
         Err(err) => {
             counts.failed.fetch_add(1, Ordering::Relaxed);
-            warn!(%peer, error = %err, "handshake failed");
+            if named {
+                warn!(%peer, error = %err, "handshake failed");
+            } else {
+                debug!(%peer, error = %err, "handshake failed");
+                warn!(error = %err, "handshake failed");
+            }
             return;
         }
     };
@@ -628,10 +666,19 @@ fn serve_one(
         if resumed { "yes" } else { "no" }
     );
     // A client that only wanted the handshake (`s_client -reconnect`) may be gone already.
-    match answer(conn.as_mut(), &line) {
-        Ok(()) => info!(%peer, version, resumed, "connection"),
-        Err(err) => {
+    let answered = answer(conn.as_mut(), &line);
+    match (answered, named) {
+        (Ok(()), true) => info!(%peer, version, resumed, "connection"),
+        (Ok(()), false) => {
+            debug!(%peer, version, resumed, "connection");
+            info!(version, resumed, "connection");
+        }
+        (Err(err), true) => {
             info!(%peer, version, resumed, error = %err, "connection closed before the answer")
+        }
+        (Err(err), false) => {
+            debug!(%peer, version, resumed, error = %err, "connection closed before the answer");
+            info!(version, resumed, error = %err, "connection closed before the answer");
         }
     }
 }
@@ -675,7 +722,7 @@ fn answer(conn: &mut dyn Established, line: &str) -> Result<()> {
     conn.close()
 }
 
-fn print_stats(counts: &Counts, context: &Context, args: &Args) {
+fn print_stats(counts: &Counts, context: &Context, args: &Args, trace: Option<&Losses>) {
     let connections = counts.connections.load(Ordering::Relaxed);
     let resumed = counts.resumed.load(Ordering::Relaxed);
     println!();
@@ -686,6 +733,16 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args) {
         counts.failed.load(Ordering::Relaxed)
     );
     println!("    workers                {:>10}", args.workers);
+    if let Some(trace) = trace {
+        println!(
+            "    trace lines dropped    {:>10}",
+            trace.dropped.load(Ordering::Relaxed)
+        );
+        println!(
+            "    trace write errors     {:>10}",
+            trace.write_errors.load(Ordering::Relaxed)
+        );
+    }
     println!(
         "    most at once           {:>10}",
         counts.peak_in_flight.load(Ordering::Relaxed)

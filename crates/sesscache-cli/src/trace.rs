@@ -12,20 +12,29 @@
 //! and the sessions it is issued stay that client's. That is what a replay needs to know
 //! which earlier handshake's session a client offers. No session id, secret or address is
 //! written. The outcome is one of the resumption outcomes (`resumed`, `unknown_id`, ...).
+//!
+//! The file is owner-only and never opened through a symlink. Handshakes hand their lines to
+//! a bounded queue and one thread writes them: a full queue drops a line and a failed write
+//! loses it, each counted, and neither holds up a handshake.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader, LineWriter, Write};
+use std::fmt::{self, Write as _};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use session_cache::{HandshakeRecord, Resumption};
 use session_core::ProtocolVersion;
+use tracing::warn;
 
 /// The first line of every trace.
 pub(crate) const HEADER: &str = "# sesscache trace v1";
@@ -213,13 +222,34 @@ impl Clients {
     }
 }
 
-/// Writes a trace as handshakes finish, from any number of threads.
+/// How many lines wait for the writer; a line that finds the queue full is dropped and counted.
+const QUEUE: usize = 4096;
+
+/// The least time between two warnings that writing the trace fails.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// What happened to the lines that were not written.
+#[derive(Debug, Default)]
+pub(crate) struct Losses {
+    /// Lines dropped because the writer's queue was full.
+    pub(crate) dropped: AtomicU64,
+    /// Lines the writer failed to write.
+    pub(crate) write_errors: AtomicU64,
+}
+
+/// Writes a trace as handshakes finish, from any number of threads. A handshake only hands its
+/// line to a queue; one writer thread writes them, so a slow or failing disk costs a
+/// handshake nothing. Dropping the recorder writes what is queued and waits for the writer.
 pub(crate) struct Recorder {
-    inner: Mutex<(Clients, LineWriter<File>)>,
+    clients: Mutex<Clients>,
+    queue: Option<SyncSender<Line>>,
+    writer: Option<JoinHandle<()>>,
+    losses: Arc<Losses>,
 }
 
 impl Recorder {
-    /// Creates (or truncates) the trace file and writes its header.
+    /// Creates the trace file owner-only (or truncates a regular file there and makes it
+    /// owner-only), never through a symlink, and writes its header.
     pub(crate) fn create(path: &Path) -> Result<Self> {
         let mut secret = [0u8; 32];
         SystemRandom::new()
@@ -227,32 +257,45 @@ impl Recorder {
             .map_err(|_| anyhow!("no randomness for the trace's key"))?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
         zeroize::Zeroize::zeroize(&mut secret);
-        let file = File::create(path)
-            .with_context(|| format!("cannot create the trace {}", path.display()))?;
-        let mut out = LineWriter::new(file);
-        writeln!(out, "{HEADER}")?;
+        let mut out = open_owner_only(path)?;
+        writeln!(out, "{HEADER}")
+            .with_context(|| format!("cannot write the trace {}", path.display()))?;
+        let losses = Arc::new(Losses::default());
+        let (queue, lines) = sync_channel(QUEUE);
+        let writer = {
+            let losses = losses.clone();
+            std::thread::Builder::new()
+                .name("sesscache-trace".to_owned())
+                .spawn(move || write_lines(&lines, out, &losses))
+                .context("cannot start the trace's writer")?
+        };
         Ok(Self {
-            inner: Mutex::new((
-                Clients {
-                    key,
-                    owner: HashMap::new(),
-                    order: VecDeque::new(),
-                    started: 0,
-                },
-                out,
-            )),
+            clients: Mutex::new(Clients {
+                key,
+                owner: HashMap::new(),
+                order: VecDeque::new(),
+                started: 0,
+            }),
+            queue: Some(queue),
+            writer: Some(writer),
+            losses,
         })
     }
 
-    /// Writes the line of a finished handshake.
-    pub(crate) fn record(&self, record: &HandshakeRecord) -> Result<()> {
+    /// Queues the line of a finished handshake; a full queue drops it (counted in
+    /// [`losses`](Self::losses)).
+    pub(crate) fn record(&self, record: &HandshakeRecord) {
         let Some(outcome) = record.outcome() else {
-            return Ok(()); // not finished: not counted, not traced
+            return; // not finished: not counted, not traced
         };
         let version = record.version().unwrap_or(ProtocolVersion::TLS1_2);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (clients, out) = &mut *inner;
-        let client = clients.of(record, version);
+        // The chain of sessions is followed even for a line that is dropped, so that the
+        // lines after it name the right client.
+        let client = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .of(record, version);
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -264,7 +307,82 @@ impl Recorder {
             issued: (record.issued_ids().len() as u32).min(MAX_ISSUED),
             outcome,
         };
-        writeln!(out, "{line}").context("cannot write to the trace")
+        let sent = self.queue.as_ref().map(|queue| queue.try_send(line));
+        if !matches!(sent, Some(Ok(()))) {
+            self.losses.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The lines lost so far, counted as they are lost.
+    pub(crate) fn losses(&self) -> Arc<Losses> {
+        self.losses.clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // The writer ends once the queue is empty and closed.
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Opens `path` for writing, never through a symlink: creates it with mode 0600, or truncates
+/// the regular file there and sets its mode to 0600.
+fn open_owner_only(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
+            "the trace {} is a symlink; give the file itself (it is never written through a link)",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create the trace {}", path.display()))
+        }
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        bail!("the trace {} is not a regular file", path.display());
+    }
+    // Only after the checks: a file that is not one to truncate is left as it was.
+    file.set_len(0)
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
+        .with_context(|| format!("cannot make the trace {} owner-only", path.display()))?;
+    Ok(file)
+}
+
+/// The most lines the writer puts in one write.
+const BATCH: usize = 1024;
+
+/// The writer: writes the lines as they come (what is queued at once in one write), until the
+/// queue closes.
+fn write_lines(lines: &Receiver<Line>, mut out: File, losses: &Losses) {
+    let mut warned: Option<Instant> = None;
+    let mut batch = String::new();
+    while let Ok(first) = lines.recv() {
+        batch.clear();
+        let mut count = 0u64;
+        let queued = std::iter::from_fn(|| lines.try_recv().ok()).take(BATCH - 1);
+        for line in std::iter::once(first).chain(queued) {
+            let _ = writeln!(batch, "{line}");
+            count += 1;
+        }
+        if let Err(err) = out.write_all(batch.as_bytes()) {
+            let lost = losses.write_errors.fetch_add(count, Ordering::Relaxed) + count;
+            if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                warned = Some(Instant::now());
+                warn!(error = %err, lost, "the trace is incomplete: writing it failed");
+            }
+        }
     }
 }
 

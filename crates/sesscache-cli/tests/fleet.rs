@@ -2,7 +2,7 @@
 //! processes sharing one real `redis-server` (started here, on a free loopback port), judged
 //! by the real `openssl s_client`.
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -104,6 +104,59 @@ fn keygen_prints_a_line_and_puts_new_keys_on_top_of_a_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
     assert_eq!(std::fs::read_to_string(&junk).unwrap(), "not a key file\n");
+}
+
+#[test]
+fn keygen_keeps_an_existing_files_mode_and_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = key_file(dir.path());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // A group the servers run in may read it; root (the tests run as root in CI) may also
+    // hand it to another owner. Where it may not, the mode alone is checked.
+    let owned = std::os::unix::fs::chown(&path, Some(4321), Some(4321)).is_ok();
+    assert!(sesscache(&["keygen", "-o", &path]).status.success());
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640, "the mode kept");
+    if owned {
+        assert_eq!((meta.uid(), meta.gid()), (4321, 4321), "the owner kept");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+}
+
+#[test]
+fn keygen_writes_through_a_symlink_and_leaves_it_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    let target = key_file(real.path());
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("keys");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = sesscache(&["keygen", "-o", link.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the symlink is still one");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&target));
+    assert_eq!(std::fs::read_to_string(&target).unwrap().lines().count(), 2);
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(std::fs::read_dir(real.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // A relative link to a file not made yet: the file is made where it points, owner-only.
+    let dangling = dir.path().join("new-keys");
+    std::os::unix::fs::symlink("made-here", &dangling).unwrap();
+    let out = sesscache(&["keygen", "-o", dangling.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let made = dir.path().join("made-here");
+    assert_eq!(std::fs::read_to_string(&made).unwrap().lines().count(), 1);
+    let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
@@ -230,6 +283,94 @@ fn a_session_saved_from_one_server_resumes_on_another() {
             0,
             "{backend}: {report_one}"
         );
+    }
+}
+
+/// What the store in the test below asks for.
+const PASSWORD: &str = "s3cret-for-the-fleet-7f3a";
+
+#[test]
+fn a_password_from_a_file_or_the_environment_reaches_the_store_and_nothing_else() {
+    let redis = RedisServer::start_with_password(PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let url = redis.url();
+    let store = ["--redis", &url, "--redis-keys", &keys];
+    let from_file = [
+        &store[..],
+        &["--redis-password-file", password_file.to_str().unwrap()],
+    ]
+    .concat();
+    let (one_log, two_log) = (log("one.log"), log("two.log"));
+    let one = Server::start_with("rustls", &from_file, |command| {
+        command.stderr(one_log);
+    });
+    let two = Server::start_with("rustls", &store, |command| {
+        command
+            .env("SESSCACHE_REDIS_PASSWORD", PASSWORD)
+            .stderr(two_log);
+    });
+    for server in [&one, &two] {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains("--redis"), "{cmdline}");
+        assert!(!cmdline.contains(PASSWORD), "{cmdline}");
+    }
+
+    let file = dir.path().join("s.pem");
+    let file = file.to_str().unwrap();
+    let first = tls12(&one, "-sess_out", file);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    wait_for_values(&redis, 1);
+    let second = tls12(&two, "-sess_in", file);
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
+
+    let (report_one, report_two) = (one.interrupt(), two.interrupt());
+    assert_eq!(tier_stat(&report_one, "errors"), 0, "{report_one}");
+    assert_eq!(tier_stat(&report_two, "remote hits"), 1, "{report_two}");
+    for name in ["one.log", "two.log"] {
+        let logged = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(!logged.contains(PASSWORD), "{name}: {logged}");
+    }
+    for report in [&report_one, &report_two] {
+        assert!(!report.contains(PASSWORD), "{report}");
+    }
+}
+
+#[test]
+fn a_missing_or_empty_password_file_is_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for (file, expected) in [(&missing, "cannot read"), (&empty, "is empty")] {
+        let file = file.to_str().unwrap();
+        let out = sesscache(&[
+            "serve",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--redis-keys",
+            &keys,
+            "--redis-password-file",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(file) && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+    for command in ["serve", "simulate"] {
+        let help = sesscache(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("--redis-password-file"), "{help}");
+        assert!(help.contains("SESSCACHE_REDIS_PASSWORD"), "{help}");
+        assert!(help.contains("`ps`"), "why not in the URL: {help}");
     }
 }
 

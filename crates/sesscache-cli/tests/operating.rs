@@ -4,10 +4,13 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use common::{http, metric, request, scrape, stat, Server, BACKENDS};
+use common::{http, metric, request, scrape, stat, Server, Trickler, BACKENDS};
 
 fn sesscache(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sesscache"))
@@ -120,6 +123,101 @@ fn the_metrics_endpoint_answers_only_what_it_serves() {
     let bad = sesscache(&["serve", "--metrics", "nowhere"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an address"));
+}
+
+/// What a scraper that never finishes its request sends first.
+const STALLED_HEAD: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+
+/// A scrape of `addr` that must be answered (200) within `limit`; how long it took.
+#[track_caller]
+fn scrape_within(addr: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    if let Err(e) = stream.read_to_string(&mut answer) {
+        panic!(
+            "no answer within {limit:?} ({e}) after {:?}: {answer:?}",
+            started.elapsed()
+        );
+    }
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(took < limit, "answered after {took:?}");
+    took
+}
+
+#[test]
+fn a_trickling_scraper_holds_up_no_other_scrape() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(300));
+    // Several at once, while the stalled one trickles.
+    let scrapers: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || scrape_within(&addr, Duration::from_secs(2)))
+        })
+        .collect();
+    for scraper in scrapers {
+        scraper.join().unwrap();
+    }
+    assert_eq!(
+        stalled.closed_after(),
+        None,
+        "the stalled scraper is not dropped before its deadline"
+    );
+    server.interrupt();
+}
+
+#[test]
+fn a_stalled_scraper_is_closed_at_its_deadline() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(12));
+    let closed = stalled
+        .closed_after()
+        .expect("the server closes a scrape that trickles past its deadline");
+    assert!(
+        (Duration::from_millis(4500)..Duration::from_secs(8)).contains(&closed),
+        "closed after {closed:?}, not about 5 s"
+    );
+    scrape_within(&addr, Duration::from_secs(2));
+    server.interrupt();
+}
+
+#[test]
+fn ctrl_c_does_not_wait_for_a_stalled_scraper() {
+    let mut server = Server::start("rustls", &["--metrics", "0"]);
+    let addr = server.metrics_addr();
+    let stalled = Trickler::start(&addr, STALLED_HEAD, Duration::from_secs(12));
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "serve still running 3 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stalled.closed_after().is_some(),
+        "the stalled scraper's connection went with the server"
+    );
 }
 
 /// `sesscache simulate` with `args` and `--json`, which must succeed; its runs, one per size.
@@ -326,4 +424,141 @@ fn bad_trace_files_name_the_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = sesscache(&["simulate", "--replay", &write("x", good), "--servers", "2"]);
     assert_eq!(out.status.code(), Some(2), "a replay has its own clients");
+}
+
+/// `sesscache` with `args`, which must exit within `limit`; what it printed.
+#[track_caller]
+fn sesscache_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sesscache"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "sesscache {args:?} still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_trace_is_owner_only_and_never_written_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+
+    let made = dir.path().join("made.trace");
+    let server = Server::start("rustls", &["--trace", made.to_str().unwrap()]);
+    assert_eq!(mode(&made), 0o600, "a trace it makes is owner-only");
+    server.interrupt();
+
+    // A file that is there already is truncated and made owner-only too.
+    let there = dir.path().join("there.trace");
+    std::fs::write(&there, "old\n").unwrap();
+    std::fs::set_permissions(&there, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Server::start("rustls", &["--trace", there.to_str().unwrap()]);
+    assert_eq!(mode(&there), 0o600);
+    server.interrupt();
+    assert_eq!(
+        std::fs::read_to_string(&there).unwrap(),
+        "# sesscache trace v1\n"
+    );
+
+    let target = dir.path().join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.path().join("link.trace");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = sesscache_within(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--trace",
+            link.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("symlink"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert_eq!(mode(&target), 0o644);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// A client that fails its handshake (it sends what is not TLS); the port it came from.
+fn failed_handshake(server: &Server) -> u16 {
+    let mut stream = TcpStream::connect(server.connect()).unwrap();
+    let port = stream.local_addr().unwrap().port();
+    stream.write_all(b"hello, not TLS\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    port
+}
+
+/// Serves one resumed-or-not request and one failed handshake with `extra`; what serve
+/// logged, the failed client's port, its report and a scrape of its metrics.
+fn logged(extra: &[&str]) -> (String, u16, String, prometheus_parse::Scrape) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let args = [&["--metrics", "0"], extra].concat();
+    let mut server = Server::start_with("rustls", &args, |command| {
+        command.stderr(stderr);
+    });
+    let addr = server.metrics_addr();
+    let session = dir.path().join("session");
+    request(&server, "-tls1_2", "-sess_out", session.to_str().unwrap());
+    let port = failed_handshake(&server);
+    let metrics = scrape(&addr);
+    let report = server.interrupt();
+    (
+        std::fs::read_to_string(&log).unwrap(),
+        port,
+        report,
+        metrics,
+    )
+}
+
+#[test]
+fn with_a_trace_the_log_names_no_client_address() {
+    // Without a trace, the log says where each connection came from.
+    let (log, port, _, _) = logged(&[]);
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let (log, port, report, metrics) = logged(&["--trace", trace.to_str().unwrap()]);
+    assert!(!log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    assert!(!log.contains("127.0.0.1:"), "{log}");
+    assert!(log.contains("connection"), "{log}");
+    assert!(log.contains("handshake failed"), "{log}");
+    // The finished handshake is in the trace (the failed one is not), and nothing was dropped.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(stat(&report, "trace lines dropped"), 0, "{report}");
+    assert_eq!(
+        metric(&metrics, "sesscache_serve_trace_dropped_total", &[]),
+        0
+    );
+    assert_eq!(
+        metric(&metrics, "sesscache_serve_trace_write_errors_total", &[]),
+        0
+    );
 }

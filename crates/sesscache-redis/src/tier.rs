@@ -25,7 +25,6 @@ use crate::Error;
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(5);
 
 /// How the tier reaches its store and what it may cost.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct TierConfig {
     /// One `redis://` URL for a single server (Redis or Valkey), several for a Redis Cluster's
@@ -42,9 +41,10 @@ pub struct TierConfig {
     /// Writes and deletes waiting for the writer; a write that finds the queue full is
     /// dropped and counted.
     pub queue: usize,
-    /// Failures in a row (timeouts or errors) that open the breaker.
+    /// Failures in a row (timeouts or errors) of one node that open its breaker, for
+    /// lookups and writes apart.
     pub breaker_failures: u32,
-    /// How often the prober pings the store while the breaker is open.
+    /// How often the prober pings every node of the store (and closes an open breaker).
     pub probe_interval: Duration,
     /// What every name in the store starts with.
     pub prefix: String,
@@ -53,6 +53,24 @@ pub struct TierConfig {
     pub tombstone_margin: Duration,
     /// The store's password, for every URL (instead of one in a URL, which `ps` shows).
     pub password: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for TierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierConfig")
+            .field("urls", &self.urls)
+            .field("keys", &self.keys)
+            .field("budget", &self.budget)
+            .field("write_budget", &self.write_budget)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("queue", &self.queue)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("probe_interval", &self.probe_interval)
+            .field("prefix", &self.prefix)
+            .field("tombstone_margin", &self.tombstone_margin)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl TierConfig {

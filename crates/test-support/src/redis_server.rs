@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// What `--requirepass` asks of clients, if anything.
+    password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -52,12 +54,26 @@ impl RedisServer {
 
     /// Starts a server with extra arguments (`--cluster-enabled yes`, ...).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_server(extra, None)
+    }
+
+    /// Starts a server that asks clients for `password` (`--requirepass`); [`command`] and
+    /// [`cli`] give it.
+    ///
+    /// [`command`]: Self::command
+    /// [`cli`]: Self::cli
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_server(&["--requirepass", password], Some(password.to_owned()))
+    }
+
+    fn start_server(extra: &[&str], password: Option<String>) -> Self {
         for _ in 0..5 {
             let port = free_port();
             let (child, dir) = spawn(port, extra);
             let mut server = Self {
                 child,
                 port,
+                password: password.clone(),
                 _dir: dir,
             };
             if server.wait_until_up(Duration::from_secs(10)) {
@@ -107,6 +123,16 @@ impl RedisServer {
     pub fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        if let Some(password) = &self.password {
+            let auth = Self::send(&mut stream, &["AUTH", password])?;
+            if !auth.starts_with("+OK") {
+                return Some(auth);
+            }
+        }
+        Self::send(&mut stream, args)
+    }
+
+    fn send(stream: &mut TcpStream, args: &[&str]) -> Option<String> {
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -119,11 +145,13 @@ impl RedisServer {
 
     /// Runs `redis-cli` against this server and returns its standard output.
     pub fn cli(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli is installed");
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            // Through the environment, not the command line.
+            command.env("REDISCLI_AUTH", password);
+        }
+        let out = command.args(args).output().expect("redis-cli is installed");
         assert!(out.status.success(), "redis-cli {args:?} failed");
         out.stdout
     }

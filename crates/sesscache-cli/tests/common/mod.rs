@@ -22,14 +22,25 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(backend: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sesscache"))
+        Self::start_with(backend, extra, |_| {})
+    }
+
+    /// [`start`](Self::start), with the command changed by `configure` before it runs (its
+    /// environment, where its stderr goes).
+    pub(crate) fn start_with(
+        backend: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sesscache"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--backend", backend])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
@@ -73,6 +84,53 @@ impl Server {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "Ctrl-C is a clean stop: {status:?}");
         rest
+    }
+}
+
+/// A client that connects and sends one byte a second, never finishing a request, until the
+/// peer closes the connection or `limit` has passed.
+pub(crate) struct Trickler {
+    thread: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl Trickler {
+    /// Connects to `addr` (connected when this returns) and starts sending `head`, then `x`s,
+    /// one byte a second.
+    pub(crate) fn start(addr: &str, head: &'static [u8], limit: Duration) -> Self {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut bytes = head.iter().copied().chain(std::iter::repeat(b'x'));
+            while started.elapsed() < limit {
+                let byte = bytes.next().unwrap();
+                if stream.write_all(&[byte]).is_err() {
+                    return Some(started.elapsed());
+                }
+                // Waits about a second for anything the peer says, or its closing.
+                let mut buf = [0u8; 256];
+                match stream.read(&mut buf) {
+                    Ok(0) => return Some(started.elapsed()),
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return Some(started.elapsed()),
+                }
+            }
+            None
+        });
+        Self { thread }
+    }
+
+    /// How long after it connected the peer closed the connection; `None` if it kept it open
+    /// for the whole limit.
+    pub(crate) fn closed_after(self) -> Option<Duration> {
+        self.thread.join().unwrap()
     }
 }
 
