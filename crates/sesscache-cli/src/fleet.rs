@@ -89,16 +89,29 @@ pub(crate) fn report(stats: &TierStats) -> String {
     row("remote misses", stats.remote_misses.to_string());
     row("tickets already used", stats.already_used.to_string());
     row("values not opened", stats.open_failures.to_string());
+    row("tickets lost by store", stats.lost_tickets.to_string());
+    row("tickets claimed here", stats.local_claims.to_string());
+    row("later offers", stats.later_offers.to_string());
     row("errors", stats.errors.to_string());
+    row("refused by the store", stats.refused.to_string());
     row("timeouts", stats.timeouts.to_string());
     row("skipped (breaker)", stats.skipped.to_string());
     row(
         "breaker",
-        format!("{:?} (opened {})", stats.breaker, stats.breaker_opens).to_lowercase(),
+        format!(
+            "{:?} (opened {}, {} nodes open)",
+            stats.breaker, stats.breaker_opens, stats.nodes_open
+        )
+        .to_lowercase(),
+    );
+    row(
+        "round trip",
+        format!("{:.2} ms", stats.round_trip_us as f64 / 1e3),
     );
     row("writes", stats.writes.to_string());
     row("dropped writes", stats.dropped_writes.to_string());
     row("write errors", stats.write_errors.to_string());
     row("deletes", stats.deletes.to_string());
+    row("dropped deletes", stats.dropped_deletes.to_string());
     out
 }

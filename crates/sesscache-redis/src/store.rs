@@ -103,15 +103,19 @@ fn split_addr(addr: &str) -> Option<(String, u16)> {
 
 /// Where the connection lives: set at once for a single server, by a background task for a
 /// cluster (whose first connection needs the nodes to answer).
-pub(crate) struct Slot(RwLock<Option<Conn>>);
+pub(crate) struct Slot {
+    conn: RwLock<Option<Conn>>,
+    /// Connection attempts the store refused (a cluster's, before there is a connection).
+    pub(crate) refused: AtomicU64,
+}
 
 impl Slot {
     pub(crate) fn get(&self) -> Option<Conn> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, conn: Conn) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -132,7 +136,10 @@ pub(crate) struct Dial<'a> {
 /// Opens the connection: one URL is a single server, several are a cluster's seed nodes.
 /// Nothing here waits for the store; a cluster connects in the background, retrying.
 pub(crate) fn connect(dial: &Dial<'_>, runtime: &Handle) -> Result<Arc<Slot>, Error> {
-    let slot = Arc::new(Slot(RwLock::new(None)));
+    let slot = Arc::new(Slot {
+        conn: RwLock::new(None),
+        refused: AtomicU64::new(0),
+    });
     let bad_url = |url: &str, e: RedisError| Error::Url {
         url: redact(url),
         reason: redact(&e.to_string()),
@@ -174,6 +181,7 @@ pub(crate) fn connect(dial: &Dial<'_>, runtime: &Handle) -> Result<Arc<Slot>, Er
             let target = slot.clone();
             runtime.spawn(async move {
                 let mut wait = Duration::from_millis(50);
+                let said = Every::new(Duration::from_secs(10));
                 loop {
                     match client.get_async_connection().await {
                         Ok(conn) => {
@@ -183,10 +191,8 @@ pub(crate) fn connect(dial: &Dial<'_>, runtime: &Handle) -> Result<Arc<Slot>, Er
                         }
                         Err(e) => {
                             if is_refusal(&e) {
-                                error!(
-                                    code = e.code().unwrap_or("auth"),
-                                    "the store's cluster refuses the tier: check its ACL and password"
-                                );
+                                target.refused.fetch_add(1, Ordering::Relaxed);
+                                said.error(&e);
                             } else {
                                 debug!(kind = ?e.kind(), "the store's cluster did not answer yet");
                             }

@@ -339,9 +339,11 @@ impl Tier {
     /// A snapshot of the counters.
     pub fn stats(&self) -> TierStats {
         let shared = &self.0.shared;
-        shared
+        let mut stats = shared
             .counters
-            .snapshot(shared.breakers(), shared.queued.load(Ordering::Relaxed))
+            .snapshot(shared.breakers(), shared.queued.load(Ordering::Relaxed));
+        stats.refused += shared.conn.refused.load(Ordering::Relaxed);
+        stats
     }
 
     /// Whether the store answers a `PING` within `timeout` (retrying while a cluster is still

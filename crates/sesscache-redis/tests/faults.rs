@@ -517,3 +517,28 @@ fn a_store_that_keeps_refusing_the_tier_is_counted_every_time() {
     assert!(stats.refused >= 3, "{stats:?}");
     assert_eq!(stats.writes, 0);
 }
+
+#[test]
+fn a_cluster_that_refuses_the_tier_is_counted_and_logged_until_it_lets_it_in() {
+    // Without `+cluster|slots` the cluster client cannot read the slot map: every attempt
+    // to connect is refused.
+    let cluster = RedisCluster::start();
+    let words: Vec<String> = "sesscache on >pw ~sesscache:* +get +set +del +ping"
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    for node in cluster.nodes() {
+        set_acl(node, &words);
+    }
+    let a = Server::with(with_user(cluster.urls(), "pw"), V12, b"fleet");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().refused < 2 {
+        assert!(Instant::now() < deadline, "{:?}", a.stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The README's lines let it in: it connects by itself.
+    for node in cluster.nodes() {
+        set_acl(node, &readme_acl("pw"));
+    }
+    assert!(a.tier.ping(Duration::from_secs(15)), "{:?}", a.stats());
+}
