@@ -119,7 +119,7 @@ fn a_tls12_session_id_offered_as_a_ticket_burns_nothing() {
         }
         // The id as a PSK identity, to the server that holds the session, and to the other.
         for server in [&one, &two] {
-            let hello = tls13_with_psks(&[id.clone()], &[]);
+            let hello = tls13_with_psks(std::slice::from_ref(&id), &[]);
             let (_, answered) = send(&server.connect(), &hello, Duration::from_secs(30));
             assert!(answered > 0);
         }
