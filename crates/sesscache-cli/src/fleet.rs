@@ -26,10 +26,14 @@ pub(crate) struct StoreArgs {
     #[arg(long = "redis-password-file", value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// The key file (`sesscache keygen`): one key per line, newest first. Required with
-    /// --redis: values in the store are sealed with these keys.
+    /// --redis: values in the store are sealed with these keys. Refused if its group or
+    /// others may read it (chmod 600).
     #[arg(long = "redis-keys", value_name = "FILE")]
     keys: Option<PathBuf>,
-    /// The most a handshake waits for the store, in milliseconds.
+    /// The most a handshake waits for the store, in milliseconds. A handshake asks the store
+    /// once at most (its first offer). Set it above the store's round trip: a slower store
+    /// times out every lookup, and after 5 timeouts in a row its breaker skips it (the
+    /// `round_trip_us` metric and a warning say so).
     #[arg(long = "redis-budget-ms", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     budget_ms: u64,
 }

@@ -72,6 +72,16 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         ids.len(),
         ids[0]
     );
+    let mode = std::fs::metadata(path).map_or(0, |m| m.mode());
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "sesscache keygen: warning: {} keeps mode {:03o}, which others may read; \
+             serve refuses it until `chmod 600 {}`",
+            named.display(),
+            mode & 0o777,
+            named.display()
+        );
+    }
     Ok(())
 }
 

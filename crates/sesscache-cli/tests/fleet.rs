@@ -164,6 +164,7 @@ fn serve_refuses_a_store_without_keys_and_bad_key_files() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "sesscache-key-v1 nothex 00\n").unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
     for args in [
         &["serve", "--redis", "redis://127.0.0.1:1"][..],
         &["serve", "--redis-keys", bad.to_str().unwrap()],
@@ -194,6 +195,34 @@ fn serve_refuses_a_store_without_keys_and_bad_key_files() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_key_file_others_may_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path());
+    for mode in [0o640, 0o604, 0o644, 0o660] {
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(mode)).unwrap();
+        for command in ["serve", "simulate"] {
+            let mut args = vec![
+                command,
+                "--redis",
+                "redis://127.0.0.1:1",
+                "--redis-keys",
+                &keys,
+            ];
+            if command == "simulate" {
+                args.extend(["--servers", "2"]);
+            }
+            let out = sesscache(&args);
+            assert_eq!(out.status.code(), Some(2), "{mode:o} {command}: {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("readable by others") && err.contains("chmod 600"),
+                "{mode:o}: {err}"
+            );
+        }
     }
 }
 

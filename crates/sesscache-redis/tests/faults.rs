@@ -362,8 +362,15 @@ fn a_hung_cluster_node_costs_only_its_own_keys_and_nothing_piles_up() {
             hung.cli(&["EXISTS", std::str::from_utf8(&name).unwrap()]) == b"1\n"
         })
         .collect();
+    // Each round offers the hung node's keys first, in a row: a breaker for the whole
+    // cluster would open on them and then skip the healthy nodes' keys too.
+    let (sessions, on_hung): (Vec<Session>, Vec<bool>) = {
+        let mut pairs: Vec<(Session, bool)> = sessions.into_iter().zip(on_hung).collect();
+        pairs.sort_by_key(|(_, hung)| !*hung);
+        pairs.into_iter().unzip()
+    };
     let hung_count = on_hung.iter().filter(|&&h| h).count();
-    assert!((1..60).contains(&hung_count), "{hung_count} on node 0");
+    assert!((5..60).contains(&hung_count), "{hung_count} on node 0");
     // Let the looker learn the slot map.
     std::thread::sleep(Duration::from_millis(500));
 
