@@ -43,11 +43,15 @@ const SAME_HELLO: Duration = Duration::from_micros(20);
 /// record, or outside [`ServerHandshake::observe`] guessed from the time since this thread's
 /// previous lookup.
 fn first_offer() -> bool {
+    first_offer_at(Instant::now())
+}
+
+fn first_offer_at(now: Instant) -> bool {
     let observed = OBSERVED.with(|slot| slot.borrow().as_ref().map(|r| r.next_is_first_offer()));
     observed.unwrap_or_else(|| {
         LAST_UNOBSERVED
             .with(Cell::get)
-            .is_none_or(|last| last.elapsed() > SAME_HELLO)
+            .is_none_or(|last| now.saturating_duration_since(last) > SAME_HELLO)
     })
 }
 
@@ -274,5 +278,63 @@ impl fmt::Debug for ServerSessions {
         f.debug_struct("ServerSessions")
             .field("cached", &self.context.cache().len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_microseconds_apart_outside_observe_are_one_hellos_offers() {
+        LAST_UNOBSERVED.with(|last| last.set(None));
+        assert!(first_offer(), "the thread's first lookup");
+        lookup_ended();
+        let ended = LAST_UNOBSERVED.with(Cell::get).unwrap();
+        assert!(
+            !first_offer_at(ended + Duration::from_micros(5)),
+            "the next identity, right after"
+        );
+        assert!(
+            first_offer_at(ended + Duration::from_millis(1)),
+            "a later handshake on the same thread"
+        );
+        // Inside `observe`, the record counts.
+        let mut handshake = ServerHandshake::new();
+        handshake.observe(|| {
+            assert!(first_offer());
+            note(|r| {
+                r.looked_up(
+                    ProtocolVersion::TLS1_3,
+                    b"a",
+                    &Lookup::Miss(session_cache::Miss::UnknownId),
+                )
+            });
+            assert!(!first_offer());
+        });
+        let mut next = ServerHandshake::new();
+        next.observe(|| assert!(first_offer(), "another handshake's record"));
+    }
+
+    #[test]
+    fn the_version_comes_from_rustls_s_value() {
+        assert_eq!(
+            value_version(&[0, 3, 3, 0x13, 1]),
+            Some(ProtocolVersion::TLS1_2)
+        );
+        assert_eq!(value_version(&[0, 3, 4]), Some(ProtocolVersion::TLS1_3));
+        assert_eq!(
+            value_version(&[1, 3, b'a', b'.', b'b', 3, 4]),
+            Some(ProtocolVersion::TLS1_3)
+        );
+        for junk in [
+            &[][..],
+            &[2, 3, 4],
+            &[0, 3],
+            &[1, 9, b'a'],
+            &[0, 0x7f, 0x17],
+        ] {
+            assert_eq!(value_version(junk), None, "{junk:?}");
+        }
     }
 }

@@ -146,6 +146,16 @@ fn the_second_connection_resumes_and_the_counters_agree() {
         assert_eq!(stats.misses, first_offer_misses, "{version:?}: {stats:?}");
         assert_eq!(stats.timeouts, 0, "{version:?}: {stats:?}");
         assert!(!ctx.cache().is_empty());
+        // Each session is cached under the version it was made with (read from rustls's
+        // value), whatever the context's: a TLS 1.2 session id is never found as a ticket.
+        let made = if version == &rustls::version::TLS12 {
+            session_core::ProtocolVersion::TLS1_2
+        } else {
+            session_core::ProtocolVersion::TLS1_3
+        };
+        for session in ctx.cache().sessions() {
+            assert_eq!(session.version(), made, "{version:?}");
+        }
     }
 }
 
