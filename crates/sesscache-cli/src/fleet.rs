@@ -1,6 +1,8 @@
 //! The fleet tier's options, shared by `serve` and `simulate`, and its report.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ pub(crate) struct StoreArgs {
     urls: Vec<String>,
     /// The store's password: the first line of FILE. Without it, the environment variable
     /// SESSCACHE_REDIS_PASSWORD, if set. Not in the URL: every local user sees a command
-    /// line (`ps`, /proc).
+    /// line (`ps`, /proc). Refused if its group or others may read it (chmod 600).
     #[arg(long = "redis-password-file", value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// The key file (`sesscache keygen`): one key per line, newest first. Required with
@@ -68,10 +70,20 @@ impl StoreArgs {
                 Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSWORD_ENV} is not UTF-8"),
             };
         };
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the password file {}", path.display()))?,
-        );
+        let unreadable = || format!("cannot read the password file {}", path.display());
+        // One open: the mode checked is that of the file read.
+        let mut file = std::fs::File::open(path).with_context(unreadable)?;
+        let mode = file.metadata().with_context(unreadable)?.mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the password file {} is readable by others (mode {:03o}): run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+        let mut text = Zeroizing::new(String::new());
+        file.read_to_string(&mut text).with_context(unreadable)?;
         let first = text.lines().next().unwrap_or_default();
         if first.is_empty() {
             bail!(

@@ -45,7 +45,17 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     text.push_str(&line);
     text.push_str(&old);
     // Written beside it, then renamed over it: a crash leaves the old file whole.
-    let tmp = path.with_extension("sesscache-tmp");
+    // A name of this run's own: a temporary file a crashed run left behind is no obstacle.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let file_name = path
+        .file_name()
+        .map_or_else(|| "keys".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{file_name}.{}.{stamp}.sesscache-tmp",
+        std::process::id()
+    ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

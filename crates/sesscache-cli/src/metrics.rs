@@ -26,6 +26,8 @@ pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
 /// The most one connection may take, from accept to the end of its answer.
 const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+/// The most connections the endpoint holds open at once.
+const MAX_CONNECTIONS: usize = 32;
 /// How long the accept loop waits after accepting failed (out of file descriptors, ...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -72,6 +74,7 @@ impl Endpoint {
             tokio::net::TcpListener::from_std(listener)?
         };
         let render: Arc<Render> = Arc::new(render);
+        let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         runtime.spawn(async move {
             loop {
                 let stream = match listener.accept().await {
@@ -82,8 +85,16 @@ impl Endpoint {
                         continue;
                     }
                 };
+                // At most so many connections at once: a flood of idle ones is closed at
+                // once instead of taking the file descriptors the TLS listener needs.
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    debug!("too many scrapes at once: one closed");
+                    drop(stream);
+                    continue;
+                };
                 let render = render.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let service = service_fn(move |request| {
                         let response = answer(&request, render.as_ref());
                         async move { Ok::<_, Infallible>(response) }

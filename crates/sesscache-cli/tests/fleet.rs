@@ -325,6 +325,7 @@ fn a_password_from_a_file_or_the_environment_reaches_the_store_and_nothing_else(
     let keys = key_file(dir.path());
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
     let url = redis.url();
     let store = ["--redis", &url, "--redis-keys", &keys];
@@ -370,13 +371,21 @@ fn a_password_from_a_file_or_the_environment_reaches_the_store_and_nothing_else(
 }
 
 #[test]
-fn a_missing_or_empty_password_file_is_exit_code_2() {
+fn a_missing_empty_or_exposed_password_file_is_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let keys = key_file(dir.path());
     let missing = dir.path().join("missing");
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
-    for (file, expected) in [(&missing, "cannot read"), (&empty, "is empty")] {
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let exposed = dir.path().join("exposed");
+    std::fs::write(&exposed, "hunter2\n").unwrap();
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (file, expected) in [
+        (&missing, "cannot read"),
+        (&empty, "is empty"),
+        (&exposed, "readable by others"),
+    ] {
         let file = file.to_str().unwrap();
         let out = sesscache(&[
             "serve",

@@ -94,16 +94,18 @@ impl KeyRing {
     /// refused, as ssh refuses such a private key: its secrets open every session the fleet
     /// stores.
     pub fn load(path: &Path) -> Result<Self, Error> {
+        use std::io::Read as _;
+        let unreadable = |source| Error::KeyFileUnreadable {
+            path: path.display().to_string(),
+            source,
+        };
+        // One open: the mode checked is that of the file read, whatever the path names
+        // meanwhile.
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|source| Error::KeyFileUnreadable {
-                    path: path.display().to_string(),
-                    source,
-                })?
-                .permissions()
-                .mode();
+            let mode = file.metadata().map_err(unreadable)?.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(Error::KeyFileExposed {
                     path: path.display().to_string(),
@@ -111,12 +113,8 @@ impl KeyRing {
                 });
             }
         }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            Error::KeyFileUnreadable {
-                path: path.display().to_string(),
-                source,
-            }
-        })?);
+        let mut text = Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(unreadable)?;
         Self::parse(&text)
     }
 

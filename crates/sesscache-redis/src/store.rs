@@ -83,9 +83,10 @@ impl Conn {
         match self {
             Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
             Conn::Cluster(mut conn) => {
-                let (host, port) = split_addr(addr).ok_or_else(|| {
-                    RedisError::from((redis::ErrorKind::Client, "not a node address"))
-                })?;
+                // The stand-in for a cluster whose slot map is not known yet: any node.
+                let Some((host, port)) = split_addr(addr) else {
+                    return cmd.query_async(&mut conn).await;
+                };
                 conn.route_command(
                     cmd,
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
@@ -207,31 +208,26 @@ pub(crate) fn connect(dial: &Dial<'_>, runtime: &Handle) -> Result<Arc<Slot>, Er
     Ok(slot)
 }
 
-/// A URL (or a message quoting one) with every password in it replaced: the user
-/// information of each `scheme://user:password@host` and the value of any query parameter
-/// whose name mentions a password (`?password=`, `?pass=`).
+/// A URL (or a message quoting one) with every password in it replaced: everything between
+/// each `scheme://` and the last `@` of that word (user information, whatever characters the
+/// password has), and the value of any query parameter whose name mentions a password
+/// (`?password=`, `?pass=`). It may hide more than the password; never less.
 pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
         out.push_str(&rest[..at + 3]);
         rest = &rest[at + 3..];
-        // The authority ends at the first '/', '?', '#' or whitespace.
-        let end = rest
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let authority = &rest[..end];
-        match authority.rfind('@') {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let after_user = match word.rfind('@') {
             Some(user_end) => {
                 out.push_str("***@");
-                out.push_str(&authority[user_end + 1..]);
+                &word[user_end + 1..]
             }
-            None => out.push_str(authority),
-        }
-        rest = &rest[end..];
-        // The path and query, up to whitespace.
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        out.push_str(&redact_query(&rest[..end]));
+            None => word,
+        };
+        out.push_str(&redact_query(after_user));
         rest = &rest[end..];
     }
     out.push_str(rest);
@@ -345,21 +341,33 @@ impl Breaker {
         }
     }
 
-    /// The node answered within the lookups' budget: both sides close.
+    /// The node answered a ping within the lookups' budget: an open side closes, half-way
+    /// for lookups: a ping is not a lookup, so the first lookup failure after it opens the
+    /// breaker again (a node that answers pings and refuses or stalls lookups costs one
+    /// lookup a probe), and the first success closes it for good. A closed side's count of
+    /// failures is left alone: only lookups (and writes) tell how they fare.
     pub(crate) fn close(&self, node: &str) {
-        self.lookups.failures.store(0, Ordering::Relaxed);
-        self.writes.failures.store(0, Ordering::Relaxed);
-        let was = self.lookups.open.swap(false, Ordering::AcqRel)
-            | self.writes.open.swap(false, Ordering::AcqRel);
-        if was {
+        let mut closed = false;
+        if self.lookups.open.load(Ordering::Acquire) {
+            self.lookups
+                .failures
+                .store(self.threshold - 1, Ordering::Relaxed);
+            closed |= self.lookups.open.swap(false, Ordering::AcqRel);
+        }
+        if self.writes.open.load(Ordering::Acquire) {
+            self.writes.failures.store(0, Ordering::Relaxed);
+            closed |= self.writes.open.swap(false, Ordering::AcqRel);
+        }
+        if closed {
             info!(node, "the store's node answers again: breaker closed");
         }
     }
 
     /// The node answered, but not within the lookups' budget: writes resume.
     pub(crate) fn close_writes(&self) {
-        self.writes.failures.store(0, Ordering::Relaxed);
-        self.writes.open.store(false, Ordering::Release);
+        if self.writes.open.swap(false, Ordering::AcqRel) {
+            self.writes.failures.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -497,17 +505,17 @@ pub(crate) fn key_slot(key: &[u8]) -> u16 {
 }
 
 /// Counts a store call as in flight for as long as it lives (also when abandoned: a call the
-/// handshake stopped waiting for is counted until the client drops it).
-pub(crate) struct InFlight<'a>(&'a AtomicU64);
+/// handshake stopped waiting for is counted until the runtime drops it).
+pub(crate) struct InFlight(Arc<AtomicU64>);
 
-impl<'a> InFlight<'a> {
-    pub(crate) fn start(counter: &'a AtomicU64) -> Self {
+impl InFlight {
+    pub(crate) fn start(counter: Arc<AtomicU64>) -> Self {
         counter.fetch_add(1, Ordering::Relaxed);
         Self(counter)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -530,53 +538,116 @@ where
     rx.recv_timeout(wait).ok()
 }
 
-/// What became of a store call on a handshake's path.
-pub(crate) enum Called<T> {
-    Answered(T),
+/// What became of one command of a store call on a handshake's path.
+pub(crate) enum Called {
+    Answered(Value),
     Failed,
     TimedOut,
 }
 
-/// A store call on a handshake's path, to `node`: at most `budget`, its outcome told to the
-/// node's breaker and counted.
-pub(crate) fn call<T, F>(
+/// A store call on a handshake's path: `cmds`, each to its node (`nodes[i]` holds the key
+/// of `cmds[i]`), all at once, waited for at most `budget`. Each command's outcome is its
+/// own: a node that did not answer in time is charged (its breaker told), not the nodes that
+/// did. The runtime drops what is left of the work at the same deadline; the client drops a
+/// request it still has in flight at its response timeout.
+pub(crate) fn call_each(
     runtime: &Handle,
     budget: Duration,
-    node: &Node,
     counters: &Counters,
-    work: F,
-) -> Called<T>
-where
-    T: Send + 'static,
-    F: Future<Output = RedisResult<T>> + Send + 'static,
-{
-    match wait_on(runtime, budget, work) {
-        Some(Ok(value)) => {
+    conn: Conn,
+    nodes: &[Arc<Node>],
+    cmds: Vec<Cmd>,
+) -> Vec<Called> {
+    let n = cmds.len();
+    let slots: Arc<Mutex<Vec<Option<RedisResult<Value>>>>> =
+        Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    let (tx, rx) = sync_channel(1);
+    let filled = slots.clone();
+    let counted = counters.in_flight.clone();
+    runtime.spawn(async move {
+        let _counted = InFlight::start(counted);
+        let put = |i: usize, result: RedisResult<Value>| {
+            let mut slots = filled.lock().unwrap_or_else(|e| e.into_inner());
+            // Empty once the caller stopped waiting: a late answer goes nowhere.
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(result);
+            }
+        };
+        let work = async {
+            match conn {
+                Conn::Single(_) => {
+                    let results = conn.run_each(cmds).await;
+                    for (i, result) in results.into_iter().enumerate() {
+                        put(i, result);
+                    }
+                }
+                Conn::Cluster(conn) => {
+                    let calls = cmds.into_iter().enumerate().map(|(i, cmd)| {
+                        let mut conn = conn.clone();
+                        let put = &put;
+                        async move { put(i, cmd.query_async::<Value>(&mut conn).await) }
+                    });
+                    futures_util::future::join_all(calls).await;
+                }
+            }
+        };
+        if tokio::time::timeout(budget, work).await.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    let _ = rx.recv_timeout(budget);
+    let results = std::mem::take(&mut *slots.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut timed_out = false;
+    let mut failed = false;
+    let outcomes: Vec<Called> = results
+        .into_iter()
+        .map(|result| match result {
+            Some(Ok(value)) => Called::Answered(value),
+            Some(Err(e)) => {
+                failed = true;
+                if is_refusal(&e) {
+                    counters.refused.inc();
+                    counters.refusal_log.error(&e);
+                } else {
+                    debug!(kind = ?e.kind(), "a store call failed");
+                }
+                Called::Failed
+            }
+            None => {
+                timed_out = true;
+                Called::TimedOut
+            }
+        })
+        .collect();
+    // Each node once: failed if any of its commands did not answer.
+    let mut told: Vec<&str> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        if told.contains(&node.addr.as_str()) {
+            continue;
+        }
+        let bad = nodes
+            .iter()
+            .zip(&outcomes)
+            .skip(i)
+            .filter(|(other, _)| other.addr == node.addr)
+            .any(|(_, outcome)| !matches!(outcome, Called::Answered(_)));
+        if bad {
+            node.breaker.lookup_failure(&node.addr);
+        } else {
             node.breaker.lookup_success();
-            counters.lookup_window.record(false);
-            Called::Answered(value)
         }
-        Some(Err(e)) => {
-            counters.errors.inc();
-            if is_refusal(&e) {
-                counters.refused.inc();
-                counters.refusal_log.error(&e);
-            } else {
-                debug!(kind = ?e.kind(), "a store call failed");
-            }
-            node.breaker.lookup_failure(&node.addr);
-            counters.lookup_window.record(false);
-            Called::Failed
-        }
-        None => {
-            counters.timeouts.inc();
-            node.breaker.lookup_failure(&node.addr);
-            if let Some(percent) = counters.lookup_window.record(true) {
-                counters.slow_log.warn_slow(percent, budget);
-            }
-            Called::TimedOut
-        }
+        told.push(&node.addr);
     }
+    if failed {
+        counters.errors.inc();
+    }
+    if timed_out {
+        counters.timeouts.inc();
+    }
+    if let Some(percent) = counters.lookup_window.record(timed_out) {
+        counters.slow_log.warn_slow(percent, budget);
+    }
+    outcomes
 }
 
 /// The share of recent lookups that timed out, over windows of [`Window::SIZE`] lookups.
@@ -692,6 +763,9 @@ mod tests {
             ),
             ("redis://:hunter2@10.0.0.1", "redis://***@10.0.0.1"),
             ("rediss://u:p@w@host:1", "rediss://***@host:1"),
+            ("redis://u:p#ss@host:6379", "redis://***@host:6379"),
+            ("redis://u:p/s?s@host:6379/0", "redis://***@host:6379/0"),
+            ("redis://:hunter2#x/y?z@10.0.0.1", "redis://***@10.0.0.1"),
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
             (
                 "redis://127.0.0.1:6379/0?password=hunter2&protocol=resp3",
@@ -743,6 +817,13 @@ mod tests {
         assert!(b.is_open(), "a slow answer closes only the writes");
         b.close("n");
         assert!(!b.is_open());
+        b.lookup_failure("n");
+        assert!(
+            b.is_open(),
+            "half-open: the first failure after a probe opens it again"
+        );
+        b.close("n");
+        b.lookup_success();
         b.lookup_failure("n");
         b.lookup_success();
         b.lookup_failure("n");

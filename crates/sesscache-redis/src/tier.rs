@@ -1,7 +1,7 @@
 //! [`Tier`]: the store behind a cache's hooks, and the writer and prober off the handshake's
 //! path.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::keys::KeyRing;
 use crate::stats::{Breakers, Counters, TierStats};
-use crate::store::{self, Called, Conn, Dial, InFlight, Node, Slot, Topology};
+use crate::store::{self, Called, Dial, InFlight, Node, Slot, Topology};
 use crate::value::{self, Stored, TOMBSTONE};
 use crate::Error;
 
@@ -58,7 +58,14 @@ pub struct TierConfig {
 impl fmt::Debug for TierConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TierConfig")
-            .field("urls", &self.urls)
+            .field(
+                "urls",
+                &self
+                    .urls
+                    .iter()
+                    .map(|u| store::redact(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("keys", &self.keys)
             .field("budget", &self.budget)
             .field("write_budget", &self.write_budget)
@@ -128,8 +135,9 @@ struct Shared {
     counters: Counters,
     queued: AtomicU64,
     /// The names of the TLS 1.3 tickets this server issued whose write has not left it
-    /// (queued, or dropped): only such a ticket may be claimed without the store.
-    unsent: Mutex<HashSet<[u8; 32]>>,
+    /// (queued, or dropped), with their expiry (Unix seconds): only such a ticket may be
+    /// claimed without the store. The prober sweeps out the expired.
+    unsent: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Shared {
@@ -147,14 +155,14 @@ impl Shared {
         self.keys.newest().index(version, sid_ctx.as_bytes(), id)
     }
 
-    fn unsent(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+    fn unsent(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], u64>> {
         self.unsent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes `name` out of the unsent set: true if it was there (the caller, writer or
     /// claimer, now owns the ticket's one way out).
     fn take_unsent(&self, name: &[u8; 32]) -> bool {
-        self.unsent().remove(name)
+        self.unsent().remove(name).is_some()
     }
 
     /// The commands of a job, each with the store key it touches.
@@ -282,7 +290,7 @@ impl Tier {
             margin: config.tombstone_margin.as_secs(),
             counters: Counters::default(),
             queued: AtomicU64::new(0),
-            unsent: Mutex::new(HashSet::new()),
+            unsent: Mutex::new(HashMap::new()),
         });
         let (writes, queue) = mpsc::channel(config.queue.max(1));
         handle.spawn(writer(shared.clone(), queue));
@@ -320,10 +328,11 @@ impl Tier {
                 // A taken ticket is claimed by the take-session callback, which needs to
                 // know whether its write left.
                 RemovalCause::Taken => {}
-                // Evictions, flushes and expiry are this server's business: the fleet keeps
-                // the session (the store expires it). A ticket whose write never left is
-                // gone for good.
-                _ => tier.forget_unsent(s),
+                // An expired ticket whose write never left is gone for good.
+                RemovalCause::Expired => tier.forget_unsent(s),
+                // Evictions and flushes are this server's business: the fleet keeps the
+                // session (the store expires it), and a ticket's queued write still goes.
+                _ => {}
             },
         )));
     }
@@ -414,7 +423,7 @@ impl Tier {
         // store.
         let ticket = ticket.filter(|name| {
             let mut unsent = shared.unsent();
-            unsent.len() < UNSENT_LIMIT && unsent.insert(*name)
+            unsent.len() < UNSENT_LIMIT && unsent.insert(*name, expires).is_none()
         });
         self.enqueue(Job::Put {
             session: session.clone(),
@@ -449,31 +458,23 @@ impl Tier {
         }
     }
 
-    /// A store call on the handshake's path, to `node`, within the budget (see
-    /// [`store::call`]).
-    fn call<T, F>(&self, node: &Node, work: impl FnOnce(Conn) -> F) -> Called<T>
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
-    {
+    /// A store call on the handshake's path: each command to the node that holds its key,
+    /// all within the budget (see [`store::call_each`]). `None` if there is no connection yet
+    /// (a cluster that has not answered).
+    fn call(&self, nodes: &[Arc<Node>], cmds: Vec<Cmd>) -> Option<Vec<Called>> {
         let shared = &self.0.shared;
         let Some(conn) = shared.conn.get() else {
-            // A cluster that has not answered yet.
             shared.counters.errors.inc();
-            return Called::Failed;
+            return None;
         };
-        let work = work(conn);
-        let owner = shared.clone();
-        store::call(
+        Some(store::call_each(
             &self.0.handle,
             shared.budget,
-            node,
             &shared.counters,
-            async move {
-                let _counted = InFlight::start(&owner.counters.in_flight);
-                work.await
-            },
-        )
+            conn,
+            nodes,
+            cmds,
+        ))
     }
 
     /// The node that holds `name`, unless its breaker is open (the lookup is then counted as
@@ -519,15 +520,37 @@ impl Tier {
         if !self.first_offer(request) {
             return Err(Miss::UnknownId);
         }
-        let names = self.names(request);
-        let keys: Vec<Vec<u8>> = names.iter().map(|n| shared.key(n)).collect();
-        let node = self.healthy_node(&keys[0]).ok_or(Miss::StoreUnavailable)?;
-        let cmds: Vec<Cmd> = keys.into_iter().map(command).collect();
-        let Called::Answered(replies) = self.call(&node, move |conn| conn.run_all(cmds)) else {
+        // Each key's name, on its node; a name whose node is skipped is not asked.
+        let mut asked = Vec::new();
+        for name in self.names(request) {
+            let key = shared.key(&name);
+            let node = shared.topology.node_for(&key);
+            if !node.breaker.is_open() {
+                asked.push((name, key, node));
+            }
+        }
+        if asked.is_empty() {
+            shared.counters.skipped.inc();
+            return Err(Miss::StoreUnavailable);
+        }
+        let mut complete = asked.len() == shared.keys.all().len();
+        let nodes: Vec<Arc<Node>> = asked.iter().map(|(_, _, node)| node.clone()).collect();
+        let cmds: Vec<Cmd> = asked
+            .iter()
+            .map(|(_, key, _)| command(key.clone()))
+            .collect();
+        let Some(replies) = self.call(&nodes, cmds) else {
             return Err(Miss::StoreUnavailable);
         };
-        for (name, reply) in names.iter().zip(replies) {
-            let Some(found) = bytes(reply) else { continue };
+        for ((name, _, _), reply) in asked.iter().zip(replies) {
+            let found = match reply {
+                Called::Answered(value) => bytes(value),
+                Called::Failed | Called::TimedOut => {
+                    complete = false;
+                    None
+                }
+            };
+            let Some(found) = found else { continue };
             return match Stored::classify(found) {
                 Stored::Tombstone => {
                     shared.counters.already_used.inc();
@@ -536,6 +559,10 @@ impl Tier {
                 }
                 Stored::Sealed(sealed) => self.open(cache, name, &request.sid_ctx, &sealed),
             };
+        }
+        if !complete {
+            // A name the store did not answer for (or was not asked) may hold the session.
+            return Err(Miss::StoreUnavailable);
         }
         shared.counters.remote_misses.inc();
         trace!("remote miss");
@@ -624,15 +651,13 @@ impl Tier {
             .arg("EXAT")
             .arg(expires.saturating_add(shared.margin));
         // A store that cannot answer cannot say the ticket is unused: a full handshake.
-        let Called::Answered(before) = self.call(&node, move |conn| conn.run_all(vec![set])) else {
+        let answer = self
+            .call(&[node], vec![set])
+            .and_then(|mut replies| replies.pop());
+        let Some(Called::Answered(before)) = answer else {
             return Err(Miss::StoreUnavailable);
         };
-        match before
-            .into_iter()
-            .next()
-            .and_then(bytes)
-            .map(Stored::classify)
-        {
+        match bytes(before).map(Stored::classify) {
             Some(Stored::Tombstone) => {
                 shared.counters.already_used.inc();
                 trace!("the store says the ticket was used");
@@ -676,6 +701,15 @@ fn system_expiry(cache: &SessionCache, session: &Session) -> Option<u64> {
         .filter(|&s| s > 0)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     Some(now.saturating_add(left))
+}
+
+/// Drops the unsent tickets that have expired (a dropped write's ticket that this server no
+/// longer holds, or never held: its mode did not store it).
+fn sweep_unsent(shared: &Shared) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    shared.unsent().retain(|_, expires| *expires >= now);
 }
 
 fn is_ticket(job: &Job) -> bool {
@@ -731,7 +765,7 @@ async fn writer(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
             }
         }
         if let (Some(conn), false) = (conn, cmds.is_empty()) {
-            let _counted = InFlight::start(&shared.counters.in_flight);
+            let _counted = InFlight::start(shared.counters.in_flight.clone());
             let replies = tokio::time::timeout(shared.write_budget, conn.run_each(cmds)).await;
             let mut failed: Vec<&str> = Vec::new();
             for (i, (node, is_delete)) in sent.iter().enumerate() {
@@ -778,8 +812,9 @@ async fn prober(shared: Arc<Shared>, every: Duration) {
                 let ping = conn.clone().run_on_any(redis::cmd("PING"));
                 let _ = tokio::time::timeout(shared.connect_timeout, ping).await;
             }
+            sweep_unsent(&shared);
             if shared.conn.is_cluster() && (!mapped || round.is_multiple_of(20)) {
-                let _counted = InFlight::start(&shared.counters.in_flight);
+                let _counted = InFlight::start(shared.counters.in_flight.clone());
                 let mut slots = redis::cmd("CLUSTER");
                 slots.arg("SLOTS");
                 match tokio::time::timeout(shared.connect_timeout, conn.clone().run_on_any(slots))
@@ -800,7 +835,7 @@ async fn prober(shared: Arc<Shared>, every: Duration) {
             // an open breaker closes on an answer within the budget.
             let mut slowest = Duration::ZERO;
             for node in shared.topology.nodes() {
-                let _counted = InFlight::start(&shared.counters.in_flight);
+                let _counted = InFlight::start(shared.counters.in_flight.clone());
                 let began = Instant::now();
                 let ping = conn.clone().run_on(&node.addr, redis::cmd("PING"));
                 let answered = matches!(
@@ -829,5 +864,29 @@ async fn prober(shared: Arc<Shared>, every: Duration) {
         }
         round += 1;
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_shows_no_password() {
+        let keys = KeyRing::parse(&KeyRing::generate_line().unwrap()).unwrap();
+        let mut config = TierConfig::new(
+            vec![
+                "redis://u:hunter2@10.0.0.1:6379".into(),
+                "redis://u:hun#ter2@10.0.0.2:6379/?password=hunter2".into(),
+            ],
+            keys,
+        );
+        config.password = Some(Zeroizing::new("hunter2".into()));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hun#"),
+            "{shown}"
+        );
+        assert!(shown.contains("10.0.0.2:6379"), "{shown}");
     }
 }

@@ -439,6 +439,80 @@ fn a_hung_cluster_node_costs_only_its_own_keys_and_nothing_piles_up() {
     }
 }
 
+/// The node of `cluster` that holds (or would hold) `name`: found by writing it through a
+/// cluster-aware client, then deleted.
+fn node_of(cluster: &RedisCluster, name: &[u8]) -> usize {
+    let name = std::str::from_utf8(name).unwrap();
+    let nodes = cluster.nodes();
+    let present = |n: &RedisServer| n.cli(&["EXISTS", name]) == b"1\n";
+    if let Some(i) = nodes.iter().position(present) {
+        return i;
+    }
+    nodes[0].cli(&["-c", "SET", name, "probe"]);
+    let i = nodes.iter().position(present).expect("written somewhere");
+    nodes[0].cli(&["-c", "DEL", name]);
+    i
+}
+
+#[test]
+fn during_a_key_rotation_a_hung_node_costs_only_the_names_it_holds() {
+    let cluster = RedisCluster::start_with(&["--cluster-require-full-coverage", "no"]);
+    let (old, new) = (key_line(), key_line());
+    let issuer = Server::new(cluster.urls(), ring(&[&old]), V12, b"fleet");
+    let mut config = TierConfig::new(cluster.urls(), ring(&[&new, &old]));
+    config.probe_interval = Duration::from_millis(100);
+    config.budget = Duration::from_millis(50);
+    let looker = Server::with(config, V12, b"fleet");
+    for s in [&issuer, &looker] {
+        assert!(s.tier.ping(Duration::from_secs(20)));
+    }
+    let sessions: Vec<Session> = (0..60)
+        .map(|_| {
+            let mut c = Client::new(V12);
+            c.connect(&issuer);
+            c.keep()
+        })
+        .collect();
+    issuer.written();
+    // Sessions whose value (under the old key's name) is on a healthy node while the name
+    // the looker tries first (the new key's) is on the node that hangs.
+    let hung = 0;
+    let chosen: Vec<&Session> = sessions
+        .iter()
+        .filter(|s| {
+            let (ctx, id) = (s.sid_ctx(), s.id().as_bytes());
+            node_of(&cluster, &looker.tier.name_of(V12, ctx, id)) == hung
+                && node_of(&cluster, &issuer.tier.name_of(V12, ctx, id)) != hung
+        })
+        .collect();
+    assert!(chosen.len() >= 3, "{} sessions to offer", chosen.len());
+    std::thread::sleep(Duration::from_millis(500)); // the looker learns the slot map
+    cluster.nodes()[hung].hang();
+    let began = Instant::now();
+    let mut misses = 0;
+    let mut rounds = 0;
+    while began.elapsed() < Duration::from_secs(8) {
+        looker.context.cache().flush_all();
+        let mut client = Client::new(V12);
+        for s in &chosen {
+            if !client.connect_offering(&looker, Some(s)) {
+                misses += 1;
+            }
+        }
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = looker.stats();
+    cluster.nodes()[hung].resume();
+    assert_eq!(
+        misses,
+        0,
+        "{rounds} rounds of {} offers: {stats:?}",
+        chosen.len()
+    );
+    assert!(stats.nodes_open >= 1, "{stats:?}");
+}
+
 /// The README's ACL lines for the tier's user, with `PASSWORD` as given.
 fn readme_acl(password: &str) -> Vec<String> {
     let readme = include_str!("../../../README.md");
