@@ -3,7 +3,6 @@
 //! offered as a TLS 1.3 ticket. A real `redis-server` (behind a proxy that delays its
 //! replies), judged by its own command counts and by `openssl s_client`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,17 +12,7 @@ use test_support::redis_server::RedisServer;
 
 mod common;
 
-use common::{s_client, Server, BACKENDS};
-
-fn key_file(dir: &Path) -> String {
-    let path = dir.join("keys");
-    let out = Command::new(env!("CARGO_BIN_EXE_sesscache"))
-        .args(["keygen", "-o", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    path.to_str().unwrap().to_owned()
-}
+use common::{key_file, printed_hex, tls12, Server, BACKENDS};
 
 /// The budget `serve` gives the store (its default).
 const BUDGET: Duration = Duration::from_millis(5);
@@ -67,31 +56,7 @@ fn session_id(file: &str) -> Vec<u8> {
         .args(["sess_id", "-in", file, "-noout", "-text"])
         .output()
         .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let hex = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Session-ID:"))
-        .unwrap_or_else(|| panic!("no Session-ID in {text}"))
-        .trim()
-        .to_owned();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn tls12(server: &Server, session: &str, file: &str) -> String {
-    s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_2",
-            "-no_ticket",
-            session,
-            file,
-        ],
-        b"",
-    )
+    printed_hex(&String::from_utf8(out.stdout).unwrap(), "Session-ID:")
 }
 
 #[test]

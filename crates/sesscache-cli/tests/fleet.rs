@@ -4,14 +4,15 @@
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
-use common::{metric, s_client, scrape, stat, tls13_request, Server, BACKENDS};
+use common::{
+    key_file, metric, printed_hex, scrape, sesscache, stat, tls12, tls13_request, Server, BACKENDS,
+};
 
 /// The number on the line starting with `label` in the fleet tier's part of a report.
 fn tier_stat(report: &str, label: &str) -> u64 {
@@ -19,20 +20,6 @@ fn tier_stat(report: &str, label: &str) -> u64 {
         .find("fleet tier")
         .unwrap_or_else(|| panic!("no fleet tier in {report}"));
     stat(&report[at..], label)
-}
-
-fn sesscache(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sesscache"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn key_file(dir: &Path) -> String {
-    let path = dir.join("keys");
-    let out = sesscache(&["keygen", "-o", path.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    path.to_str().unwrap().to_owned()
 }
 
 /// Waits until the store holds at least `n` values and no more arrive for a moment (the
@@ -60,20 +47,6 @@ fn wait_for_values(redis: &RedisServer, n: u64) {
             "the store holds {now} values, not {n}"
         );
     }
-}
-
-fn tls12(server: &Server, session: &str, file: &str) -> String {
-    s_client(
-        &[
-            "-connect",
-            &server.connect(),
-            "-tls1_2",
-            "-no_ticket",
-            session,
-            file,
-        ],
-        b"",
-    )
 }
 
 #[test]
@@ -410,20 +383,6 @@ fn a_missing_empty_or_exposed_password_file_is_exit_code_2() {
         assert!(help.contains("SESSCACHE_REDIS_PASSWORD"), "{help}");
         assert!(help.contains("`ps`"), "why not in the URL: {help}");
     }
-}
-
-/// The value of `Label: HEX` in `s_client`'s session printout.
-fn printed_hex(out: &str, label: &str) -> Vec<u8> {
-    let hex = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .unwrap_or_else(|| panic!("no {label} in {out}"))
-        .trim()
-        .to_owned();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
-use common::{key_line, ring, Client, Server, V12, V13};
+use common::{key_line, offers, ring, Client, Server, V12, V13};
 
 /// How a store loses what it held.
 #[derive(Debug, Clone, Copy)]
@@ -54,10 +54,7 @@ fn forgets(how: Forget) {
     let keys = key_line();
     let a = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
     let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
-    let mut client = Client::new(V13);
-    assert!(!client.connect(&a), "{how:?}: a full handshake on A");
-    a.written();
-    let ticket = client.keep();
+    let (mut client, ticket) = a.issue();
     assert!(
         client.connect_offering(&b, Some(&ticket)),
         "{how:?}: resumed on B"
@@ -166,10 +163,7 @@ fn a_tombstone_outlives_its_ticket_by_the_margin() {
     let keys = key_line();
     let a = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
     let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
-    let mut client = Client::new(V13);
-    client.connect(&a);
-    a.written();
-    let ticket = client.keep();
+    let (mut client, ticket) = a.issue();
     let name = a
         .tier
         .name_of(V13, ticket.sid_ctx(), ticket.id().as_bytes());
@@ -194,10 +188,7 @@ fn offers_from_another_context_or_of_another_kind_burn_nothing() {
     let issuer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-a");
     let other = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-b");
     let peer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"stack-a");
-    let mut client = Client::new(V13);
-    client.connect(&issuer);
-    issuer.written();
-    let ticket = client.keep();
+    let (mut client, ticket) = issuer.issue();
     assert!(!client.connect_offering(&other, Some(&ticket)));
     assert!(
         client.connect_offering(&peer, Some(&ticket)),
@@ -206,10 +197,7 @@ fn offers_from_another_context_or_of_another_kind_burn_nothing() {
 
     // A TLS 1.2 session id offered as a TLS 1.3 ticket (a PSK identity) names another value.
     let old = Server::new(vec![redis.url()], ring(&[&keys]), V12, b"stack-a");
-    let mut c12 = Client::new(V12);
-    c12.connect(&old);
-    old.written();
-    let session = c12.keep();
+    let (mut c12, session) = old.issue();
     let cache = peer.context.cache();
     let as_ticket = LookupRequest {
         extended_master_secret: None,
@@ -233,10 +221,7 @@ fn only_a_handshakes_first_offer_asks_the_store() {
     let keys = key_line();
     let issuer = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
     let other = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
-    let mut client = Client::new(V13);
-    client.connect(&issuer);
-    issuer.written();
-    let ticket = client.keep();
+    let (_, ticket) = issuer.issue();
     let ctx = SidCtx::new(b"fleet").unwrap();
     let cache = other.context.cache();
     let before = redis.session_commands();
@@ -346,13 +331,7 @@ fn a_hung_cluster_node_costs_only_its_own_keys_and_nothing_piles_up() {
     for s in [&issuer, &looker] {
         assert!(s.tier.ping(Duration::from_secs(20)));
     }
-    let sessions: Vec<Session> = (0..60)
-        .map(|_| {
-            let mut c = Client::new(V12);
-            c.connect(&issuer);
-            c.keep()
-        })
-        .collect();
+    let sessions = offers(&issuer, 60);
     issuer.written();
     let hung = &cluster.nodes()[0];
     let on_hung: Vec<bool> = sessions
@@ -466,13 +445,7 @@ fn during_a_key_rotation_a_hung_node_costs_only_the_names_it_holds() {
     for s in [&issuer, &looker] {
         assert!(s.tier.ping(Duration::from_secs(20)));
     }
-    let sessions: Vec<Session> = (0..60)
-        .map(|_| {
-            let mut c = Client::new(V12);
-            c.connect(&issuer);
-            c.keep()
-        })
-        .collect();
+    let sessions = offers(&issuer, 60);
     issuer.written();
     // Sessions whose value (under the old key's name) is on a healthy node while the name
     // the looker tries first (the new key's) is on the node that hangs.

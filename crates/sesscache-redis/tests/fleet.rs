@@ -10,7 +10,7 @@ use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
-use common::{key_line, ring, Client, Server, V12, V13};
+use common::{key_line, offers, ring, Client, Server, V12, V13};
 
 #[test]
 fn a_tls12_session_resumes_on_another_server() {
@@ -246,16 +246,6 @@ fn slowest_handshake(server: &Server, offers: &[Session]) -> Duration {
         })
         .max()
         .unwrap()
-}
-
-fn offers(server: &Server, n: usize) -> Vec<Session> {
-    (0..n)
-        .map(|_| {
-            let mut c = Client::new(server.context.version());
-            c.connect(server);
-            c.keep()
-        })
-        .collect()
 }
 
 #[test]

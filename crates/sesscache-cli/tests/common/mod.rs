@@ -243,3 +243,49 @@ pub(crate) fn metric(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> u6
     assert_eq!(found.len(), 1, "{name} {labels:?}");
     found[0] as u64
 }
+
+/// `sesscache` with `args`; its output.
+pub(crate) fn sesscache(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sesscache"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A new key file in `dir` (`sesscache keygen -o`); its path.
+pub(crate) fn key_file(dir: &std::path::Path) -> String {
+    let path = dir.join("keys");
+    let out = sesscache(&["keygen", "-o", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    path.to_str().unwrap().to_owned()
+}
+
+/// A TLS 1.2 `s_client` without tickets, saving (`-sess_out`) or offering (`-sess_in`) the
+/// session in `file`; its stdout.
+pub(crate) fn tls12(server: &Server, session: &str, file: &str) -> String {
+    s_client(
+        &[
+            "-connect",
+            &server.connect(),
+            "-tls1_2",
+            "-no_ticket",
+            session,
+            file,
+        ],
+        b"",
+    )
+}
+
+/// The value of `Label: HEX` in `s_client`'s (or `sess_id -text`'s) session printout.
+pub(crate) fn printed_hex(out: &str, label: &str) -> Vec<u8> {
+    let hex = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+        .trim()
+        .to_owned();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -56,6 +56,16 @@ impl Server {
         self.tier.stats()
     }
 
+    /// A new client's full handshake on this server, written to the store: the client, and
+    /// a copy of the session it holds (to offer, again and again).
+    pub(crate) fn issue(&self) -> (Client, Session) {
+        let mut client = Client::new(self.context.version());
+        client.connect(self);
+        self.written();
+        let session = client.keep();
+        (client, session)
+    }
+
     /// Waits until the writer has written what this server made.
     pub(crate) fn written(&self) {
         assert!(self.tier.flush_writes(Duration::from_secs(5)));
@@ -109,3 +119,14 @@ impl Client {
 
 pub(crate) const V12: ProtocolVersion = ProtocolVersion::TLS1_2;
 pub(crate) const V13: ProtocolVersion = ProtocolVersion::TLS1_3;
+
+/// Sessions `server` issued to `n` new clients (copies, to offer), not yet written.
+pub(crate) fn offers(server: &Server, n: usize) -> Vec<Session> {
+    (0..n)
+        .map(|_| {
+            let mut c = Client::new(server.context.version());
+            c.connect(server);
+            c.keep()
+        })
+        .collect()
+}
