@@ -178,18 +178,52 @@ fn gauge(scrape: &Scrape, name: &str) -> f64 {
     scrape.iter().filter_map(|s| s.get(&name)).sum()
 }
 
-/// Sleeps until `at`, scraping the gauges every half second into `highest` (per gauge).
-fn wait_until(at: Instant, servers: &[Serve], highest: &mut [f64; 2]) {
-    loop {
-        let scrape = scrape_all(servers);
-        for (h, name) in highest.iter_mut().zip(GAUGES) {
-            *h = h.max(gauge(&scrape, name));
+/// The counters whose course the report follows after the restart.
+const COURSE: [&str; 3] = ["timeouts", "write_errors", "errors"];
+
+/// What the servers' metrics showed every half second: each phase's highest gauges, and the
+/// course of the [`COURSE`] counters.
+#[derive(Debug)]
+struct Watch {
+    t0: Instant,
+    highest: [[f64; GAUGES.len()]; PHASES.len()],
+    /// (seconds since t0, each `COURSE` counter summed over the servers).
+    course: Vec<(f64, [f64; COURSE.len()])>,
+    /// Each server's VmRSS (KiB) at the last reading of each phase.
+    rss: [Vec<Option<u64>>; PHASES.len()],
+}
+
+impl Watch {
+    /// Sleeps until `at`, reading the servers' metrics every half second.
+    fn until(&mut self, at: Instant, servers: &[Serve], phase: usize) {
+        loop {
+            let scrape = scrape_all(servers);
+            for (h, name) in self.highest[phase].iter_mut().zip(GAUGES) {
+                *h = h.max(gauge(&scrape, name));
+            }
+            self.rss[phase] = servers.iter().map(Serve::rss_kib).collect();
+            let now = Instant::now();
+            self.course.push((
+                now.duration_since(self.t0).as_secs_f64(),
+                COURSE.map(|name| total(&scrape, name)),
+            ));
+            if now >= at {
+                return;
+            }
+            std::thread::sleep((at - now).min(Duration::from_millis(500)));
         }
-        let now = Instant::now();
-        if now >= at {
-            return;
-        }
-        std::thread::sleep((at - now).min(Duration::from_millis(500)));
+    }
+
+    /// For each `COURSE` counter, when (seconds after `from`) it last rose, if it rose after
+    /// `from`.
+    fn last_rise_after(&self, from: f64) -> [Option<f64>; COURSE.len()] {
+        std::array::from_fn(|i| {
+            self.course
+                .windows(2)
+                .filter(|w| w[1].0 > from && w[1].1[i] > w[0].1[i])
+                .map(|w| w[1].0 - from)
+                .next_back()
+        })
     }
 }
 
@@ -367,41 +401,46 @@ fn run(args: &Args) -> Result<bool, String> {
     let at = |share: f64| t0 + Duration::from_secs_f64(d * share);
     let mut timeline = Timeline::default();
     let mut snapshots: Vec<Scrape> = Vec::new();
-    let mut highest = [[0.0f64; 2]; 6];
+    let mut watch = Watch {
+        t0,
+        highest: [[0.0; GAUGES.len()]; PHASES.len()],
+        course: Vec::new(),
+        rss: Default::default(),
+    };
     let mut rss_start = Vec::new();
     let hung_port = cluster.nodes()[0].port();
     let since = |i: Instant| i.duration_since(t0).as_secs_f64();
     snapshots.push(scrape_all(&servers));
     eprintln!("soak: clients running for {} s", args.duration);
 
-    wait_until(at(1.0 / 12.0), &servers, &mut highest[0]);
+    watch.until(at(1.0 / 12.0), &servers, 0);
     timeline.starts[1] = since(Instant::now());
     snapshots.push(scrape_all(&servers));
     rss_start.extend(servers.iter().map(Serve::rss_kib));
 
-    wait_until(at(1.0 / 3.0), &servers, &mut highest[1]);
+    watch.until(at(1.0 / 3.0), &servers, 1);
     eprintln!("soak: hanging the primary on port {hung_port} (SIGSTOP)");
     snapshots.push(scrape_all(&servers));
     cluster.nodes()[0].hang();
     timeline.starts[2] = since(Instant::now());
 
-    wait_until(at(0.5), &servers, &mut highest[2]);
+    watch.until(at(0.5), &servers, 2);
     snapshots.push(scrape_all(&servers));
     cluster.nodes()[0].resume();
     timeline.starts[3] = since(Instant::now());
     eprintln!("soak: primary resumed (SIGCONT)");
 
-    wait_until(at(2.0 / 3.0), &servers, &mut highest[3]);
+    watch.until(at(2.0 / 3.0), &servers, 3);
     eprintln!("soak: killing the primary on port {hung_port}, restarting it on its port");
     snapshots.push(scrape_all(&servers));
     cluster.nodes_mut()[0].kill();
     timeline.starts[4] = since(Instant::now());
-    wait_until(Instant::now() + DOWN, &servers, &mut highest[4]);
+    watch.until(Instant::now() + DOWN, &servers, 4);
     cluster.nodes_mut()[0].restart_in_place(Duration::ZERO);
     timeline.starts[5] = since(Instant::now());
     snapshots.push(scrape_all(&servers));
 
-    wait_until(t0 + duration, &servers, &mut highest[5]);
+    watch.until(t0 + duration, &servers, 5);
     let late = scheduler.join().map_err(|_| "the scheduler panicked")?;
     let mut skipped_busy = 0;
     for worker in workers {
@@ -425,13 +464,17 @@ fn run(args: &Args) -> Result<bool, String> {
     drop(cluster);
 
     let records: Vec<Record> = records_rx.into_iter().collect();
+    let last_rise = watch.last_rise_after(timeline.starts[5]);
+    let rss_by_phase = watch.rss.clone();
     let report = Report {
         args,
         clients: clients_n,
         timeline,
         records,
         snapshots,
-        highest,
+        highest: watch.highest,
+        last_rise,
+        rss_by_phase,
         rss_start,
         rss_end,
         servers: servers.iter().map(|s| (s.backend, s.pid())).collect(),
@@ -477,9 +520,13 @@ struct Report<'a> {
     /// At the start, then at the start of each phase after the warm-up (before the fault
     /// that opens it), after the restart, and at the end.
     snapshots: Vec<Scrape>,
-    highest: [[f64; 2]; 6],
+    highest: [[f64; GAUGES.len()]; PHASES.len()],
+    /// When each `COURSE` counter last rose after the restart, in seconds after it.
+    last_rise: [Option<f64>; COURSE.len()],
     rss_start: Vec<Option<u64>>,
     rss_end: Vec<Option<u64>>,
+    /// Each server's VmRSS (KiB) at the end of each phase.
+    rss_by_phase: [Vec<Option<u64>>; PHASES.len()],
     servers: Vec<(usize, u32)>,
     failed_logged: Vec<usize>,
     skipped_busy: u64,
@@ -597,7 +644,7 @@ impl Report<'_> {
                 name: "resumption back within 5 s of the restart",
                 measured: match back {
                     Some(s) => format!(
-                        "every second from the {} s after it on resumes at least {threshold:.3} (0.9 x {before:.3}, the ratio before the faults)",
+                        "from {} s after it on, every second resumes at least {threshold:.3} (0.9 x {before:.3}, the ratio before the faults)",
                         s - 1
                     ),
                     None => format!(
@@ -744,6 +791,20 @@ impl Report<'_> {
                 .join(" ")
         );
 
+        let _ = writeln!(
+            out,
+            "after the restart, the counters last rose (read every 0.5 s): {}",
+            COURSE
+                .iter()
+                .zip(self.last_rise)
+                .map(|(name, at)| match at {
+                    Some(at) => format!("{name} at +{at:.1} s"),
+                    None => format!("{name} never"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+
         let kinds = self.failure_kinds();
         if !kinds.is_empty() {
             let _ = writeln!(out, "\nfailures:");
@@ -761,7 +822,7 @@ impl Report<'_> {
 
         let _ = writeln!(
             out,
-            "\nmemory (VmRSS, KiB; start = the end of the warm-up):"
+            "\nmemory (VmRSS, KiB; start = the end of the warm-up) and the sessions each server caches:"
         );
         for (i, (backend, pid)) in self.servers.iter().enumerate() {
             let (s, e) = (self.rss_start[i], self.rss_end[i]);
@@ -785,6 +846,24 @@ impl Report<'_> {
                 show(s),
                 show(e)
             );
+        }
+
+        let _ = write!(out, "VmRSS (KiB) at the end of each phase:\n  {:<21}", "");
+        for phase in PHASES {
+            let _ = write!(out, " {phase:>8}");
+        }
+        let _ = writeln!(out);
+        for (i, (backend, pid)) in self.servers.iter().enumerate() {
+            let _ = write!(out, "  serve {:<7} pid {pid:>7}", BACKENDS[*backend]);
+            for phase in &self.rss_by_phase {
+                let v = phase.get(i).copied().flatten();
+                let _ = write!(
+                    out,
+                    " {:>8}",
+                    v.map_or_else(|| "?".to_owned(), |v| v.to_string())
+                );
+            }
+            let _ = writeln!(out);
         }
 
         let _ = writeln!(out, "\ntargets:");
@@ -851,6 +930,7 @@ impl Report<'_> {
             "slowest_handshake_ms": all.ms(1.0),
             "phases": phases,
             "recovery_ratio_per_second": self.recovery(),
+            "after_restart_last_rise_s": COURSE.iter().zip(self.last_rise).map(|(name, at)| ((*name).to_owned(), json!(at))).collect::<serde_json::Map<_, _>>(),
             "failures": self.failure_kinds().iter().map(|(k, n)| json!({"kind": k, "count": n})).collect::<Vec<_>>(),
             "failed_logged_by_servers": self.failed_logged.iter().sum::<usize>(),
             "skipped_busy": self.skipped_busy,
@@ -859,6 +939,7 @@ impl Report<'_> {
                 "backend": BACKENDS[*b], "pid": pid,
                 "rss_kib_start": self.rss_start[i], "rss_kib_end": self.rss_end[i],
                 "sessions_start": self.cached(1, i), "sessions_end": self.cached(6, i),
+                "rss_kib_by_phase_end": self.rss_by_phase.iter().map(|p| p.get(i).copied().flatten()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "targets": targets.iter().map(|t| json!({"target": t.name, "measured": t.measured, "pass": t.passed})).collect::<Vec<_>>(),
         })
