@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,8 @@ pub struct RedisServer {
     port: u16,
     /// What `--requirepass` asks of clients, if anything.
     password: Option<String>,
+    /// The extra arguments it was started with, for [`restart_in_place`](Self::restart_in_place).
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,18 +33,24 @@ fn free_port() -> u16 {
 /// Starts `redis-server` on `port` with no persistence, in a new directory of its own.
 fn spawn(port: u16, extra: &[&str]) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let child = Command::new("redis-server")
+    let child = spawn_in(port, dir.path(), extra);
+    (child, dir)
+}
+
+/// Starts `redis-server` on `port` with no persistence, in `dir` (a cluster node finds its
+/// `nodes.conf` there).
+fn spawn_in<S: AsRef<std::ffi::OsStr>>(port: u16, dir: &Path, extra: &[S]) -> Child {
+    Command::new("redis-server")
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(["--protected-mode", "no", "--loglevel", "warning"])
         .arg("--dir")
-        .arg(dir.path())
+        .arg(dir)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("redis-server is installed (apt-get install redis-server)");
-    (child, dir)
+        .expect("redis-server is installed (apt-get install redis-server)")
 }
 
 impl RedisServer {
@@ -74,6 +83,7 @@ impl RedisServer {
                 child,
                 port,
                 password: password.clone(),
+                extra: extra.iter().map(|&a| a.to_owned()).collect(),
                 _dir: dir,
             };
             if server.wait_until_up(Duration::from_secs(10)) {
@@ -174,6 +184,20 @@ impl RedisServer {
         let (child, dir) = spawn(self.port, &[]);
         self.child = child;
         self._dir = dir;
+        assert!(
+            self.wait_until_up(Duration::from_secs(10)),
+            "redis-server came back"
+        );
+    }
+
+    /// Kills the process and starts a new one on the same port, in the same directory and
+    /// with the same arguments: a cluster node comes back with its `nodes.conf` (its id, its
+    /// slots, its peers) and rejoins; its data is gone (no persistence).
+    pub fn restart_in_place(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = spawn_in(self.port, self._dir.path(), &self.extra);
         assert!(
             self.wait_until_up(Duration::from_secs(10)),
             "redis-server came back"
@@ -284,6 +308,11 @@ impl RedisCluster {
     /// The nodes.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// The nodes, to hang, kill or restart one.
+    pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
     }
 
     /// Every node's URL.
