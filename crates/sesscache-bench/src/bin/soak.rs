@@ -40,6 +40,7 @@ const USAGE: &str = "usage: soak [--duration SECONDS] [--rate PER_SECOND] [--cli
                connects about once a second)
   --budget-ms  the servers' --redis-budget-ms (default 5)
   --cache-size the servers' --cache-size (default: serve's own, 20480)
+  --workers    the servers' --workers (default: serve's own, 64)
   --sesscache  the sesscache binary (default target/release/sesscache in the workspace;
                build it with `cargo build --release -p sesscache-cli`)
   --json       the report as JSON instead of tables
@@ -82,6 +83,7 @@ struct Args {
     clients: Option<usize>,
     budget_ms: u64,
     cache_size: Option<u64>,
+    workers: Option<u64>,
     json: bool,
     check: bool,
 }
@@ -104,6 +106,7 @@ fn args() -> Args {
         clients: None,
         budget_ms: 5,
         cache_size: None,
+        workers: None,
         json: false,
         check: false,
     };
@@ -119,6 +122,7 @@ fn args() -> Args {
             "--clients" => args.clients = Some(number("--clients", value("--clients"))),
             "--budget-ms" => args.budget_ms = number("--budget-ms", value("--budget-ms")),
             "--cache-size" => args.cache_size = Some(number("--cache-size", value("--cache-size"))),
+            "--workers" => args.workers = Some(number("--workers", value("--workers"))),
             "--sesscache" => args.sesscache = PathBuf::from(value("--sesscache")),
             "--json" => args.json = true,
             "--check" => args.check = true,
@@ -321,6 +325,9 @@ fn run(args: &Args) -> Result<bool, String> {
     extra.extend(["--redis-budget-ms".to_owned(), args.budget_ms.to_string()]);
     if let Some(size) = args.cache_size {
         extra.extend(["--cache-size".to_owned(), size.to_string()]);
+    }
+    if let Some(workers) = args.workers {
+        extra.extend(["--workers".to_owned(), workers.to_string()]);
     }
     extra.extend(certificate.args());
     let mut servers = Vec::new();
