@@ -14,3 +14,8 @@ pub use session_der as der;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// docs/USAGE.md's examples, compiled and run as doctests too.
+#[doc = include_str!("../docs/USAGE.md")]
+#[cfg(doctest)]
+pub struct UsageDoctests;

@@ -718,7 +718,7 @@ impl Every {
         if self.due() {
             error!(
                 code = e.code().unwrap_or("auth"),
-                "the store refuses the tier's commands: check the ACL (README) and password"
+                "the store refuses the tier's commands: check the ACL (docs/OPERATING.md) and password"
             );
         }
     }

@@ -1,7 +1,7 @@
 //! The tier's promises under faults and attack, against real `redis-server` processes: a store
 //! that forgets (restart, FLUSHALL, eviction), one slower than the budget, a hung cluster
 //! node, offers that belong to another context or kind, ClientHellos with many offers, and
-//! the ACL the README gives.
+//! the ACL docs/OPERATING.md gives.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use common::{key_line, offers, ring, Client, Server, V12, V13};
 /// How a store loses what it held.
 #[derive(Debug, Clone, Copy)]
 enum Forget {
-    /// Restarted without persistence, as the README advises running it.
+    /// Restarted without persistence, as docs/OPERATING.md advises running it.
     Restart,
     /// `FLUSHALL`.
     Flush,
@@ -486,14 +486,14 @@ fn during_a_key_rotation_a_hung_node_costs_only_the_names_it_holds() {
     assert!(stats.nodes_open >= 1, "{stats:?}");
 }
 
-/// The README's ACL lines for the tier's user, with `PASSWORD` as given.
-fn readme_acl(password: &str) -> Vec<String> {
-    let readme = include_str!("../../../README.md");
+/// The ACL lines docs/OPERATING.md gives for the tier's user, with `PASSWORD` as given.
+fn documented_acl(password: &str) -> Vec<String> {
+    let readme = include_str!("../../../docs/OPERATING.md");
     let line = readme
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("user sesscache on"))
-        .expect("the README gives the tier's ACL as a `user sesscache on ...` line");
+        .expect("docs/OPERATING.md gives the tier's ACL as a `user sesscache on ...` line");
     line.trim_end_matches('`')
         .split_whitespace()
         .skip(1)
@@ -535,17 +535,17 @@ fn shares_through(urls: Vec<String>, password: &str) -> (TierStats, bool) {
 }
 
 #[test]
-fn the_readmes_acl_lets_the_tier_in_on_a_server_and_a_cluster() {
+fn the_documented_acl_lets_the_tier_in_on_a_server_and_a_cluster() {
     let password = "correct-horse";
     let redis = RedisServer::start();
-    set_acl(&redis, &readme_acl(password));
+    set_acl(&redis, &documented_acl(password));
     let (stats, resumed) = shares_through(vec![redis.url()], password);
     assert!(resumed, "single server: {stats:?}");
     assert_eq!(stats.refused, 0, "{stats:?}");
 
     let cluster = RedisCluster::start();
     for node in cluster.nodes() {
-        set_acl(node, &readme_acl(password));
+        set_acl(node, &documented_acl(password));
     }
     let (stats, resumed) = shares_through(cluster.urls(), password);
     assert!(resumed, "cluster: {stats:?}");
@@ -590,9 +590,9 @@ fn a_cluster_that_refuses_the_tier_is_counted_and_logged_until_it_lets_it_in() {
         assert!(Instant::now() < deadline, "{:?}", a.stats());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The README's lines let it in: it connects by itself.
+    // The documented lines let it in: it connects by itself.
     for node in cluster.nodes() {
-        set_acl(node, &readme_acl("pw"));
+        set_acl(node, &documented_acl("pw"));
     }
     assert!(a.tier.ping(Duration::from_secs(15)), "{:?}", a.stats());
 }
