@@ -561,10 +561,9 @@ pub(crate) fn call_each(
     let n = cmds.len();
     let slots: Arc<Mutex<Vec<Option<RedisResult<Value>>>>> =
         Arc::new(Mutex::new((0..n).map(|_| None).collect()));
-    let (tx, rx) = sync_channel(1);
     let filled = slots.clone();
     let counted = counters.in_flight.clone();
-    runtime.spawn(async move {
+    let work = async move {
         let _counted = InFlight::start(counted);
         let put = |i: usize, result: RedisResult<Value>| {
             let mut slots = filled.lock().unwrap_or_else(|e| e.into_inner());
@@ -573,29 +572,25 @@ pub(crate) fn call_each(
                 *slot = Some(result);
             }
         };
-        let work = async {
-            match conn {
-                Conn::Single(_) => {
-                    let results = conn.run_each(cmds).await;
-                    for (i, result) in results.into_iter().enumerate() {
-                        put(i, result);
-                    }
-                }
-                Conn::Cluster(conn) => {
-                    let calls = cmds.into_iter().enumerate().map(|(i, cmd)| {
-                        let mut conn = conn.clone();
-                        let put = &put;
-                        async move { put(i, cmd.query_async::<Value>(&mut conn).await) }
-                    });
-                    futures_util::future::join_all(calls).await;
+        match conn {
+            Conn::Single(_) => {
+                let results = conn.run_each(cmds).await;
+                for (i, result) in results.into_iter().enumerate() {
+                    put(i, result);
                 }
             }
-        };
-        if tokio::time::timeout(budget, work).await.is_ok() {
-            let _ = tx.send(());
+            Conn::Cluster(conn) => {
+                let calls = cmds.into_iter().enumerate().map(|(i, cmd)| {
+                    let mut conn = conn.clone();
+                    let put = &put;
+                    async move { put(i, cmd.query_async::<Value>(&mut conn).await) }
+                });
+                futures_util::future::join_all(calls).await;
+            }
         }
-    });
-    let _ = rx.recv_timeout(budget);
+    };
+    // What arrived by the deadline is in the slots, whether or not all of it did.
+    let _ = wait_on(runtime, budget, work);
     let results = std::mem::take(&mut *slots.lock().unwrap_or_else(|e| e.into_inner()));
     let mut timed_out = false;
     let mut failed = false;

@@ -169,13 +169,18 @@ impl Shared {
     fn command(&self, job: &Job) -> Vec<(Vec<u8>, Cmd)> {
         match job {
             Job::Put {
-                session, expires, ..
+                session,
+                expires,
+                ticket,
             } => {
-                let name = self.newest_name(
-                    session.version().wire(),
-                    session.sid_ctx(),
-                    session.id().as_bytes(),
-                );
+                // A tracked ticket's name was made when it was queued.
+                let name = ticket.unwrap_or_else(|| {
+                    self.newest_name(
+                        session.version().wire(),
+                        session.sid_ctx(),
+                        session.id().as_bytes(),
+                    )
+                });
                 let sealed = value::plaintext(session)
                     .and_then(|plain| value::seal(&self.keys, &name, session.sid_ctx(), &plain));
                 let Some(sealed) = sealed else {
