@@ -65,7 +65,14 @@ fn a_tls12_session_id_offered_as_a_ticket_burns_nothing() {
         let redis = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();
         let keys = key_file(dir.path());
-        let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+        let store = [
+            "--redis",
+            &redis.url(),
+            "--redis-keys",
+            &keys,
+            "--redis-budget-ms",
+            "1000",
+        ];
         let (one, two) = (
             Server::start(backend, &store),
             Server::start(backend, &store),

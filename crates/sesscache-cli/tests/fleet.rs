@@ -205,7 +205,14 @@ fn a_session_saved_from_one_server_resumes_on_another() {
         let redis = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();
         let keys = key_file(dir.path());
-        let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+        let store = [
+            "--redis",
+            &redis.url(),
+            "--redis-keys",
+            &keys,
+            "--redis-budget-ms",
+            "1000",
+        ];
         let with_metrics = [&store[..], &["--metrics", "0"]].concat();
         let (one, mut two) = (
             Server::start(backend, &store),
@@ -301,7 +308,14 @@ fn a_password_from_a_file_or_the_environment_reaches_the_store_and_nothing_else(
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
     let url = redis.url();
-    let store = ["--redis", &url, "--redis-keys", &keys];
+    let store = [
+        "--redis",
+        &url,
+        "--redis-keys",
+        &keys,
+        "--redis-budget-ms",
+        "1000",
+    ];
     let from_file = [
         &store[..],
         &["--redis-password-file", password_file.to_str().unwrap()],
@@ -513,6 +527,8 @@ fn a_simulated_fleet_keeps_its_hit_ratio_with_the_tier_and_loses_it_without() {
             &redis.url(),
             "--redis-keys",
             &keys,
+            "--redis-budget-ms",
+            "1000",
         ]);
         assert!(
             one > 0.5,
@@ -543,6 +559,7 @@ fn servers_on_a_redis_cluster_share_sessions() {
         store.extend(["--redis".to_owned(), url]);
     }
     store.extend(["--redis-keys".to_owned(), keys]);
+    store.extend(["--redis-budget-ms".to_owned(), "1000".to_owned()]);
     let store: Vec<&str> = store.iter().map(String::as_str).collect();
     let stored = || -> u64 {
         cluster
@@ -600,7 +617,14 @@ fn a_server_on_the_other_tls_stack_refuses_what_it_finds() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let keys = key_file(dir.path());
-    let store = ["--redis", &redis.url(), "--redis-keys", &keys];
+    let store = [
+        "--redis",
+        &redis.url(),
+        "--redis-keys",
+        &keys,
+        "--redis-budget-ms",
+        "1000",
+    ];
     let (rustls, openssl) = (
         Server::start("rustls", &store),
         Server::start("openssl", &store),

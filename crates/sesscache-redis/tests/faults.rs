@@ -13,7 +13,7 @@ use test_support::redis_server::{RedisCluster, RedisServer};
 
 mod common;
 
-use common::{key_line, offers, ring, Client, Server, V12, V13};
+use common::{config, key_line, offers, ring, Client, Server, V12, V13};
 
 /// How a store loses what it held.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +115,7 @@ fn a_used_ticket_stays_used_when_the_store_evicts_its_tombstone() {
 fn a_ticket_whose_write_never_left_is_claimed_without_the_store() {
     let redis = RedisServer::start();
     let keys = key_line();
-    let mut config = TierConfig::new(vec![redis.url()], ring(&[&keys]));
+    let mut config = config(vec![redis.url()], ring(&[&keys]));
     config.probe_interval = Duration::from_secs(60);
     let a = Server::with(config, V13, b"fleet");
     let b = Server::new(vec![redis.url()], ring(&[&keys]), V13, b"fleet");
@@ -512,7 +512,7 @@ fn with_user(urls: Vec<String>, password: &str) -> TierConfig {
         .into_iter()
         .map(|u| u.replace("redis://", "redis://sesscache@"))
         .collect();
-    let mut config = TierConfig::new(urls, ring(&[&key_line()]));
+    let mut config = config(urls, ring(&[&key_line()]));
     config.password = Some(password.to_owned().into());
     config
 }

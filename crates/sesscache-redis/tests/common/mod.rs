@@ -18,6 +18,15 @@ pub(crate) fn ring(lines: &[&str]) -> KeyRing {
     KeyRing::parse(&lines.concat()).unwrap()
 }
 
+/// A tier's configuration for tests of what the fleet shares: a lookup budget that a
+/// loaded two-core machine keeps for every healthy lookup. Tests of the budget itself set
+/// their own.
+pub(crate) fn config(urls: Vec<String>, keys: KeyRing) -> TierConfig {
+    let mut config = TierConfig::new(urls, keys);
+    config.budget = Duration::from_secs(1);
+    config
+}
+
 /// One server of the fleet: a context with a tier attached.
 pub(crate) struct Server {
     pub(crate) context: Context,
@@ -31,7 +40,7 @@ impl Server {
         version: ProtocolVersion,
         sid_ctx: &[u8],
     ) -> Self {
-        Self::with(TierConfig::new(urls, keys), version, sid_ctx)
+        Self::with(config(urls, keys), version, sid_ctx)
     }
 
     pub(crate) fn with(config: TierConfig, version: ProtocolVersion, sid_ctx: &[u8]) -> Self {
