@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use sesscache::cache::ExtendedMasterSecret;
 use sesscache::cache::{CacheConfig, Lookup, LookupRequest, RemovalCause, SessionCache};
 use sesscache::core::{
     Clock, ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
@@ -44,7 +45,12 @@ fn main() {
     }
 
     let offer = |id: &'static str| {
-        LookupRequest::new(ProtocolVersion::TLS1_2, id.as_bytes(), SidCtx::empty())
+        LookupRequest::new(
+            ProtocolVersion::TLS1_2,
+            id.as_bytes(),
+            SidCtx::empty(),
+            ExtendedMasterSecret::NotOffered,
+        )
     };
     match cache.lookup(&offer("alice")) {
         Lookup::Hit(s) => println!("alice resumes (references now held: {})", s.ref_count()),

@@ -3,7 +3,7 @@
 //! makes), tells each client whether it resumed, and prints the cache's statistics.
 //!
 //! ```sh
-//! cargo run --example rustls_server &
+//! cargo run --features rustls --example rustls_server &
 //! openssl s_client -connect 127.0.0.1:8443 -tls1_2 -no_ticket -reconnect </dev/null | grep -E '^(New|Reused)'
 //! ```
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use sesscache::ctx::{Context, ContextConfig};
-use sesscache_rustls::{ServerHandshake, ServerSessions};
+use sesscache::rustls::{complete_handshake, ServerSessions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let context = Context::new(ContextConfig::default()); // owns the cache: keep it
@@ -31,12 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for tcp in listener.incoming().take(6) {
         let mut tcp = tcp?;
         let mut tls = ServerConnection::new(config.clone())?;
-        // Ties the store's lookups to this connection, to count why it did not resume.
-        let mut handshake = ServerHandshake::new();
-        while tls.is_handshaking() {
-            handshake.observe(|| tls.complete_io(&mut tcp))?;
-        }
-        let outcome = handshake.finish(&context, &tls).outcome();
+        // The handshake, counted in the cache (with why it did not resume, if it did not).
+        let outcome = complete_handshake(&context, &mut tls, &mut tcp)?.outcome();
         let resumed = tls.handshake_kind() == Some(HandshakeKind::Resumed);
         writeln!(tls.writer(), "resumed: {resumed} ({outcome:?})")?;
         tls.send_close_notify();

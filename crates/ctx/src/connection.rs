@@ -3,37 +3,11 @@
 
 use std::fmt;
 
-use session_cache::{CacheMode, Handshake, HandshakeRecord, Lookup, LookupRequest, Resumption};
+use session_cache::{ExtendedMasterSecret, Handshake, Lookup, LookupRequest, Resumption, Role};
 use session_core::{ProtocolVersion, Session, SessionRef};
 use tracing::debug;
 
 use crate::{Context, Error};
-
-/// Which end of the handshake a connection plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Role {
-    /// `SSL_connect`.
-    Client,
-    /// `SSL_accept`.
-    Server,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-        }
-    }
-
-    fn cache_mode(self) -> CacheMode {
-        match self {
-            Role::Client => CacheMode::CLIENT,
-            Role::Server => CacheMode::SERVER,
-        }
-    }
-}
 
 /// What a client offers: the parts of a ClientHello that matter to the session cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,39 +154,12 @@ impl Connection {
         Ok(())
     }
 
-    /// Caches a session the handshake established, if the mode says so for this role, and
-    /// runs the new-session callback (OpenSSL's `ssl_update_cache`).
-    fn update_cache(&self, session: &Session) {
-        let cache = self.ctx.cache();
-        let mode = cache.mode();
-        if !mode.contains(self.role.cache_mode()) {
-            return;
-        }
-        if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
-            // Handshake sessions always have an id, so this cannot be refused.
-            let _ = cache.add(session);
-        }
-        cache.notify_new_session(session);
-    }
-
-    /// Counts a good handshake and flushes expired sessions after every 255th, unless
-    /// `NO_AUTO_CLEAR`.
-    fn finish(&mut self, resumed: bool) {
+    /// The handshake succeeded: the connection is established, and the cache counts it (and
+    /// flushes after every 255th, as [`Handshake::finish`] says).
+    fn finish(&mut self, mut handshake: Handshake, resumed: bool) {
         self.state = State::Established;
         self.resumed = resumed;
-        let cache = self.ctx.cache();
-        let good = cache.record(match self.role {
-            Role::Client => Handshake::ConnectGood,
-            Role::Server => Handshake::AcceptGood,
-        });
-        let mode = cache.mode();
-        if good & 0xff == 0xff
-            && mode.contains(self.role.cache_mode())
-            && !mode.contains(CacheMode::NO_AUTO_CLEAR)
-        {
-            let flushed = cache.flush();
-            debug!(flushed, "automatic flush after 255 good handshakes");
-        }
+        self.resumption = handshake.finish(self.ctx.cache(), resumed);
     }
 
     /// The ClientHello this client connection sends: it offers the session set on it, if that
@@ -241,45 +188,35 @@ impl Connection {
     pub fn accept(&mut self, hello: &ClientHello) -> Result<ServerHello, Error> {
         self.check(Role::Server)?;
         let cache = self.ctx.cache();
-        cache.record(Handshake::Accept);
+        let mut handshake = Handshake::accept(cache);
         let version = hello.version.min(self.ctx.version());
         let ems = hello.extended_master_secret;
         let mut found = None;
-        let mut record = HandshakeRecord::new();
         if !hello.session_id.is_empty() {
-            let request = LookupRequest {
+            let request = LookupRequest::new(
                 version,
-                id: &hello.session_id,
-                sid_ctx: self.ctx.sid_ctx(),
-                extended_master_secret: Some(ems),
-                // A simulated ClientHello offers one session.
-                first_offer: true,
-            };
-            let outcome = if version.is_tls13_or_later() {
-                cache.lookup_take(&request)
-            } else {
-                cache.lookup(&request)
-            };
-            record.looked_up(version, &hello.session_id, &outcome);
-            match outcome {
+                &hello.session_id,
+                self.ctx.sid_ctx(),
+                ExtendedMasterSecret::from_offered(ems),
+            );
+            match handshake.offer(cache, request) {
                 Lookup::Hit(session) => found = Some(session),
                 Lookup::Abort => return Err(Error::ExtendedMasterSecretDowngrade),
                 _ => {}
             }
         }
         let resumed = found.is_some();
-        self.resumption = Some(record.finish(cache, resumed));
         let session = match found {
             Some(old) if !version.is_tls13_or_later() => old,
             // A full handshake, or a TLS 1.3 resumption, which issues a new ticket.
             _ => {
                 let fresh = self.ctx.make_session(version, ems);
-                self.update_cache(&fresh);
+                handshake.issued(cache, &fresh);
                 fresh
             }
         };
         self.session = Some(session.clone());
-        self.finish(resumed);
+        self.finish(handshake, resumed);
         Ok(ServerHello {
             version,
             resumed,
@@ -294,12 +231,12 @@ impl Connection {
     #[doc(alias = "SSL_connect")]
     pub fn connect(&mut self, server: &mut Connection) -> Result<ClientHello, Error> {
         self.check(Role::Client)?;
-        self.ctx.cache().record(Handshake::Connect);
+        let mut handshake = Handshake::connect(self.ctx.cache());
         let hello = self.client_hello();
         let answer = server.accept(&hello)?;
         let resumed = answer.resumed && !hello.session_id.is_empty();
         if resumed && !answer.version.is_tls13_or_later() {
-            self.finish(true);
+            self.finish(handshake, true);
             return Ok(hello);
         }
         if resumed {
@@ -308,9 +245,9 @@ impl Connection {
             }
         }
         let own = answer.session.to_builder().build();
-        self.update_cache(&own);
+        handshake.issued(self.ctx.cache(), &own);
         self.session = Some(own);
-        self.finish(resumed);
+        self.finish(handshake, resumed);
         Ok(hello)
     }
 }
@@ -336,7 +273,7 @@ impl fmt::Debug for Connection {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use session_cache::{CacheConfig, RemovalCause};
+    use session_cache::{CacheConfig, CacheMode, RemovalCause};
     use session_core::ManualClock;
 
     use super::*;

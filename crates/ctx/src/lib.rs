@@ -22,6 +22,7 @@ mod context;
 mod error;
 mod ids;
 
-pub use connection::{ClientHello, Connection, Role, ServerHello};
+pub use connection::{ClientHello, Connection, ServerHello};
 pub use context::{Context, ContextConfig, WeakContext};
 pub use error::Error;
+pub use session_cache::Role;

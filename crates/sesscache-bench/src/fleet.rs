@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sesscache_redis::{KeyRing, Tier, TierConfig};
-use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
+use session_cache::ExtendedMasterSecret;
+use session_cache::{CacheConfig, CacheMode, Handshake, LookupRequest, SessionCache};
 use session_core::{ManualClock, Session, SidCtx};
 use test_support::redis_server::RedisServer;
 
@@ -34,7 +35,12 @@ impl std::fmt::Debug for Fleet {
 
 /// A lookup request for a session of the fleet.
 pub fn request(session: &Session) -> LookupRequest<'_> {
-    LookupRequest::new(session.version(), session.id().as_bytes(), SidCtx::empty())
+    LookupRequest::new(
+        session.version(),
+        session.id().as_bytes(),
+        SidCtx::empty(),
+        ExtendedMasterSecret::NotOffered,
+    )
 }
 
 impl Fleet {
@@ -60,15 +66,14 @@ impl Fleet {
             let id = format!("fleet-session-{i:012}");
             test_support::session(id.as_bytes(), NOW, 3_600)
         };
+        // Each session issued by a handshake: the first n go only to the store.
+        let issue = |s: &Session| Handshake::accept(&cache).issued(&cache, s);
+        cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
         let remote: Vec<Session> = (0..n).map(make).collect();
-        for s in &remote {
-            cache.notify_new_session(s);
-        }
+        remote.iter().for_each(|s| assert!(issue(s)));
+        cache.set_mode(CacheMode::SERVER);
         let local: Vec<Session> = (n..2 * n).map(make).collect();
-        for s in &local {
-            cache.add(s).expect("added");
-            cache.notify_new_session(s);
-        }
+        local.iter().for_each(|s| assert!(issue(s)));
         assert!(tier.flush_writes(Duration::from_secs(30)), "written");
         cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
         Self {

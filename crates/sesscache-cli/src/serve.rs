@@ -25,7 +25,7 @@ use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use serde::Serialize;
 use sesscache_metrics::Field;
 use sesscache_rustls::{ServerHandshake, ServerSessions};
-use session_cache::{CacheConfig, Handshake, HandshakeRecord, Resumption};
+use session_cache::{CacheConfig, HandshakeRecord, Resumption};
 use session_core::SidCtx;
 use tracing::{debug, info, warn};
 
@@ -505,12 +505,12 @@ impl Tls {
             Self::Rustls(config) => {
                 let mut tcp = tcp;
                 let mut conn = ServerConnection::new(config.clone())?;
-                let mut handshake = ServerHandshake::new();
+                let mut handshake = ServerHandshake::new(context);
                 while conn.is_handshaking() {
                     timeouts(&tcp, left()?)?;
                     handshake.observe(|| conn.complete_io(&mut tcp))?;
                 }
-                let record = handshake.finish(context, &conn).clone();
+                let record = handshake.finish(&conn).clone();
                 // Tickets (TLS 1.3) go out now, before waiting for a request.
                 while conn.wants_write() {
                     conn.write_tls(&mut tcp)?;
@@ -523,7 +523,10 @@ impl Tls {
                 loop {
                     match result {
                         Ok(stream) => {
-                            let record = sesscache_openssl::finish_handshake(stream.ssl(), context);
+                            // The adapter's callbacks counted the handshake; its record says
+                            // how it went.
+                            let record = sesscache_openssl::handshake_record(stream.ssl())
+                                .unwrap_or_default();
                             return Ok((Box::new(OpensslConnection(stream)), record));
                         }
                         Err(HandshakeError::WouldBlock(mid)) => {
@@ -635,7 +638,6 @@ fn serve_one(
     // A trace is anonymous; with one, the log names the peer only at debug level.
     let named = trace.is_none();
     counts.connections.fetch_add(1, Ordering::Relaxed);
-    context.cache().record(Handshake::Accept);
     let mut conn = match tls.accept(tcp, limits.handshake, context) {
         Ok((conn, record)) => {
             if let Some(trace) = trace {
@@ -654,7 +656,6 @@ fn serve_one(
             return;
         }
     };
-    context.cache().record(Handshake::AcceptGood);
     let resumed = conn.resumed();
     if resumed {
         counts.resumed.fetch_add(1, Ordering::Relaxed);

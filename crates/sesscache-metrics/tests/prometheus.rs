@@ -7,8 +7,9 @@ use std::sync::Arc;
 use prometheus_parse::{Scrape, Value};
 use serde::Serialize;
 use sesscache_metrics::{Field, Metrics};
+use session_cache::ExtendedMasterSecret;
 use session_cache::{
-    CacheConfig, HandshakeRecord, LookupRequest, Operation, Resumption, SessionCache, Stats,
+    CacheConfig, Handshake, LookupRequest, Operation, Resumption, SessionCache, Stats,
 };
 use session_core::{ManualClock, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 
@@ -48,16 +49,20 @@ fn busy_cache() -> SessionCache {
     }
     for i in 0..5u8 {
         let id = [i; 8];
-        let lookup = cache.lookup(&LookupRequest::new(
-            ProtocolVersion::TLS1_2,
-            &id,
-            SidCtx::empty(),
-        ));
-        let mut record = HandshakeRecord::new();
-        record.looked_up(ProtocolVersion::TLS1_2, &id, &lookup);
-        record.finish(&cache, matches!(lookup, session_cache::Lookup::Hit(_)));
+        let mut handshake = Handshake::accept(&cache);
+        let lookup = handshake.offer(
+            &cache,
+            LookupRequest::new(
+                ProtocolVersion::TLS1_2,
+                &id,
+                SidCtx::empty(),
+                ExtendedMasterSecret::NotOffered,
+            ),
+        );
+        handshake.finish(&cache, matches!(lookup, session_cache::Lookup::Hit(_)));
     }
-    cache.record_resumption(Resumption::NotOffered);
+    // A handshake that offered nothing.
+    Handshake::accept(&cache).finish(&cache, false);
     clock.advance(200);
     cache.flush();
     cache

@@ -1,15 +1,59 @@
-//! The adapter's `unsafe`: one OpenSSL call the `openssl` crate does not wrap, and two it marks
-//! unsafe, each for a reason that holds here.
+//! The adapter's `unsafe`: the OpenSSL calls the `openssl` crate does not wrap (the info
+//! callback among them), and two it marks unsafe, each for a reason that holds here.
 
 use std::os::raw::{c_int, c_long};
 
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
 
+/// The info callback's signature (`SSL_CTX_set_info_callback`).
+type InfoCallback = unsafe extern "C" fn(ssl: *const openssl_sys::SSL, kind: c_int, value: c_int);
+
 extern "C" {
     /// OpenSSL 1.1.1 and later; libssl is linked through `openssl-sys`.
     fn SSL_SESSION_is_resumable(session: *const openssl_sys::SSL_SESSION) -> c_int;
     fn SSL_CTX_set_timeout(ctx: *mut openssl_sys::SSL_CTX, seconds: c_long) -> c_long;
+    fn SSL_CTX_set_info_callback(ctx: *mut openssl_sys::SSL_CTX, callback: Option<InfoCallback>);
+}
+
+/// `SSL_CB_HANDSHAKE_START`: a handshake (or a TLS 1.2 renegotiation) starts.
+const SSL_CB_HANDSHAKE_START: c_int = 0x10;
+/// `SSL_CB_HANDSHAKE_DONE`: a handshake has succeeded.
+const SSL_CB_HANDSHAKE_DONE: c_int = 0x20;
+
+/// What the info callback reports that the adapter acts on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HandshakeEvent {
+    Start,
+    Done,
+}
+
+/// `SSL_CTX_set_info_callback`: every connection of the context reports its handshakes'
+/// start and end to [`crate::handshake_event`].
+pub(crate) fn set_info_callback(builder: &mut SslContextBuilder) {
+    // SAFETY: `builder` owns a live SSL_CTX, borrowed mutably for this call; the callback is
+    // a plain function that lives for the whole program.
+    unsafe { SSL_CTX_set_info_callback(builder.as_ptr(), Some(info_callback)) };
+}
+
+/// The info callback. OpenSSL calls it on the thread running a handshake step, with the
+/// connection that runs it.
+unsafe extern "C" fn info_callback(ssl: *const openssl_sys::SSL, kind: c_int, _value: c_int) {
+    let event = match kind {
+        SSL_CB_HANDSHAKE_START => HandshakeEvent::Start,
+        SSL_CB_HANDSHAKE_DONE => HandshakeEvent::Done,
+        _ => return,
+    };
+    if ssl.is_null() {
+        return;
+    }
+    // SAFETY: OpenSSL passes the live connection whose handshake step is running, on this
+    // thread, inside that step (`SSL_do_handshake` and its callers hold it mutably); the
+    // prototype's `const` is OpenSSL's API only, and OpenSSL's own callbacks change the
+    // connection's ex_data in the same place. Nothing else reaches the connection until this
+    // returns, so the exclusive borrow holds for the call.
+    let ssl = unsafe { SslRef::from_ptr_mut(ssl.cast_mut()) };
+    crate::handshake_event(ssl, event);
 }
 
 /// `SSL_CTX_set_timeout`: the timeout of the sessions the context makes, in seconds (at most

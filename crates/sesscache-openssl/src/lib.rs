@@ -6,8 +6,11 @@
 //!   sessions live in a [`Context`]'s cache. TLS 1.2 session ids and TLS 1.3 stateful tickets
 //!   (OpenSSL issues those with [`SslOptions::NO_TICKET`], which it sets) both resume; a TLS 1.3
 //!   ticket resumes at most once, as OpenSSL's own cache would have it.
-//! - [`finish_handshake`], called after each accepted handshake, counts whether it resumed
-//!   and why not in the cache's [`Resumptions`](session_cache::Resumptions).
+//! - Each server handshake drives the cache's handshake rules ([`session_cache::Handshake`])
+//!   by itself: OpenSSL's info callback starts it (`accept`) and ends it (`accept_good`, the
+//!   resumption outcome, the automatic flush after every 255th good handshake), and the
+//!   get- and new-session callbacks make its offers and issue its sessions. The application
+//!   calls nothing per handshake; [`handshake_record`] tells what one saw.
 //! - [`install_client`] keeps a client's sessions in a CLIENT-mode cache, keyed by server name,
 //!   and [`resume`] sets the one for a server on the next connection.
 //!
@@ -27,7 +30,7 @@
 //! an error naming the callback (never a session id or secret), and carries on as a miss or a
 //! no-op: the get-session callback returns no session, so the handshake is a full one, and the
 //! new-session callback keeps nothing. The ex_data the adapter gives OpenSSL to free (its
-//! callbacks' weak handles, each connection's handshake record) drops nothing that can panic.
+//! callbacks' weak handles, each connection's handshake) drops nothing that can panic.
 //!
 //! Architecture invariant: the adapter reaches the cache only through its public API; its one
 //! `unsafe` is in `ffi.rs`.
@@ -42,15 +45,17 @@ mod ffi;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use ctx::{Context, WeakContext};
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    Ssl, SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
-    SslVersion,
+    Ssl, SslContext, SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode,
+    SslSessionRef, SslVersion,
 };
-use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest, Miss};
+use session_cache::{
+    CacheMode, ExtendedMasterSecret, Handshake, HandshakeRecord, Lookup, LookupRequest, Miss,
+};
 use session_core::{ProtocolVersion, Session, SessionBuilder, SessionId};
 use tracing::{debug, error, warn};
 
@@ -58,7 +63,12 @@ use tracing::{debug, error, warn};
 /// internal cache off (`SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL`), stateful
 /// TLS 1.3 tickets (`SSL_OP_NO_TICKET`), the context's session id context and default
 /// session timeout (`SSL_CTX_set_timeout`, so that the sessions OpenSSL makes carry the cache's
-/// timeout), and the new-session, get-session and remove-session callbacks.
+/// timeout), the new-session, get-session and remove-session callbacks, and the info
+/// callback (`SSL_CTX_set_info_callback`) that starts and ends each handshake's count.
+///
+/// An application that sets an info callback of its own on the context or a connection
+/// replaces the adapter's: its handshakes are then not counted (their offers and sessions
+/// still follow the cache's rules, and every 255th new session flushes expired ones).
 #[doc(alias = "SSL_CTX_sess_set_get_cb")]
 pub fn install_server(
     builder: &mut SslContextBuilder,
@@ -68,13 +78,15 @@ pub fn install_server(
     builder.set_options(SslOptions::NO_TICKET);
     builder.set_session_id_context(context.sid_ctx().as_bytes())?;
     ffi::set_timeout(builder, context.cache().timeout());
+    if let Some(index) = context_index() {
+        builder.set_ex_data(index, context.downgrade());
+        ffi::set_info_callback(builder);
+    }
     let weak = context.downgrade();
     builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
         guarded(Callback::ServerNew, || {
             if let Some(context) = weak.upgrade() {
-                if let Some(ours) = store(&context, &session) {
-                    note(ssl, |record| record.issued(&ours));
-                }
+                store(&context, ssl, &session);
             }
         })
         .unwrap_or(())
@@ -113,6 +125,7 @@ enum Callback {
     ServerGet,
     ServerRemove,
     ClientNew,
+    Info,
 }
 
 impl Callback {
@@ -122,6 +135,7 @@ impl Callback {
             Self::ServerGet => "server get-session",
             Self::ServerRemove => "server remove-session",
             Self::ClientNew => "client new-session",
+            Self::Info => "info",
         }
     }
 }
@@ -160,76 +174,142 @@ fn drop_payload(payload: Box<dyn Any + Send>) {
     }
 }
 
-/// Counts the handshake on `ssl`, now finished, in the context's cache's
-/// [`Resumptions`](session_cache::Resumptions) (resumed, or why not: what the get-session
-/// callback found, and whether OpenSSL resumed it), once however often it is called, and
-/// returns what the adapter saw of it: the outcome, the offered id and the sessions issued.
-///
-/// Call it after each server handshake (`SSL_accept`) that succeeded.
-pub fn finish_handshake(ssl: &SslRef, context: &Context) -> HandshakeRecord {
-    let resumed = ssl.session_reused();
-    let version = ssl.version2().and_then(wire_version);
-    let finish = |record: &mut HandshakeRecord| {
-        if let Some(version) = version {
-            record.set_version(version);
-        }
-        record.finish(context.cache(), resumed);
-        record.clone()
-    };
-    match record_index().and_then(|index| ssl.ex_data(index)) {
-        Some(record) => finish(&mut record.lock().unwrap_or_else(|e| e.into_inner())),
-        // Nothing offered and nothing issued: the callbacks never ran. Counted here, once
-        // per call: OpenSSL gives no place to keep the record on a connection seen only now.
-        None => finish(&mut HandshakeRecord::new()),
-    }
+/// What the adapter saw of the handshake on `ssl`: its offers and what the cache made of
+/// them, the sessions it issued and, once it has finished, its outcome (counted in the
+/// context's [`Resumptions`](session_cache::Resumptions) by then). `None` for a connection
+/// the adapter's callbacks never saw.
+pub fn handshake_record(ssl: &SslRef) -> Option<HandshakeRecord> {
+    let index = connection_index()?;
+    ssl.ex_data(index)
+        .map(|connection| connection.handshake.record().clone())
 }
 
-/// The record each server connection carries (`SSL_get_ex_data`). OpenSSL's ex_data free
-/// function drops it; a record holds only ids and counts, so that drop cannot panic.
-type Slot = Mutex<HandshakeRecord>;
+/// What each server connection carries (`SSL_get_ex_data`): its handshake, and the context
+/// it began on (the connection's `SSL_CTX` may change during the handshake, as a server-name
+/// callback switches it). OpenSSL's ex_data free function drops it; a handshake holds only
+/// ids and counts, so that drop cannot panic.
+struct Connection {
+    context: WeakContext,
+    handshake: Handshake,
+}
 
-/// The index of the handshake record each server connection carries.
-fn record_index() -> Option<Index<Ssl, Slot>> {
-    static INDEX: OnceLock<Option<Index<Ssl, Slot>>> = OnceLock::new();
+/// The index of what each server connection carries.
+fn connection_index() -> Option<Index<Ssl, Connection>> {
+    static INDEX: OnceLock<Option<Index<Ssl, Connection>>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
 }
 
-/// Notes something in the record of the handshake on `ssl`, making the record if it has none.
-fn note(ssl: &mut SslRef, f: impl FnOnce(&mut HandshakeRecord)) {
-    let Some(index) = record_index() else { return };
-    match ssl.ex_data_mut(index) {
-        Some(record) => f(record.get_mut().unwrap_or_else(|e| e.into_inner())),
-        None => {
-            let mut record = HandshakeRecord::new();
-            f(&mut record);
-            ssl.set_ex_data(index, Mutex::new(record));
-        }
-    }
+/// The index of the context a server `SSL_CTX` belongs to, for the info callback.
+fn context_index() -> Option<Index<SslContext, WeakContext>> {
+    static INDEX: OnceLock<Option<Index<SslContext, WeakContext>>> = OnceLock::new();
+    *INDEX.get_or_init(|| SslContext::new_ex_index().ok())
 }
 
-/// A new session OpenSSL established: cached (as the context's mode says) unless OpenSSL
-/// marked it not resumable, then the cache's new-session callback runs. Returns the cache's
-/// form of the session, if it kept one.
-fn store(context: &Context, session: &SslSessionRef) -> Option<Session> {
+/// Runs `f` on the handshake of `ssl`, making an untracked one if the info callback did not
+/// start one (an application replaced it).
+fn with_handshake<T>(
+    ssl: &mut SslRef,
+    context: &Context,
+    f: impl FnOnce(&mut Handshake) -> T,
+) -> Option<T> {
+    let index = connection_index()?;
+    if ssl.ex_data(index).is_none() {
+        ssl.set_ex_data(
+            index,
+            Connection {
+                context: context.downgrade(),
+                handshake: Handshake::untracked_server(),
+            },
+        );
+    }
+    ssl.ex_data_mut(index).map(|c| f(&mut c.handshake))
+}
+
+/// OpenSSL's info callback said a server handshake started or ended (called through
+/// `ffi.rs`).
+fn handshake_event(ssl: &mut SslRef, event: ffi::HandshakeEvent) {
+    if !ssl.is_server() {
+        return;
+    }
+    guarded(Callback::Info, || match event {
+        ffi::HandshakeEvent::Start => start(ssl),
+        ffi::HandshakeEvent::Done => done(ssl),
+    });
+}
+
+/// A handshake starts on `ssl`: counted as `accept`, or `accept_renegotiate` on a connection
+/// that has finished one before.
+fn start(ssl: &mut SslRef) {
+    let (Some(index), Some(contexts)) = (connection_index(), context_index()) else {
+        return;
+    };
+    let Some(context) = ssl
+        .ssl_context()
+        .ex_data(contexts)
+        .and_then(WeakContext::upgrade)
+    else {
+        return;
+    };
     let cache = context.cache();
-    let mode = cache.mode();
-    if !mode.contains(CacheMode::SERVER) || !ffi::is_resumable(session) {
-        return None;
+    let again = ssl
+        .ex_data(index)
+        .is_some_and(|c| c.handshake.is_finished());
+    let handshake = if again {
+        Handshake::accept_renegotiation(cache)
+    } else {
+        Handshake::accept(cache)
+    };
+    ssl.set_ex_data(
+        index,
+        Connection {
+            context: context.downgrade(),
+            handshake,
+        },
+    );
+}
+
+/// The handshake on `ssl` succeeded: counted, with its outcome, in the context it began on.
+fn done(ssl: &mut SslRef) {
+    let resumed = ssl.session_reused();
+    let version = ssl.version2().and_then(wire_version);
+    let Some(index) = connection_index() else {
+        return;
+    };
+    let Some(connection) = ssl.ex_data_mut(index) else {
+        return;
+    };
+    let Some(context) = connection.context.upgrade() else {
+        return;
+    };
+    if let Some(version) = version {
+        connection.handshake.set_version(version);
     }
-    let ours = decode(session)?;
-    if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
-        // An OpenSSL session always has an id here (OpenSSL does not call back otherwise).
-        let _ = cache.add(&ours);
+    connection.handshake.finish(context.cache(), resumed);
+}
+
+/// A new session OpenSSL established, unless OpenSSL marked it not resumable: issued by the
+/// handshake (cached as the context's mode says, then the cache's new-session callback).
+fn store(context: &Context, ssl: &mut SslRef, session: &SslSessionRef) {
+    let cache = context.cache();
+    if !cache.mode().contains(CacheMode::SERVER) || !ffi::is_resumable(session) {
+        return;
     }
-    if guarded(Callback::ServerNew, || cache.notify_new_session(&ours)).is_none() {
+    let Some(ours) = decode(session) else { return };
+    let callback_panicked = with_handshake(ssl, context, |h| {
+        let before = h.record().issued_count();
+        // The handshake notes the session after the add and before the new-session
+        // callback: a panic after the note is the callback's, one before it the add's (an
+        // evicted session's remove callback), which leaves the new session cached and sound.
+        guarded(Callback::ServerNew, || h.issued(cache, &ours)).is_none()
+            && h.record().issued_count() > before
+    });
+    if callback_panicked == Some(true) {
         // The application's new-session callback panicked: the session is not kept, here or
         // wherever that callback had begun to keep it (a removal reaches every tier).
         if cache.contains(&ours) {
             cache.remove(&ours);
         }
-        return None;
     }
-    Some(ours)
 }
 
 /// OpenSSL removed a session (a connection broke off, or it found the session expired):
@@ -244,43 +324,33 @@ fn forget(context: &Context, session: &SslSessionRef) {
     }
 }
 
-/// The get-session callback: the cache's lookup, as OpenSSL's own would count it; a TLS 1.3
-/// ticket is taken out in the same step, so it resumes once however many connections offer
-/// it at once.
+/// The get-session callback: the handshake's offer (a lookup, or for a TLS 1.3 ticket a
+/// single-use take, so that it resumes once however many connections offer it at once).
 fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession> {
     let context = weak.upgrade()?;
     let version = ssl.version2().and_then(wire_version)?;
     let cache = context.cache();
-    // OpenSSL calls back once for every PSK identity of a TLS 1.3 ClientHello; the record
-    // on the connection tells the first from the rest.
-    let first_offer = record_index()
-        .and_then(|index| ssl.ex_data(index))
-        .is_none_or(|record| {
-            record
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_is_first_offer()
-        });
-    let request = LookupRequest {
-        version,
-        id,
-        sid_ctx: context.sid_ctx(),
-        // OpenSSL checks the client's extended-master-secret flag against the session's
-        // after this callback returns (`ssl_get_prev_session`).
-        extended_master_secret: None,
-        first_offer,
-    };
-    // A panic in the application's get- or take-session callback: the external cache could
-    // not answer, so the handshake is a full one.
-    let outcome = guarded(Callback::ServerGet, || {
-        if version.is_tls13_or_later() {
-            cache.lookup_take(&request)
-        } else {
-            cache.lookup(&request)
-        }
-    })
-    .unwrap_or(Lookup::Miss(Miss::StoreUnavailable));
-    note(ssl, |record| record.looked_up(version, id, &outcome));
+    let outcome = with_handshake(ssl, &context, |h| {
+        // OpenSSL calls back once for every PSK identity of a TLS 1.3 ClientHello; the
+        // handshake tells the first from the rest.
+        let request = LookupRequest {
+            first_offer: h.record().offers() == 0,
+            // OpenSSL checks the client's extended-master-secret flag against the session's
+            // after this callback returns (`ssl_get_prev_session`).
+            ..LookupRequest::new(
+                version,
+                id,
+                context.sid_ctx(),
+                ExtendedMasterSecret::CheckedByStack,
+            )
+        };
+        // A panic in the application's get- or take-session callback: the external cache
+        // could not answer, so the handshake is a full one.
+        guarded(Callback::ServerGet, || h.offer(cache, request)).unwrap_or_else(|| {
+            h.offer_unanswered(&request);
+            Lookup::Miss(Miss::StoreUnavailable)
+        })
+    })?;
     let Lookup::Hit(session) = outcome else {
         return None;
     };

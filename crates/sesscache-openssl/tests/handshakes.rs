@@ -344,3 +344,82 @@ fn a_panicking_remove_session_callback_run_by_an_eviction_is_caught() {
     let (server_says, _, _) = connect(&server, &client, Some(&first));
     assert!(!server_says, "the evicted session is gone");
 }
+
+/// One connection as [`connect`] makes it, returning the server's handshake record too.
+fn connect_recorded(
+    server: &SslContext,
+    client: &SslContext,
+    offer: Option<&SslSession>,
+) -> (bool, SslSession, session_cache::HandshakeRecord) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = server.clone();
+    let accepting = std::thread::spawn(move || {
+        let mut tls = Ssl::new(&server).unwrap().accept(a).unwrap();
+        tls.write_all(b"x").unwrap();
+        let record = sesscache_openssl::handshake_record(tls.ssl()).unwrap();
+        let _ = tls.shutdown();
+        record
+    });
+    let mut ssl = Ssl::new(client).unwrap();
+    if let Some(offer) = offer {
+        // SAFETY: the session came from a connection of this same client context.
+        unsafe { ssl.set_session(offer).unwrap() };
+    }
+    let mut tls = ssl.connect(b).unwrap();
+    let mut byte = [0u8; 1];
+    tls.read_exact(&mut byte).unwrap();
+    let reused = tls.ssl().session_reused();
+    let session = tls.ssl().session().unwrap().to_owned();
+    let _ = tls.shutdown();
+    (reused, session, accepting.join().unwrap())
+}
+
+/// The README's OpenSSL server: `install_server` and nothing else, no flush of its own. The
+/// 255th good handshake flushes what has expired, and the counters say what the handshakes
+/// did, each counted once in the outcome its record tells.
+#[test]
+fn an_embedding_as_the_readme_says_is_counted_and_flushed_by_the_255th_handshake() {
+    for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+        let context = context(b"app", Arc::new(SystemClock));
+        let cache = context.cache();
+        let stale = session_core::SessionBuilder::new(
+            session_core::ProtocolVersion::TLS1_2,
+            cache.now() - 10_000,
+        )
+        .id(session_core::SessionId::new(b"stale").unwrap())
+        .sid_ctx(SidCtx::new(b"app").unwrap())
+        .timeout(100)
+        .build();
+        cache.add(&stale).unwrap();
+        let server = server(&context, version);
+        let client = client(version);
+        let mut outcomes = std::collections::HashMap::new();
+        let mut offer: Option<SslSession> = None;
+        let mut resumed = 0;
+        for i in 0..255 {
+            if i == 254 {
+                assert!(
+                    cache.contains(&stale),
+                    "{version:?}: 254 handshakes, no flush"
+                );
+            }
+            // Every third connection offers the session of the one before.
+            let offered = if i % 3 == 2 { offer.as_ref() } else { None };
+            let (reused, session, record) = connect_recorded(&server, &client, offered);
+            resumed += u64::from(reused);
+            *outcomes.entry(record.outcome().unwrap()).or_insert(0u64) += 1;
+            offer = Some(session);
+        }
+        assert!(!cache.contains(&stale), "{version:?}: the 255th flushed it");
+        let stats = cache.stats();
+        assert_eq!((stats.accept, stats.accept_good), (255, 255), "{version:?}");
+        assert_eq!(stats.hits, resumed, "{version:?}: {stats:?}");
+        assert!(resumed >= 80, "{version:?}: {resumed}");
+        let r = stats.resumptions;
+        assert_eq!(r.handshakes(), 255, "{version:?}: {r:?}");
+        assert_eq!(r.resumed, resumed, "{version:?}: {r:?}");
+        for (outcome, n) in &outcomes {
+            assert_eq!(r.count(*outcome), *n, "{version:?}: {outcome}");
+        }
+    }
+}

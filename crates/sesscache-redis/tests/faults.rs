@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sesscache_redis::{BreakerState, TierConfig, TierStats};
+use session_cache::ExtendedMasterSecret;
 use session_cache::{Lookup, LookupRequest, Miss};
 use session_core::{Session, SidCtx};
 use test_support::delay_proxy::DelayProxy;
@@ -200,11 +201,12 @@ fn offers_from_another_context_or_of_another_kind_burn_nothing() {
     let (mut c12, session) = old.issue();
     let cache = peer.context.cache();
     let as_ticket = LookupRequest {
-        extended_master_secret: None,
+        extended_master_secret: ExtendedMasterSecret::CheckedByStack,
         ..LookupRequest::new(
             V13,
             session.id().as_bytes(),
             SidCtx::new(b"stack-a").unwrap(),
+            ExtendedMasterSecret::NotOffered,
         )
     };
     assert!(matches!(cache.lookup_take(&as_ticket), Lookup::Miss(_)));
@@ -228,8 +230,13 @@ fn only_a_handshakes_first_offer_asks_the_store() {
     for _ in 0..100 {
         let later = LookupRequest {
             first_offer: false,
-            extended_master_secret: None,
-            ..LookupRequest::new(V13, ticket.id().as_bytes(), ctx)
+            extended_master_secret: ExtendedMasterSecret::CheckedByStack,
+            ..LookupRequest::new(
+                V13,
+                ticket.id().as_bytes(),
+                ctx,
+                ExtendedMasterSecret::NotOffered,
+            )
         };
         assert!(matches!(
             cache.lookup_take(&later),
@@ -237,16 +244,26 @@ fn only_a_handshakes_first_offer_asks_the_store() {
         ));
         let later = LookupRequest {
             first_offer: false,
-            extended_master_secret: None,
-            ..LookupRequest::new(V12, ticket.id().as_bytes(), ctx)
+            extended_master_secret: ExtendedMasterSecret::CheckedByStack,
+            ..LookupRequest::new(
+                V12,
+                ticket.id().as_bytes(),
+                ctx,
+                ExtendedMasterSecret::NotOffered,
+            )
         };
         assert!(matches!(cache.lookup(&later), Lookup::Miss(_)));
     }
     assert_eq!(redis.session_commands(), before, "no store command");
     assert_eq!(other.stats().later_offers, 200);
     let first = LookupRequest {
-        extended_master_secret: None,
-        ..LookupRequest::new(V13, ticket.id().as_bytes(), ctx)
+        extended_master_secret: ExtendedMasterSecret::CheckedByStack,
+        ..LookupRequest::new(
+            V13,
+            ticket.id().as_bytes(),
+            ctx,
+            ExtendedMasterSecret::NotOffered,
+        )
     };
     assert!(matches!(cache.lookup_take(&first), Lookup::Hit(_)));
     assert_eq!(redis.session_commands(), before + 1, "one claim");

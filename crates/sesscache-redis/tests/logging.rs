@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use sesscache_redis::{BreakerState, KeyRing, Tier, TierConfig};
-use session_cache::{CacheConfig, LookupRequest, SessionCache};
+use session_cache::ExtendedMasterSecret;
+use session_cache::{CacheConfig, CacheMode, Handshake, LookupRequest, SessionCache};
 use session_core::{MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 use test_support::captured_log::Captured;
 use test_support::redis_server::RedisServer;
@@ -31,16 +32,29 @@ fn the_tier_logs_what_happens_and_nothing_secret() {
         .master_key(MasterKey::new(&[0xCD; 48]).unwrap())
         .timeout(300)
         .build();
-    cache.notify_new_session(&session);
+    // Issued by a handshake, to the store only: the lookup below is a remote hit.
+    cache.set_mode(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE);
+    assert!(Handshake::accept(&cache).issued(&cache, &session));
+    cache.set_mode(CacheMode::SERVER);
     assert!(tier.flush_writes(Duration::from_secs(5)));
-    let request = LookupRequest::new(ProtocolVersion::TLS1_2, &[0xAB; 32], SidCtx::empty());
+    let request = LookupRequest::new(
+        ProtocolVersion::TLS1_2,
+        &[0xAB; 32],
+        SidCtx::empty(),
+        ExtendedMasterSecret::NotOffered,
+    );
     assert!(matches!(
         cache.lookup(&request),
         session_cache::Lookup::Hit(_)
     ));
     cache.remove(&session);
     assert!(tier.flush_writes(Duration::from_secs(5)));
-    let other = LookupRequest::new(ProtocolVersion::TLS1_2, &[0xAE; 32], SidCtx::empty());
+    let other = LookupRequest::new(
+        ProtocolVersion::TLS1_2,
+        &[0xAE; 32],
+        SidCtx::empty(),
+        ExtendedMasterSecret::NotOffered,
+    );
     redis.hang();
     for _ in 0..6 {
         cache.lookup(&other);

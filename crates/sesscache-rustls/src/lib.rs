@@ -26,4 +26,4 @@ mod server;
 pub use rustls;
 
 pub use client::ClientSessions;
-pub use server::{ServerHandshake, ServerSessions};
+pub use server::{complete_handshake, ServerHandshake, ServerSessions};

@@ -2,30 +2,40 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctx::Context;
 use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, ServerConnection};
-use session_cache::{CacheMode, HandshakeRecord, Lookup, LookupRequest};
+use session_cache::{
+    CacheMode, ExtendedMasterSecret, Handshake, HandshakeRecord, Lookup, LookupRequest,
+};
 use session_core::{AppBytes, ProtocolVersion, SessionBuilder, SessionData, SessionId};
 use zeroize::Zeroizing;
 
 thread_local! {
-    /// The record of the handshake this thread is processing packets for, inside
+    /// The handshake this thread is processing packets for, inside
     /// [`ServerHandshake::observe`]: rustls calls the store from within that call, on the same
     /// thread, with no word of which connection it is for.
-    static OBSERVED: RefCell<Option<HandshakeRecord>> = const { RefCell::new(None) };
+    static OBSERVED: RefCell<Option<Handshake>> = const { RefCell::new(None) };
 }
 
-/// Notes something in the record of the handshake being observed on this thread, if any.
-fn note(f: impl FnOnce(&mut HandshakeRecord)) {
-    OBSERVED.with(|slot| {
-        if let Some(record) = slot.borrow_mut().as_mut() {
-            f(record);
-        }
+/// Runs `f` on the handshake being observed on this thread or, outside
+/// [`ServerHandshake::observe`], on an untracked one (its sessions drive the automatic flush;
+/// it counts nothing).
+fn with_handshake<T>(f: impl FnOnce(&mut Handshake) -> T) -> T {
+    let mut f = Some(f);
+    let observed = OBSERVED.with(|slot| {
+        slot.borrow_mut()
+            .as_mut()
+            .map(|handshake| (f.take().expect("called once"))(handshake))
     });
+    match observed {
+        Some(value) => value,
+        None => (f.take().expect("called once"))(&mut Handshake::untracked_server()),
+    }
 }
 
 thread_local! {
@@ -47,12 +57,9 @@ fn first_offer() -> bool {
 }
 
 fn first_offer_at(now: Instant) -> bool {
-    let observed = OBSERVED.with(|slot| slot.borrow().as_ref().map(|r| r.next_is_first_offer()));
-    observed.unwrap_or_else(|| {
-        LAST_UNOBSERVED
-            .with(Cell::get)
-            .is_none_or(|last| now.saturating_duration_since(last) > SAME_HELLO)
-    })
+    LAST_UNOBSERVED
+        .with(Cell::get)
+        .is_none_or(|last| now.saturating_duration_since(last) > SAME_HELLO)
 }
 
 /// Marks the end of a lookup made outside [`ServerHandshake::observe`].
@@ -77,81 +84,117 @@ fn value_version(value: &[u8]) -> Option<ProtocolVersion> {
     }
 }
 
-/// One rustls server connection's handshake as the cache saw it, so that it counts in the
-/// cache's [`Resumptions`](session_cache::Resumptions): resumed, or why not.
+/// One rustls server connection's handshake, driving the context's cache's handshake rules
+/// ([`session_cache::Handshake`]): `accept` counted when it is made, each offer and new
+/// session noted, and at [`finish`](Self::finish) `accept_good`, the resumption outcome and
+/// the automatic flush after every 255th good handshake.
 ///
 /// rustls does not tell the store which connection a lookup is for, so the application
 /// wraps each call that processes the connection's packets during the handshake
 /// (`complete_io`, `process_new_packets`) in [`observe`](Self::observe), and calls
-/// [`finish`](Self::finish) once the handshake is done. An async server can do the same: the
-/// store is called synchronously inside the wrapped call, on the thread that runs it.
+/// [`finish`](Self::finish) once the handshake is done; [`complete_handshake`] does all of
+/// it for a blocking stream. The store is called synchronously inside the wrapped call, on
+/// the thread that runs it, so an async server can do the same.
 ///
 /// ```no_run
 /// # fn serve(config: std::sync::Arc<rustls::ServerConfig>, context: &ctx::Context, mut tcp: std::net::TcpStream) -> std::io::Result<()> {
 /// let mut conn = rustls::ServerConnection::new(config).unwrap();
-/// let mut handshake = sesscache_rustls::ServerHandshake::new();
+/// let mut handshake = sesscache_rustls::ServerHandshake::new(context);
 /// while conn.is_handshaking() {
 ///     handshake.observe(|| conn.complete_io(&mut tcp))?;
 /// }
-/// let outcome = handshake.finish(context, &conn); // counted once
+/// let outcome = handshake.finish(&conn).outcome(); // counted once
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default)]
+///
+/// A server that does neither still has its offers and sessions follow the cache's rules,
+/// and its expired sessions flushed (after every 255th new session), but counts no
+/// handshakes and no outcomes.
 pub struct ServerHandshake {
-    record: HandshakeRecord,
+    context: Context,
+    handshake: Handshake,
 }
 
 impl ServerHandshake {
-    /// A handshake with nothing seen yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A handshake on a new connection of a server whose store is over `context`: counts
+    /// `accept`.
+    pub fn new(context: &Context) -> Self {
+        Self {
+            context: context.clone(),
+            handshake: Handshake::accept(context.cache()),
+        }
     }
 
     /// Runs `f` (a call that processes this connection's packets), noting the store's
     /// lookups and new sessions made meanwhile on this thread as this handshake's.
     pub fn observe<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        /// Puts the record back (and what was observed before it) even if `f` panics.
+        /// Puts the handshake back (and what was observed before it) even if `f` panics.
         struct Restore<'a> {
-            record: &'a mut HandshakeRecord,
-            outer: Option<HandshakeRecord>,
+            handshake: &'a mut Handshake,
+            outer: Option<Handshake>,
         }
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 let outer = self.outer.take();
-                let ours = OBSERVED.with(|slot| slot.replace(outer));
-                *self.record = ours.unwrap_or_default();
+                if let Some(ours) = OBSERVED.with(|slot| slot.replace(outer)) {
+                    *self.handshake = ours;
+                }
             }
         }
-        let ours = std::mem::take(&mut self.record);
+        let ours = std::mem::replace(&mut self.handshake, Handshake::untracked_server());
         let outer = OBSERVED.with(|slot| slot.replace(Some(ours)));
         let _restore = Restore {
-            record: &mut self.record,
+            handshake: &mut self.handshake,
             outer,
         };
         f()
     }
 
-    /// Counts the finished handshake in the context's cache (once, however often it is
-    /// called) and returns what was seen: the outcome, the offered id and the sessions
-    /// issued, for an application's own records.
-    pub fn finish(&mut self, context: &Context, conn: &ServerConnection) -> &HandshakeRecord {
+    /// The handshake on `conn` succeeded: counts it in the context's cache (once, however
+    /// often it is called) and returns what was seen: the outcome, the offered id and the
+    /// sessions issued, for an application's own records.
+    pub fn finish(&mut self, conn: &ServerConnection) -> &HandshakeRecord {
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-        let version = match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => Some(ProtocolVersion::TLS1_2),
-            Some(rustls::ProtocolVersion::TLSv1_3) => Some(ProtocolVersion::TLS1_3),
-            _ => None,
-        };
-        if let Some(version) = version {
-            self.record.set_version(version);
+        match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => {
+                self.handshake.set_version(ProtocolVersion::TLS1_2)
+            }
+            Some(rustls::ProtocolVersion::TLSv1_3) => {
+                self.handshake.set_version(ProtocolVersion::TLS1_3)
+            }
+            _ => {}
         }
-        self.record.finish(context.cache(), resumed);
-        &self.record
+        self.handshake.finish(self.context.cache(), resumed);
+        self.handshake.record()
     }
 
     /// What was seen so far.
     pub fn record(&self) -> &HandshakeRecord {
-        &self.record
+        self.handshake.record()
     }
+}
+
+impl fmt::Debug for ServerHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandshake")
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes the handshake of `conn` over the blocking stream `io` (rustls's `complete_io`
+/// until it is done) as a [`ServerHandshake`] on `context`, whose store `conn`'s config
+/// uses: counted, and its outcome returned. The one line a blocking rustls server adds.
+pub fn complete_handshake<T: Read + Write>(
+    context: &Context,
+    conn: &mut ServerConnection,
+    io: &mut T,
+) -> std::io::Result<HandshakeRecord> {
+    let mut handshake = ServerHandshake::new(context);
+    while conn.is_handshaking() {
+        handshake.observe(|| conn.complete_io(io))?;
+    }
+    Ok(handshake.finish(conn).clone())
 }
 
 /// A rustls server's session store (set it as `ServerConfig::session_storage`) that keeps
@@ -170,11 +213,12 @@ impl ServerHandshake {
 /// is cached (`SERVER`, `NO_INTERNAL_STORE`), the new-session callback sees every session
 /// rustls makes, and lookups ask the get-session and take-session callbacks.
 ///
+/// The store drives the cache's handshake rules ([`session_cache::Handshake`]): that of the
+/// [`ServerHandshake`] observed on the calling thread or, outside one, an untracked one.
 /// rustls looks up every PSK identity of a ClientHello; only the first is the handshake's
 /// [first offer](session_cache::LookupRequest::first_offer), the one a shared store is asked
-/// about. Inside [`ServerHandshake::observe`] the handshake's record counts them; outside it,
-/// lookups that follow each other on one thread within microseconds count as one
-/// ClientHello's.
+/// about. Inside [`ServerHandshake::observe`] the handshake counts them; outside it, lookups
+/// that follow each other on one thread within microseconds count as one ClientHello's.
 #[derive(Clone)]
 pub struct ServerSessions {
     context: Context,
@@ -194,26 +238,21 @@ impl ServerSessions {
         &self.context
     }
 
-    /// A lookup of `key` as a session of `version` (rustls asks `get` for TLS 1.2 session
-    /// ids and `take` for TLS 1.3 tickets).
-    fn request<'k>(&self, version: ProtocolVersion, key: &'k [u8]) -> LookupRequest<'k> {
-        LookupRequest {
+    /// The lookup of `key`, offered as a session of `version` (rustls asks `get` for TLS 1.2
+    /// session ids and `take` for TLS 1.3 tickets).
+    fn find(&self, version: ProtocolVersion, key: &[u8]) -> Option<Vec<u8>> {
+        let request = LookupRequest {
             first_offer: first_offer(),
-            ..LookupRequest::new(version, key, self.context.sid_ctx())
-        }
-    }
-
-    /// The lookup of `key` as a session of `version`, noted in the observed record.
-    fn find(&self, version: ProtocolVersion, key: &[u8], take: bool) -> Option<Vec<u8>> {
-        let request = self.request(version, key);
-        let cache = self.context.cache();
-        let found = if take {
-            cache.lookup_take(&request)
-        } else {
-            cache.lookup(&request)
+            // rustls checks the extended master secret on the session it is handed.
+            ..LookupRequest::new(
+                version,
+                key,
+                self.context.sid_ctx(),
+                ExtendedMasterSecret::CheckedByStack,
+            )
         };
+        let found = with_handshake(|h| h.offer(self.context.cache(), request));
         lookup_ended();
-        note(|record| record.looked_up(version, key, &found));
         match found {
             Lookup::Hit(session) => Self::value(&session),
             _ => None, // a miss, a timeout or an abort: a full handshake
@@ -227,9 +266,8 @@ impl ServerSessions {
 }
 
 impl StoresServerSessions for ServerSessions {
-    /// Caches a session rustls made: a new session id (TLS 1.2) or stateful ticket (TLS 1.3),
-    /// in the internal cache unless the mode says `NO_INTERNAL_STORE`, then runs the
-    /// new-session callback (OpenSSL's `ssl_update_cache`).
+    /// A session rustls made (a new session id in TLS 1.2, a stateful ticket in TLS 1.3),
+    /// issued by the handshake: cached as the mode says, then the new-session callback.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         // The key is the session id: wiped when dropped. The value moves into the session.
         let key = Zeroizing::new(key);
@@ -250,21 +288,17 @@ impl StoresServerSessions for ServerSessions {
             .timeout(cache.timeout())
             .app_data(Some(Arc::new(AppBytes::new(value))))
             .build();
-        let stored =
-            cache.mode().contains(CacheMode::NO_INTERNAL_STORE) || cache.add(&session).is_ok();
-        cache.notify_new_session(&session);
-        note(|record| record.issued(&session));
-        stored
+        with_handshake(|h| h.issued(cache, &session))
     }
 
     /// A TLS 1.2 client offered a session id: a lookup, counted as OpenSSL counts it.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.find(ProtocolVersion::TLS1_2, key, false)
+        self.find(ProtocolVersion::TLS1_2, key)
     }
 
     /// A TLS 1.3 client offered a stateful ticket: found, it is removed, so it resumes once.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.find(ProtocolVersion::TLS1_3, key, true)
+        self.find(ProtocolVersion::TLS1_3, key)
     }
 
     /// Whether the cache's mode stores server sessions.
@@ -299,21 +333,6 @@ mod tests {
             first_offer_at(ended + Duration::from_millis(1)),
             "a later handshake on the same thread"
         );
-        // Inside `observe`, the record counts.
-        let mut handshake = ServerHandshake::new();
-        handshake.observe(|| {
-            assert!(first_offer());
-            note(|r| {
-                r.looked_up(
-                    ProtocolVersion::TLS1_3,
-                    b"a",
-                    &Lookup::Miss(session_cache::Miss::UnknownId),
-                )
-            });
-            assert!(!first_offer());
-        });
-        let mut next = ServerHandshake::new();
-        next.observe(|| assert!(first_offer(), "another handshake's record"));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use rustls::{
     ClientConfig, ClientConnection, HandshakeKind, NamedGroup, ServerConfig, ServerConnection,
     SupportedProtocolVersion,
 };
-use sesscache_rustls::{ClientSessions, ServerSessions};
-use session_cache::{CacheConfig, CacheMode, LookupRequest, Miss, SessionCache};
+use sesscache_rustls::{ClientSessions, ServerHandshake, ServerSessions};
+use session_cache::{CacheConfig, CacheMode, HandshakeRecord, LookupRequest, Miss, SessionCache};
 use session_core::{ManualClock, Session};
 
 const NOW: u64 = 1_800_000_000;
@@ -88,6 +88,26 @@ fn client_config(pki: &Pki, store: Arc<dyn ClientSessionStore>) -> Arc<ClientCon
 /// Runs one connection to the end of the handshake (and the tickets after it); returns
 /// whether the server resumed it.
 fn connect(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> bool {
+    run(client, server, None).0
+}
+
+/// [`connect`], the server driving a [`ServerHandshake`] on `ctx` as the README says (each
+/// call that processes packets observed, finished at the end); also returns its record.
+fn connect_observed(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    ctx: &Context,
+) -> (bool, HandshakeRecord) {
+    let (resumed, record) = run(client, server, Some(ctx));
+    (resumed, record.unwrap())
+}
+
+fn run(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    ctx: Option<&Context>,
+) -> (bool, Option<HandshakeRecord>) {
+    let mut handshake = ctx.map(ServerHandshake::new);
     let name = ServerName::try_from("localhost").unwrap();
     let mut c = ClientConnection::new(client.clone(), name).unwrap();
     let mut s = ServerConnection::new(server.clone()).unwrap();
@@ -100,7 +120,10 @@ fn connect(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> bool {
         let mut rd = &buf[..];
         while !rd.is_empty() {
             s.read_tls(&mut rd).unwrap();
-            s.process_new_packets().unwrap();
+            match handshake.as_mut() {
+                Some(h) => h.observe(|| s.process_new_packets()).unwrap(),
+                None => s.process_new_packets().unwrap(),
+            };
         }
         buf.clear();
         while s.wants_write() {
@@ -114,7 +137,8 @@ fn connect(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> bool {
         if !c.is_handshaking() && !s.is_handshaking() && !c.wants_write() && !s.wants_write() {
             let resumed = s.handshake_kind() == Some(HandshakeKind::Resumed);
             assert_eq!(resumed, c.handshake_kind() == Some(HandshakeKind::Resumed));
-            return resumed;
+            let record = handshake.as_mut().map(|h| h.finish(&s).clone());
+            return (resumed, record);
         }
     }
     panic!("the handshake did not finish");
@@ -377,4 +401,80 @@ fn a_tls13_ticket_used_on_one_server_is_refused_on_another() {
     assert_eq!(a.cache().len(), issued - 1);
     let stats = a.cache().stats();
     assert_eq!((stats.hits, stats.misses), (0, 1), "{stats:?}");
+}
+
+/// The README's rustls server: the store over a context, each handshake driven by a
+/// [`ServerHandshake`], and no flush of its own. The 255th good handshake flushes what has
+/// expired, and the counters say what the handshakes did.
+#[test]
+fn an_embedding_as_the_readme_says_is_counted_and_flushed_by_the_255th_handshake() {
+    let pki = pki();
+    for version in both_versions() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let ctx = server_context(&clock);
+        let server = server_config(&pki, version, &ctx);
+        let new_client = || client_config(&pki, ClientSessions::new(&client_context(&clock)));
+        let returning = new_client();
+        let mut outcomes: HashMap<session_cache::Resumption, u64> = HashMap::new();
+        let mut note = |(resumed, record): (bool, HandshakeRecord)| {
+            *outcomes.entry(record.outcome().unwrap()).or_default() += 1;
+            resumed
+        };
+        assert!(!note(connect_observed(&returning, &server, &ctx)));
+        let first: Vec<Session> = ctx.cache().sessions();
+        clock.set(NOW + TIMEOUT + 1);
+        // 253 more handshakes of new clients, then one resumption of a fresh session.
+        for _ in 0..252 {
+            assert!(!note(connect_observed(&new_client(), &server, &ctx)));
+        }
+        let again = new_client();
+        assert!(!note(connect_observed(&again, &server, &ctx)));
+        assert!(
+            first.iter().all(|s| ctx.cache().contains(s)),
+            "{version:?}: 254 good handshakes, nothing flushed yet"
+        );
+        assert!(note(connect_observed(&again, &server, &ctx)), "{version:?}");
+        assert!(
+            first.iter().all(|s| !ctx.cache().contains(s)),
+            "{version:?}: the 255th flushed the expired sessions"
+        );
+        let stats = ctx.cache().stats();
+        assert_eq!((stats.accept, stats.accept_good), (255, 255), "{version:?}");
+        assert_eq!(stats.hits, 1, "{version:?}: {stats:?}");
+        let r = stats.resumptions;
+        assert_eq!(r.handshakes(), 255, "{version:?}: {r:?}");
+        for (outcome, n) in &outcomes {
+            assert_eq!(r.count(*outcome), *n, "{version:?}: {outcome}");
+        }
+        assert_eq!(r.resumed, 1, "{version:?}");
+    }
+}
+
+/// A server that forgets the [`ServerHandshake`] counts no handshakes, yet its expired
+/// sessions are flushed all the same, by the 255th new session.
+#[test]
+fn an_embedding_that_drives_no_handshake_still_has_expired_sessions_flushed() {
+    let pki = pki();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let ctx = server_context(&clock);
+    let server = server_config(&pki, &rustls::version::TLS12, &ctx);
+    let new_client = || client_config(&pki, ClientSessions::new(&client_context(&clock)));
+    assert!(!connect(&new_client(), &server));
+    let first = ctx.cache().sessions();
+    assert_eq!(first.len(), 1);
+    clock.set(NOW + TIMEOUT + 1);
+    for _ in 0..253 {
+        connect(&new_client(), &server);
+    }
+    assert!(
+        ctx.cache().contains(&first[0]),
+        "254 sessions: no flush yet"
+    );
+    connect(&new_client(), &server);
+    assert!(
+        !ctx.cache().contains(&first[0]),
+        "the 255th session flushed it"
+    );
+    let stats = ctx.cache().stats();
+    assert_eq!((stats.accept, stats.accept_good), (0, 0));
 }

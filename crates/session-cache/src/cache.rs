@@ -15,7 +15,7 @@ use crate::capacity::Capacity;
 use crate::map::{Found, Guard, SessionMap, ShardWriter, Soonest};
 use crate::resumption::{Miss, Resumption, ResumptionCounters};
 use crate::spread::Spread;
-use crate::stats::{Counters, Handshake, Stats};
+use crate::stats::{Counters, Event, Stats};
 use crate::sync::{yield_now, AtomicU32, AtomicU64, Ordering};
 use crate::timing::{Latency, Operation, Timing};
 use crate::{CacheMode, Error};
@@ -31,7 +31,7 @@ fn refuses(request: &LookupRequest<'_>, session: &Session) -> Option<Miss> {
     if *session.sid_ctx() != request.sid_ctx {
         return Some(Miss::OtherContext);
     }
-    let ems = request.extended_master_secret;
+    let ems = request.extended_master_secret.offered();
     ems.is_some_and(|ems| session.extended_master_secret() != ems)
         .then_some(Miss::Refused)
 }
@@ -116,10 +116,9 @@ pub struct LookupRequest<'a> {
     pub id: &'a [u8],
     /// The server's session id context.
     pub sid_ctx: SidCtx,
-    /// Whether the ClientHello carries the extended master secret extension; `None` when the
-    /// TLS stack makes that check itself (OpenSSL does, after its get callback returns), so
-    /// the cache does not.
-    pub extended_master_secret: Option<bool>,
+    /// Whether the ClientHello carries the extended master secret extension, or that the
+    /// TLS stack checks it itself.
+    pub extended_master_secret: ExtendedMasterSecret,
     /// Whether this is the handshake's first offer. A TLS 1.3 ClientHello may offer many
     /// tickets and the TLS stack looks each one up; an external cache backed by a remote
     /// store asks the store for the first only (the one early data may use), so that a
@@ -129,14 +128,55 @@ pub struct LookupRequest<'a> {
 }
 
 impl<'a> LookupRequest<'a> {
-    /// A handshake's first offer, without the extended master secret.
-    pub fn new(version: ProtocolVersion, id: &'a [u8], sid_ctx: SidCtx) -> Self {
+    /// A lookup of `id`, a handshake's first offer ([`Handshake::offer`](crate::Handshake::offer)
+    /// sets [`first_offer`](Self::first_offer) for the offers after it).
+    pub fn new(
+        version: ProtocolVersion,
+        id: &'a [u8],
+        sid_ctx: SidCtx,
+        extended_master_secret: ExtendedMasterSecret,
+    ) -> Self {
         Self {
             version,
             id,
             sid_ctx,
-            extended_master_secret: Some(false),
+            extended_master_secret,
             first_offer: true,
+        }
+    }
+}
+
+/// What a lookup knows of the extended master secret (RFC 7627): a session made with it
+/// resumes only in a handshake that uses it, and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtendedMasterSecret {
+    /// The ClientHello carries the extension: the cache refuses a session made without it.
+    Offered,
+    /// The ClientHello does not carry it: the cache aborts on a session made with it
+    /// ([`Lookup::Abort`]).
+    NotOffered,
+    /// The TLS stack checks it itself after the lookup (OpenSSL after its get callback
+    /// returns, rustls on the session it is handed), so the cache does not.
+    CheckedByStack,
+}
+
+impl ExtendedMasterSecret {
+    /// [`Offered`](Self::Offered) or [`NotOffered`](Self::NotOffered).
+    pub fn from_offered(offered: bool) -> Self {
+        if offered {
+            Self::Offered
+        } else {
+            Self::NotOffered
+        }
+    }
+
+    /// Whether the client offered it, if the cache checks it.
+    pub fn offered(self) -> Option<bool> {
+        match self {
+            Self::Offered => Some(true),
+            Self::NotOffered => Some(false),
+            Self::CheckedByStack => None,
         }
     }
 }
@@ -619,7 +659,7 @@ impl SessionCache {
         }
         match (
             session.extended_master_secret(),
-            request.extended_master_secret,
+            request.extended_master_secret.offered(),
         ) {
             (true, Some(false)) => return Lookup::Abort,
             (false, Some(true)) => return Lookup::Miss(Miss::Refused),
@@ -798,15 +838,15 @@ impl SessionCache {
             .snapshot(self.len(), self.size(), self.resumptions.snapshot())
     }
 
-    /// Counts a handshake event; returns the counter's new value.
-    pub fn record(&self, event: Handshake) -> u64 {
-        self.counters.record(event)
+    /// Counts a handshake event; returns the counter's new value. Only a
+    /// [`Handshake`](crate::Handshake) counts.
+    pub(crate) fn count(&self, event: Event) -> u64 {
+        self.counters.count(event)
     }
 
-    /// Counts one finished server handshake's outcome in [`Stats::resumptions`]. A TLS
-    /// stack's adapter calls it once per handshake, usually through
-    /// [`HandshakeRecord::finish`].
-    pub fn record_resumption(&self, outcome: Resumption) {
+    /// Counts one finished server handshake's outcome in [`Stats::resumptions`]: only
+    /// [`Handshake::finish`](crate::Handshake::finish) does, once per handshake.
+    pub(crate) fn count_resumption(&self, outcome: Resumption) {
         self.resumptions.record(outcome);
     }
 
@@ -855,9 +895,9 @@ impl SessionCache {
         self.callbacks.set_take_session(cb);
     }
 
-    /// Runs the new-session callback, if one is set: the context calls this after a
-    /// handshake established `session`.
-    pub fn notify_new_session(&self, session: &Session) {
+    /// Runs the new-session callback, if one is set: only
+    /// [`Handshake::issued`](crate::Handshake::issued) does, after a handshake made `session`.
+    pub(crate) fn notify_new_session(&self, session: &Session) {
         if let Some(cb) = self.callbacks.new_session() {
             cb(self, session);
         }
@@ -908,7 +948,12 @@ mod tests {
     use test_support::session;
 
     fn request(id: &[u8]) -> LookupRequest<'_> {
-        LookupRequest::new(ProtocolVersion::TLS1_2, id, SidCtx::empty())
+        LookupRequest::new(
+            ProtocolVersion::TLS1_2,
+            id,
+            SidCtx::empty(),
+            ExtendedMasterSecret::NotOffered,
+        )
     }
 
     type Removals = Arc<Mutex<Vec<(Vec<u8>, RemovalCause)>>>;
@@ -1255,7 +1300,7 @@ mod tests {
         cache.add(&plain).unwrap();
         assert!(matches!(cache.lookup(&request(b"e")), Lookup::Abort));
         let mut with_ems = request(b"p");
-        with_ems.extended_master_secret = Some(true);
+        with_ems.extended_master_secret = ExtendedMasterSecret::Offered;
         assert!(matches!(
             cache.lookup(&with_ems),
             Lookup::Miss(Miss::Refused)
@@ -1690,23 +1735,6 @@ mod tests {
     }
 
     #[test]
-    fn handshake_counters_and_the_new_session_callback() {
-        let (cache, _) = cache(10);
-        assert_eq!(cache.record(Handshake::AcceptGood), 1);
-        assert_eq!(cache.record(Handshake::AcceptGood), 2);
-        cache.record(Handshake::Connect);
-        let stats = cache.stats();
-        assert_eq!((stats.accept_good, stats.connect), (2, 1));
-        let seen = Arc::new(Mutex::new(0));
-        let sink = seen.clone();
-        cache.set_new_session_callback(Some(Arc::new(move |_: &SessionCache, _: &Session| {
-            *sink.lock().unwrap() += 1;
-        })));
-        cache.notify_new_session(&session(b"n", NOW, 1));
-        assert_eq!(*seen.lock().unwrap(), 1);
-    }
-
-    #[test]
     fn debug_output_shows_no_session_data() {
         let (cache, _) = cache(10);
         cache.add(&session(&[0xAB; 32], NOW, 100)).unwrap();
@@ -1754,7 +1782,12 @@ mod model {
                     assert!(cache.len() <= 1);
                 })
             };
-            let request = LookupRequest::new(ProtocolVersion::TLS1_2, b"a", SidCtx::empty());
+            let request = LookupRequest::new(
+                ProtocolVersion::TLS1_2,
+                b"a",
+                SidCtx::empty(),
+                ExtendedMasterSecret::NotOffered,
+            );
             match cache.lookup(&request) {
                 Lookup::Hit(s) => assert!(s.ptr_eq(&first)),
                 other => assert!(matches!(other, Lookup::Miss(Miss::UnknownId)), "{other:?}"),

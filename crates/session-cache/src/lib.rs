@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use session_cache::{CacheConfig, Lookup, LookupRequest, SessionCache};
+//! use session_cache::{CacheConfig, ExtendedMasterSecret, Lookup, LookupRequest, SessionCache};
 //! use session_core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 //!
 //! let clock = Arc::new(ManualClock::new(1_000));
@@ -20,7 +20,12 @@
 //!     .build();
 //! assert!(cache.add(&session).unwrap().is_added());
 //!
-//! let request = LookupRequest::new(ProtocolVersion::TLS1_2, b"abc", SidCtx::empty());
+//! let request = LookupRequest::new(
+//!     ProtocolVersion::TLS1_2,
+//!     b"abc",
+//!     SidCtx::empty(),
+//!     ExtendedMasterSecret::NotOffered,
+//! );
 //! assert!(matches!(cache.lookup(&request), Lookup::Hit(s) if s.ptr_eq(&session)));
 //! clock.advance(301);
 //! assert!(matches!(cache.lookup(&request), Lookup::Timeout));
@@ -38,6 +43,7 @@ mod cache;
 mod callbacks;
 mod capacity;
 mod error;
+mod handshake;
 mod index;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod map;
@@ -49,14 +55,16 @@ mod sync;
 mod timing;
 
 pub use cache::{
-    Added, CacheConfig, Lookup, LookupRequest, SessionCache, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
+    Added, CacheConfig, ExtendedMasterSecret, Lookup, LookupRequest, SessionCache,
+    DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
 pub use callbacks::{
     GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
     TakeSessionCallback,
 };
 pub use error::Error;
+pub use handshake::{Handshake, Role};
 pub use mode::CacheMode;
 pub use resumption::{HandshakeRecord, Miss, Resumption, Resumptions};
-pub use stats::{Handshake, Stats};
+pub use stats::Stats;
 pub use timing::{Latency, Operation};

@@ -242,9 +242,9 @@ impl ResumptionCounters {
     }
 }
 
-/// What one server handshake asked of the cache, as a TLS stack's adapter sees it: the
-/// session offered and what the lookup made of it, and the sessions the handshake issued.
-/// Once the handshake is over, [`finish`](Self::finish) counts its outcome, once.
+/// What one handshake asked of the cache, as its [`Handshake`](crate::Handshake) saw it: the
+/// session offered and what the lookup made of it, the sessions the handshake issued, and
+/// its outcome once finished. Read-only outside this crate: only the handshake writes it.
 ///
 /// It holds session ids, which a client sends in the clear; never log them.
 #[derive(Clone, Default)]
@@ -255,6 +255,7 @@ pub struct HandshakeRecord {
     version: Option<ProtocolVersion>,
     outcome: Option<Resumption>,
     offers: u32,
+    issued_count: u32,
 }
 
 impl HandshakeRecord {
@@ -265,7 +266,7 @@ impl HandshakeRecord {
 
     /// Notes a lookup of an offered id and its result. With several offers in one handshake
     /// (a TLS 1.3 client may send several tickets), a hit wins over the misses.
-    pub fn looked_up(&mut self, version: ProtocolVersion, id: &[u8], lookup: &Lookup) {
+    pub(crate) fn looked_up(&mut self, version: ProtocolVersion, id: &[u8], lookup: &Lookup) {
         self.offers = self.offers.saturating_add(1);
         if self.lookup == Some(Resumption::Resumed) {
             return;
@@ -282,12 +283,13 @@ impl HandshakeRecord {
 
     /// Whether the next lookup is the handshake's first offer
     /// ([`LookupRequest::first_offer`](crate::LookupRequest::first_offer)).
-    pub fn next_is_first_offer(&self) -> bool {
+    pub(crate) fn next_is_first_offer(&self) -> bool {
         self.offers == 0
     }
 
     /// Notes a session the handshake issued (a TLS 1.2 session, a TLS 1.3 ticket).
-    pub fn issued(&mut self, session: &Session) {
+    pub(crate) fn issued(&mut self, session: &Session) {
+        self.issued_count = self.issued_count.saturating_add(1);
         self.version = Some(session.version());
         if self.issued.len() < 16 {
             self.issued.push(session.id().clone());
@@ -301,7 +303,7 @@ impl HandshakeRecord {
 
     /// Sets the handshake's protocol version (a stack that knows it once the handshake is
     /// over).
-    pub fn set_version(&mut self, version: ProtocolVersion) {
+    pub(crate) fn set_version(&mut self, version: ProtocolVersion) {
         self.version = Some(version);
     }
 
@@ -310,7 +312,13 @@ impl HandshakeRecord {
         self.offered.as_ref().map(|(_, id)| id)
     }
 
-    /// The ids of the sessions the handshake issued.
+    /// How many sessions the handshake issued (all of them; [`issued_ids`](Self::issued_ids)
+    /// keeps the first 16).
+    pub fn issued_count(&self) -> u32 {
+        self.issued_count
+    }
+
+    /// The ids of the sessions the handshake issued (the first 16).
     pub fn issued_ids(&self) -> &[SessionId] {
         &self.issued
     }
@@ -320,7 +328,8 @@ impl HandshakeRecord {
         self.lookup
     }
 
-    /// The handshake's outcome, once [`finish`](Self::finish) has counted it.
+    /// The handshake's outcome, once its [`Handshake::finish`](crate::Handshake::finish) has
+    /// counted it.
     pub fn outcome(&self) -> Option<Resumption> {
         self.outcome
     }
@@ -328,7 +337,7 @@ impl HandshakeRecord {
     /// The outcome of a handshake that `resumed` (or not) after what this record saw: a
     /// resumption; nothing offered; the lookup's reason; or, when the lookup found a session
     /// and the handshake did not resume it, refused by the TLS stack.
-    pub fn outcome_if(&self, resumed: bool) -> Resumption {
+    pub(crate) fn outcome_if(&self, resumed: bool) -> Resumption {
         match (resumed, self.lookup) {
             (true, _) => Resumption::Resumed,
             (false, None) => Resumption::NotOffered,
@@ -337,16 +346,8 @@ impl HandshakeRecord {
         }
     }
 
-    /// Counts the finished handshake in `cache`'s [`Resumptions`] and returns its outcome. A
-    /// record counts once: finishing it again returns the same outcome and counts nothing.
-    pub fn finish(&mut self, cache: &crate::SessionCache, resumed: bool) -> Resumption {
-        if let Some(done) = self.outcome {
-            return done;
-        }
-        let outcome = self.outcome_if(resumed);
-        cache.record_resumption(outcome);
+    pub(crate) fn set_outcome(&mut self, outcome: Resumption) {
         self.outcome = Some(outcome);
-        outcome
     }
 }
 

@@ -42,10 +42,10 @@ impl Striped {
     }
 }
 
-/// A handshake the context reports to its cache's statistics.
+/// A handshake event counted in the cache's statistics, by [`Handshake`](crate::Handshake)
+/// only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Handshake {
+pub(crate) enum Event {
     /// A client handshake started (`sess_connect`).
     Connect,
     /// A client renegotiation started (`sess_connect_renegotiate`).
@@ -58,6 +58,9 @@ pub enum Handshake {
     AcceptRenegotiate,
     /// A server handshake finished (`sess_accept_good`).
     AcceptGood,
+    /// A session issued by a server handshake the TLS stack does not report: these drive the
+    /// automatic flush in place of good handshakes. Not exported.
+    UntrackedIssued,
 }
 
 /// The live counters of one cache.
@@ -67,7 +70,7 @@ pub(crate) struct Counters {
     pub(crate) misses: Striped,
     pub(crate) timeouts: Striped,
     pub(crate) cache_full: Striped,
-    /// One counter per [`Handshake`], in declaration order.
+    /// One counter per [`Event`], in declaration order.
     handshakes: Spread,
 }
 
@@ -79,13 +82,13 @@ impl Counters {
             misses: Striped::new(),
             timeouts: Striped::new(),
             cache_full: Striped::new(),
-            handshakes: Spread::new(6),
+            handshakes: Spread::new(7),
         }
     }
 
     /// Counts a handshake event and returns the counter's new value, exactly (the context
     /// flushes after every 255th good handshake).
-    pub(crate) fn record(&self, event: Handshake) -> u64 {
+    pub(crate) fn count(&self, event: Event) -> u64 {
         self.handshakes
             .get(event as usize)
             .fetch_add(1, Ordering::Relaxed)
@@ -93,17 +96,17 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self, number: usize, size: usize, resumptions: Resumptions) -> Stats {
-        let h = |e: Handshake| self.handshakes.get(e as usize).load(Ordering::Relaxed);
+        let h = |e: Event| self.handshakes.get(e as usize).load(Ordering::Relaxed);
         Stats {
             number,
             size,
             resumptions,
-            connect: h(Handshake::Connect),
-            connect_renegotiate: h(Handshake::ConnectRenegotiate),
-            connect_good: h(Handshake::ConnectGood),
-            accept: h(Handshake::Accept),
-            accept_renegotiate: h(Handshake::AcceptRenegotiate),
-            accept_good: h(Handshake::AcceptGood),
+            connect: h(Event::Connect),
+            connect_renegotiate: h(Event::ConnectRenegotiate),
+            connect_good: h(Event::ConnectGood),
+            accept: h(Event::Accept),
+            accept_renegotiate: h(Event::AcceptRenegotiate),
+            accept_good: h(Event::AcceptGood),
             hits: self.hits.sum(),
             cb_hits: self.cb_hits.sum(),
             misses: self.misses.sum(),
@@ -215,7 +218,7 @@ mod tests {
                     for _ in 0..1000 {
                         c.hits.inc();
                     }
-                    c.record(Handshake::AcceptGood);
+                    c.count(Event::AcceptGood);
                 });
             }
         });
@@ -223,10 +226,6 @@ mod tests {
         assert_eq!(stats.hits, 4000);
         assert_eq!(stats.accept_good, 4);
         assert_eq!((stats.number, stats.size), (3, 5));
-        assert_eq!(
-            c.record(Handshake::AcceptGood),
-            5,
-            "record returns the new value"
-        );
+        assert_eq!(c.count(Event::AcceptGood), 5, "count returns the new value");
     }
 }

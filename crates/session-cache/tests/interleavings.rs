@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use session_cache::ExtendedMasterSecret;
 use session_cache::{
     CacheConfig, CacheMode, Error, Lookup, LookupRequest, Miss, RemovalCause, SessionCache,
 };
@@ -87,7 +88,12 @@ fn never_missed(how: Replace) {
                 barrier.clone(),
             );
             std::thread::spawn(move || {
-                let request = LookupRequest::new(ProtocolVersion::TLS1_2, &key, SidCtx::empty());
+                let request = LookupRequest::new(
+                    ProtocolVersion::TLS1_2,
+                    &key,
+                    SidCtx::empty(),
+                    ExtendedMasterSecret::NotOffered,
+                );
                 let mut misses = 0u64;
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use session_cache::ExtendedMasterSecret;
 use session_cache::{CacheConfig, CacheMode, LookupRequest, SessionCache};
 use session_core::{ManualClock, MasterKey, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 use test_support::captured_log::Captured;
@@ -36,6 +37,7 @@ fn every_operation_is_logged_and_no_secret_is() {
             ProtocolVersion::TLS1_2,
             &[0xAC; 32],
             SidCtx::empty(),
+            ExtendedMasterSecret::NotOffered,
         ));
         cache.remove(&c);
         cache.add(&make(0xAE, 1)).unwrap();

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use session_cache::ExtendedMasterSecret;
 use session_cache::{Added, CacheConfig, CacheMode, Lookup, LookupRequest, SessionCache};
 use session_core::{
     ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
@@ -260,7 +261,12 @@ fn run(ops: &[Op]) {
             ),
             Op::Lookup(p) => {
                 let s = &pool[p];
-                let req = LookupRequest::new(s.version(), s.id().as_bytes(), SidCtx::empty());
+                let req = LookupRequest::new(
+                    s.version(),
+                    s.id().as_bytes(),
+                    SidCtx::empty(),
+                    ExtendedMasterSecret::NotOffered,
+                );
                 assert_eq!(
                     describe(cache.lookup(&req)),
                     model.lookup(&pool, p),

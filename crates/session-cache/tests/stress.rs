@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+use session_cache::ExtendedMasterSecret;
 use session_cache::{CacheConfig, Lookup, LookupRequest, SessionCache};
 use session_core::{
     Clock, ManualClock, MasterKey, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx,
@@ -131,8 +132,12 @@ fn concurrent_churn_keeps_every_invariant() {
                             let top = next_id.load(Ordering::SeqCst).max(1);
                             let n = top - 1 - rng.next() % top.min(2 * MAX_SIZE as u64);
                             let id = n.to_be_bytes();
-                            let req =
-                                LookupRequest::new(ProtocolVersion::TLS1_2, &id, SidCtx::empty());
+                            let req = LookupRequest::new(
+                                ProtocolVersion::TLS1_2,
+                                &id,
+                                SidCtx::empty(),
+                                ExtendedMasterSecret::NotOffered,
+                            );
                             lookups += 1;
                             if let Lookup::Hit(s) = cache.lookup(&req) {
                                 check_held(&s);
