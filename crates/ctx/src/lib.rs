@@ -17,11 +17,13 @@
 
 #![forbid(unsafe_code)]
 
+mod client;
 mod connection;
 mod context;
 mod error;
 mod ids;
 
+pub use client::client_session_id;
 pub use connection::{ClientHello, Connection, ServerHello};
 pub use context::{Context, ContextConfig, WeakContext};
 pub use error::Error;

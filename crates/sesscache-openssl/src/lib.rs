@@ -380,11 +380,9 @@ pub fn install_client(builder: &mut SslContextBuilder, context: &Context) {
     });
 }
 
-/// The key a client's session for `server` is kept under: a hash of the name, as a session
-/// id (names are longer than ids may be).
+/// The key a client's session for `server` is kept under.
 fn client_key(server: &str) -> SessionId {
-    let digest = openssl::sha::sha256(server.as_bytes());
-    SessionId::new(&digest).expect("a SHA-256 digest is 32 bytes")
+    ctx::client_session_id(b"openssl", server)
 }
 
 /// Keeps `session` as the one to offer `server` next: a carrier session under the server's

@@ -52,11 +52,7 @@ impl ClientSessions {
             ServerName::DnsName(name) => name.as_ref().to_owned(),
             other => format!("{other:?}"),
         };
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(kind);
-        ctx.update(&[0]);
-        ctx.update(name.as_bytes());
-        SessionId::new(ctx.finish().as_ref()).expect("SHA-256 is 32 bytes")
+        ctx::client_session_id(kind, &name)
     }
 
     fn put<T: Send + Sync + 'static>(
