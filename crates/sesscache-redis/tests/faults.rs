@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sesscache_redis::{BreakerState, TierConfig, TierStats};
 use session_cache::ExtendedMasterSecret;
 use session_cache::{Lookup, LookupRequest, Miss};
-use session_core::{Session, SidCtx};
+use session_core::{ProtocolVersion, Session, SidCtx};
 use test_support::delay_proxy::DelayProxy;
 use test_support::redis_server::{RedisCluster, RedisServer};
 
@@ -200,21 +200,26 @@ fn offers_from_another_context_or_of_another_kind_burn_nothing() {
     let old = Server::new(vec![redis.url()], ring(&[&keys]), V12, b"stack-a");
     let (mut c12, session) = old.issue();
     let cache = peer.context.cache();
-    let as_ticket = LookupRequest {
-        extended_master_secret: ExtendedMasterSecret::CheckedByStack,
-        ..LookupRequest::new(
-            V13,
-            session.id().as_bytes(),
-            SidCtx::new(b"stack-a").unwrap(),
-            ExtendedMasterSecret::NotOffered,
-        )
-    };
+    let as_ticket = offer(
+        V13,
+        session.id().as_bytes(),
+        SidCtx::new(b"stack-a").unwrap(),
+        true,
+    );
     assert!(matches!(cache.lookup_take(&as_ticket), Lookup::Miss(_)));
     let again = Server::new(vec![redis.url()], ring(&[&keys]), V12, b"stack-a");
     assert!(
         c12.connect_offering(&again, Some(&session)),
         "the TLS 1.2 session still resumes"
     );
+}
+
+/// An offer as a TLS stack that checks the extended master secret itself makes it.
+fn offer(version: ProtocolVersion, id: &[u8], sid_ctx: SidCtx, first: bool) -> LookupRequest<'_> {
+    LookupRequest {
+        first_offer: first,
+        ..LookupRequest::new(version, id, sid_ctx, ExtendedMasterSecret::CheckedByStack)
+    }
 }
 
 #[test]
@@ -228,43 +233,17 @@ fn only_a_handshakes_first_offer_asks_the_store() {
     let cache = other.context.cache();
     let before = redis.session_commands();
     for _ in 0..100 {
-        let later = LookupRequest {
-            first_offer: false,
-            extended_master_secret: ExtendedMasterSecret::CheckedByStack,
-            ..LookupRequest::new(
-                V13,
-                ticket.id().as_bytes(),
-                ctx,
-                ExtendedMasterSecret::NotOffered,
-            )
-        };
+        let later = offer(V13, ticket.id().as_bytes(), ctx, false);
         assert!(matches!(
             cache.lookup_take(&later),
             Lookup::Miss(Miss::UnknownId)
         ));
-        let later = LookupRequest {
-            first_offer: false,
-            extended_master_secret: ExtendedMasterSecret::CheckedByStack,
-            ..LookupRequest::new(
-                V12,
-                ticket.id().as_bytes(),
-                ctx,
-                ExtendedMasterSecret::NotOffered,
-            )
-        };
+        let later = offer(V12, ticket.id().as_bytes(), ctx, false);
         assert!(matches!(cache.lookup(&later), Lookup::Miss(_)));
     }
     assert_eq!(redis.session_commands(), before, "no store command");
     assert_eq!(other.stats().later_offers, 200);
-    let first = LookupRequest {
-        extended_master_secret: ExtendedMasterSecret::CheckedByStack,
-        ..LookupRequest::new(
-            V13,
-            ticket.id().as_bytes(),
-            ctx,
-            ExtendedMasterSecret::NotOffered,
-        )
-    };
+    let first = offer(V13, ticket.id().as_bytes(), ctx, true);
     assert!(matches!(cache.lookup_take(&first), Lookup::Hit(_)));
     assert_eq!(redis.session_commands(), before + 1, "one claim");
 }
