@@ -13,7 +13,6 @@ mod replay;
 mod serve;
 mod session_file;
 mod simulate;
-mod trace;
 
 use std::process::ExitCode;
 

@@ -25,11 +25,10 @@ use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use serde::Serialize;
 use sesscache_metrics::Field;
 use sesscache_rustls::{ServerHandshake, ServerSessions};
+use sesscache_workload::trace::{Losses, Recorder};
 use session_cache::{CacheConfig, Handshake, HandshakeRecord, Resumption};
 use session_core::SidCtx;
 use tracing::{debug, info, warn};
-
-use crate::trace::Losses;
 
 /// The TLS stack the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,7 +151,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     let tls = Tls::new(args, &context)?;
     let trace = match &args.trace {
-        Some(path) => Some(Arc::new(crate::trace::Recorder::create(path)?)),
+        Some(path) => Some(Arc::new(Recorder::create(path)?)),
         None => None,
     };
     let counts = Arc::new(Counts::default());
@@ -378,8 +377,8 @@ impl Counts {
             peak_in_flight: get(&self.peak_in_flight),
             flushes: get(&self.flushes),
             flushed: get(&self.flushed),
-            trace_dropped: trace.map(|t| get(&t.dropped)),
-            trace_write_errors: trace.map(|t| get(&t.write_errors)),
+            trace_dropped: trace.map(Losses::dropped),
+            trace_write_errors: trace.map(Losses::write_errors),
         }
     }
 }
@@ -626,7 +625,7 @@ fn serve_one(
     tls: &Tls,
     context: &Context,
     counts: &Counts,
-    trace: Option<&crate::trace::Recorder>,
+    trace: Option<&Recorder>,
     limits: Limits,
 ) {
     let peer = tcp
@@ -734,14 +733,8 @@ fn print_stats(counts: &Counts, context: &Context, args: &Args, trace: Option<&L
     );
     println!("    workers                {:>10}", args.workers);
     if let Some(trace) = trace {
-        println!(
-            "    trace lines dropped    {:>10}",
-            trace.dropped.load(Ordering::Relaxed)
-        );
-        println!(
-            "    trace write errors     {:>10}",
-            trace.write_errors.load(Ordering::Relaxed)
-        );
+        println!("    trace lines dropped    {:>10}", trace.dropped());
+        println!("    trace write errors     {:>10}", trace.write_errors());
     }
     println!(
         "    most at once           {:>10}",
