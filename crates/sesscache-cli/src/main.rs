@@ -10,6 +10,7 @@ mod keygen;
 mod metrics;
 mod plot;
 mod replay;
+mod report;
 mod serve;
 mod session_file;
 mod simulate;

@@ -6,6 +6,7 @@ use std::path::Path;
 use sesscache_workload::{replay, trace};
 use session_cache::Resumption;
 
+use crate::report::Figures;
 use crate::simulate::{plot_sizes, plotted, print_sizes, Args, SizeRow};
 
 pub(crate) fn run(args: &Args, path: &Path) -> anyhow::Result<()> {
@@ -51,12 +52,10 @@ pub(crate) fn run(args: &Args, path: &Path) -> anyhow::Result<()> {
     if !args.json {
         if let [row] = &rows[..] {
             println!("  why offers did not resume");
+            let resumptions = Figures::of(&row.resumptions);
             for outcome in Resumption::MISSED {
-                println!(
-                    "    {:<22} {:>10}",
-                    outcome.name(),
-                    row.resumptions.count(outcome)
-                );
+                let (label, count) = resumptions.row(outcome.name());
+                println!("    {label:<22} {count:>10}");
             }
         }
     }

@@ -10,7 +10,9 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sesscache_workload::simulate::{self as engine, Distribution, Pace, Stop, Workload};
-use session_cache::{CacheMode, Stats};
+
+use crate::report::Figures;
+use session_cache::{CacheMode, Resumption, Stats};
 use session_core::ProtocolVersion;
 
 /// How clients are picked for each connection.
@@ -552,7 +554,9 @@ fn table(r: &Summary, stats: &Stats) -> String {
         "hit ratio (hits / offers)",
         format!("{:.1}%", r.hit_ratio * 100.0),
     );
-    row("hits", r.hits.to_string());
+    let cache = Figures::of(stats);
+    let (hits, value) = cache.row("hits");
+    row(hits, value.to_string());
     row(
         "  from a server's own cache",
         format!("{} ({:.1}%)", r.local_hits, r.local_hit_ratio * 100.0),
@@ -561,13 +565,15 @@ fn table(r: &Summary, stats: &Stats) -> String {
         "  from the fleet tier",
         format!("{} ({:.1}%)", r.remote_hits, r.remote_hit_ratio * 100.0),
     );
-    row("misses", r.misses.to_string());
-    row("timeouts", r.timeouts.to_string());
-    row("evictions (cache full)", r.evictions.to_string());
-    for outcome in session_cache::Resumption::MISSED {
-        let count = r.resumptions.count(outcome);
+    for key in ["misses", "timeouts", "cache_full"] {
+        let (label, value) = cache.row(key);
+        row(label, value.to_string());
+    }
+    let resumptions = Figures::of(&stats.resumptions);
+    for outcome in Resumption::MISSED {
+        let (label, count) = resumptions.row(outcome.name());
         if count > 0 {
-            row(&format!("  offers {}", outcome.name()), count.to_string());
+            row(&format!("  offers {label}"), count.to_string());
         }
     }
     row(

@@ -41,6 +41,7 @@ mod error;
 mod index;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod map;
+pub mod metrics;
 mod mode;
 mod resumption;
 mod spread;
