@@ -10,6 +10,8 @@ use anyhow::{bail, Context as _, Result};
 use sesscache_redis::{KeyRing, Tier, TierConfig, TierStats};
 use zeroize::Zeroizing;
 
+use crate::report::{label, Figures};
+
 /// The environment variable that holds the store's password when no file does.
 const PASSWORD_ENV: &str = "SESSCACHE_REDIS_PASSWORD";
 
@@ -95,39 +97,30 @@ impl StoreArgs {
     }
 }
 
-/// The tier's counters as report lines.
+/// The tier's counters as report lines: those its description reports, in its order.
 pub(crate) fn report(stats: &TierStats) -> String {
     let mut out = String::new();
-    let mut row = |name: &str, value: String| {
+    let figures = Figures::of(stats);
+    for key in figures.reported() {
+        let (name, value) = match key {
+            "breaker" => (
+                label::<TierStats>(key),
+                format!(
+                    "{:?} (opened {}, {} nodes open)",
+                    stats.breaker, stats.breaker_opens, stats.nodes_open
+                )
+                .to_lowercase(),
+            ),
+            "round_trip_us" => (
+                label::<TierStats>(key),
+                format!("{:.2} ms", stats.round_trip_us as f64 / 1e3),
+            ),
+            _ => {
+                let (name, n) = figures.row(key);
+                (name, n.to_string())
+            }
+        };
         let _ = writeln!(out, "    {name:<22} {value:>10}");
-    };
-    row("remote hits", stats.remote_hits.to_string());
-    row("remote misses", stats.remote_misses.to_string());
-    row("tickets already used", stats.already_used.to_string());
-    row("values not opened", stats.open_failures.to_string());
-    row("tickets lost by store", stats.lost_tickets.to_string());
-    row("tickets claimed here", stats.local_claims.to_string());
-    row("later offers", stats.later_offers.to_string());
-    row("errors", stats.errors.to_string());
-    row("refused by the store", stats.refused.to_string());
-    row("timeouts", stats.timeouts.to_string());
-    row("skipped (breaker)", stats.skipped.to_string());
-    row(
-        "breaker",
-        format!(
-            "{:?} (opened {}, {} nodes open)",
-            stats.breaker, stats.breaker_opens, stats.nodes_open
-        )
-        .to_lowercase(),
-    );
-    row(
-        "round trip",
-        format!("{:.2} ms", stats.round_trip_us as f64 / 1e3),
-    );
-    row("writes", stats.writes.to_string());
-    row("dropped writes", stats.dropped_writes.to_string());
-    row("write errors", stats.write_errors.to_string());
-    row("deletes", stats.deletes.to_string());
-    row("dropped deletes", stats.dropped_deletes.to_string());
+    }
     out
 }

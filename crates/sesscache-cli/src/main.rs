@@ -10,10 +10,10 @@ mod keygen;
 mod metrics;
 mod plot;
 mod replay;
+mod report;
 mod serve;
 mod session_file;
 mod simulate;
-mod trace;
 
 use std::process::ExitCode;
 

@@ -1,48 +1,12 @@
 //! `simulate --plot`: the hit ratio as an SVG chart, drawn with plotters. Each point is one
 //! `<circle>`, joined by a line: against the cache size (one point per size), or, for a
-//! single run, against time (one point per time window in which a session was offered).
+//! single run, against time (one point per time window in which a session was offered, as
+//! the run's or the replay's report gives them).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
-
-/// (offers, hits) per second since the start of a run.
-pub(crate) type Seconds = BTreeMap<u64, (u64, u64)>;
-
-/// How many windows a run's hit ratio over time is cut into, at most.
-const WINDOWS: u64 = 50;
-
-/// Counts an offer made `second` seconds into a run, and whether it resumed.
-pub(crate) fn count_offer(seconds: &mut Seconds, second: u64, resumed: bool) {
-    add(seconds, second, (1, u64::from(resumed)));
-}
-
-/// Adds (offers, hits) to the count of `second`.
-pub(crate) fn add(seconds: &mut Seconds, second: u64, (offers, hits): (u64, u64)) {
-    let w = seconds.entry(second).or_default();
-    w.0 += offers;
-    w.1 += hits;
-}
-
-/// The hit ratio per window of time (at most [`WINDOWS`] of equal width), as (seconds since
-/// the start to the window's middle, hits / offers), for the windows with an offer.
-pub(crate) fn over_time(seconds: &Seconds) -> Vec<(f64, f64)> {
-    let Some(&last) = seconds.keys().next_back() else {
-        return Vec::new();
-    };
-    let width = (last + 1).div_ceil(WINDOWS).max(1);
-    let mut windows = Seconds::new();
-    for (&second, &counts) in seconds {
-        add(&mut windows, second / width, counts);
-    }
-    windows
-        .into_iter()
-        .filter(|(_, (offers, _))| *offers > 0)
-        .map(|(w, (offers, hits))| ((w as f64 + 0.5) * width as f64, hits as f64 / offers as f64))
-        .collect()
-}
 
 /// What the chart shows.
 pub(crate) enum Chart<'a> {

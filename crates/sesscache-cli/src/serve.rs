@@ -8,6 +8,7 @@
 //! flushes expired sessions. On Ctrl-C (or after --max-connections) the accept loop stops,
 //! the workers finish what was accepted, and only then are the statistics printed.
 
+use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,13 +24,14 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use serde::Serialize;
-use sesscache_metrics::Field;
 use sesscache_rustls::{ServerHandshake, ServerSessions};
-use session_cache::{CacheConfig, HandshakeRecord, Resumption};
+use sesscache_workload::trace::{Losses, Recorder};
+use session_cache::metrics::{Describe, Metric};
+use session_cache::{CacheConfig, HandshakeRecord, Stats};
 use session_core::SidCtx;
 use tracing::{debug, info, warn};
 
-use crate::trace::Losses;
+use crate::report::{self, Figures};
 
 /// The TLS stack the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,7 +154,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     let tls = Tls::new(args, &context)?;
     let trace = match &args.trace {
-        Some(path) => Some(Arc::new(crate::trace::Recorder::create(path)?)),
+        Some(path) => Some(Arc::new(Recorder::create(path)?)),
         None => None,
     };
     let counts = Arc::new(Counts::default());
@@ -172,11 +174,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                     metrics.tier(&tier.stats());
                 }
                 metrics
-                    .snapshot(
-                        "sesscache_serve_",
-                        SERVE_FIELDS,
-                        &counts.snapshot(losses.as_deref()),
-                    )
+                    .snapshot("sesscache_serve_", &counts.snapshot(losses.as_deref()))
                     .encode()
             })?)
         }
@@ -284,7 +282,15 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     drop(metrics);
     // The workers' references are gone: this writes what is queued and waits for the writer.
     drop(trace);
-    print_stats(&counts, &context, args, losses.as_deref());
+    print!(
+        "{}",
+        report(
+            &counts.snapshot(losses.as_deref()),
+            args.workers,
+            &context.cache().stats(),
+            args.tickets
+        )
+    );
     if let Some(tier) = &tier {
         // What is queued goes out before the process does.
         tier.flush_writes(Duration::from_secs(1));
@@ -378,30 +384,38 @@ impl Counts {
             peak_in_flight: get(&self.peak_in_flight),
             flushes: get(&self.flushes),
             flushed: get(&self.flushed),
-            trace_dropped: trace.map(|t| get(&t.dropped)),
-            trace_write_errors: trace.map(|t| get(&t.write_errors)),
+            trace_dropped: trace.map(Losses::dropped),
+            trace_write_errors: trace.map(Losses::write_errors),
         }
     }
 }
 
-/// The server's counters in the metrics.
-const SERVE_FIELDS: &[Field] = &[
-    Field::counter("connections", "Connections accepted."),
-    Field::counter("resumed", "Connections whose handshake resumed a session."),
-    Field::counter("failed", "Connections whose handshake failed or timed out."),
-    Field::gauge("in_flight", "Connections being served now."),
-    Field::gauge("peak_in_flight", "The most connections served at once."),
-    Field::counter("flushes", "Timed flushes of expired sessions."),
-    Field::counter("flushed", "Sessions the timed flushes removed."),
-    Field::counter(
-        "trace_dropped",
-        "Trace lines dropped because the trace's writer was behind (serve --trace).",
-    ),
-    Field::counter(
-        "trace_write_errors",
-        "Trace lines lost because writing them failed (serve --trace).",
-    ),
-];
+/// The server's counters, in the order of its report.
+impl Describe for CountsNow {
+    const METRICS: &'static [Metric] = &[
+        Metric::counter("connections", "Connections accepted.").reported("connections"),
+        Metric::counter("resumed", "Connections whose handshake resumed a session.")
+            .reported("resumed"),
+        Metric::counter("failed", "Connections whose handshake failed or timed out.")
+            .reported("failed"),
+        Metric::counter(
+            "trace_dropped",
+            "Trace lines dropped because the trace's writer was behind (serve --trace).",
+        )
+        .reported("trace lines dropped"),
+        Metric::counter(
+            "trace_write_errors",
+            "Trace lines lost because writing them failed (serve --trace).",
+        )
+        .reported("trace write errors"),
+        Metric::gauge("peak_in_flight", "The most connections served at once.")
+            .reported("most at once"),
+        Metric::gauge("in_flight", "Connections being served now."),
+        Metric::counter("flushes", "Timed flushes of expired sessions.").reported("timed flushes"),
+        Metric::counter("flushed", "Sessions the timed flushes removed.")
+            .reported("sessions they removed"),
+    ];
+}
 
 /// The server's certificate chain and key: from --cert and --key, or made at start.
 fn identity(args: &Args) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
@@ -629,7 +643,7 @@ fn serve_one(
     tls: &Tls,
     context: &Context,
     counts: &Counts,
-    trace: Option<&crate::trace::Recorder>,
+    trace: Option<&Recorder>,
     limits: Limits,
 ) {
     let peer = tcp
@@ -723,60 +737,106 @@ fn answer(conn: &mut dyn Established, line: &str) -> Result<()> {
     conn.close()
 }
 
-fn print_stats(counts: &Counts, context: &Context, args: &Args, trace: Option<&Losses>) {
-    let connections = counts.connections.load(Ordering::Relaxed);
-    let resumed = counts.resumed.load(Ordering::Relaxed);
-    println!();
-    println!("  connections              {connections:>10}");
-    println!("    resumed                {resumed:>10}");
-    println!(
-        "    failed                 {:>10}",
-        counts.failed.load(Ordering::Relaxed)
-    );
-    println!("    workers                {:>10}", args.workers);
-    if let Some(trace) = trace {
-        println!(
-            "    trace lines dropped    {:>10}",
-            trace.dropped.load(Ordering::Relaxed)
-        );
-        println!(
-            "    trace write errors     {:>10}",
-            trace.write_errors.load(Ordering::Relaxed)
-        );
+/// What the server did, as printed when it stops: its counters, then its cache's, then the
+/// handshakes' outcomes.
+fn report(counts: &CountsNow, workers: u16, stats: &Stats, tickets: bool) -> String {
+    /// A figure's line: its label after `indent` spaces, its value in one column.
+    fn row(out: &mut String, indent: usize, (label, value): (&str, u64)) {
+        let width = 26 - indent;
+        let _ = writeln!(out, "{:indent$}{label:<width$} {value:>10}", "");
     }
-    println!(
-        "    most at once           {:>10}",
-        counts.peak_in_flight.load(Ordering::Relaxed)
-    );
-    let s = context.cache().stats();
-    let mode = if args.tickets {
+    let mut out = String::from("\n");
+    let served = Figures::of(counts);
+    row(&mut out, 2, served.row("connections"));
+    row(&mut out, 4, served.row("resumed"));
+    row(&mut out, 4, served.row("failed"));
+    row(&mut out, 4, ("workers", u64::from(workers)));
+    for key in ["trace_dropped", "trace_write_errors"] {
+        if served.get(key).is_some() {
+            row(&mut out, 4, served.row(key));
+        }
+    }
+    row(&mut out, 4, served.row("peak_in_flight"));
+    let mode = if tickets {
         " (stateless tickets: unused)"
     } else {
         ""
     };
-    println!("  cache{mode}");
-    println!("    sessions cached        {:>10}", s.number);
-    println!("    hits                   {:>10}", s.hits);
-    println!("    misses                 {:>10}", s.misses);
-    println!("    timeouts               {:>10}", s.timeouts);
-    println!("    evictions (cache full) {:>10}", s.cache_full);
-    println!(
-        "    accept / accept_good   {:>10} / {}",
-        s.accept, s.accept_good
-    );
-    println!(
-        "    timed flushes          {:>10}",
-        counts.flushes.load(Ordering::Relaxed)
-    );
-    println!(
-        "    sessions they removed  {:>10}",
-        counts.flushed.load(Ordering::Relaxed)
-    );
-    let r = s.resumptions;
-    println!("  resumption");
-    println!("    resumed                {:>10}", r.resumed);
-    println!("    nothing offered        {:>10}", r.not_offered);
-    for outcome in Resumption::MISSED {
-        println!("    {:<22} {:>10}", outcome.name(), r.count(outcome));
+    let _ = writeln!(out, "  cache{mode}");
+    let cache = Figures::of(stats);
+    for key in ["number", "hits", "misses", "timeouts", "cache_full"] {
+        row(&mut out, 4, cache.row(key));
+    }
+    let (accept, accepted) = cache.row("accept");
+    let (accept_good, good) = cache.row("accept_good");
+    let both = format!("{accept} / {accept_good}");
+    let _ = writeln!(out, "    {both:<22} {accepted:>10} / {good}");
+    row(&mut out, 4, served.row("flushes"));
+    row(&mut out, 4, served.row("flushed"));
+    let _ = writeln!(out, "  {}", report::label::<Stats>("resumptions"));
+    let resumptions = Figures::of(&stats.resumptions);
+    for key in resumptions.reported() {
+        row(&mut out, 4, resumptions.row(key));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_described() {
+        let counts = Counts::default().snapshot(Some(&Losses::default()));
+        assert_eq!(
+            sesscache_metrics::undescribed(&counts),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_report_shows_every_figure_under_its_label() {
+        let counts = Counts::default();
+        counts.connections.fetch_add(3, Ordering::Relaxed);
+        counts.resumed.fetch_add(1, Ordering::Relaxed);
+        let context = Context::new(ContextConfig::default());
+        let text = report(
+            &counts.snapshot(Some(&Losses::default())),
+            64,
+            &context.cache().stats(),
+            false,
+        );
+        let expected = [
+            "",
+            "  connections                       3",
+            "    resumed                         1",
+            "    failed                          0",
+            "    workers                        64",
+            "    trace lines dropped             0",
+            "    trace write errors              0",
+            "    most at once                    0",
+            "  cache",
+            "    sessions cached                 0",
+            "    hits                            0",
+            "    misses                          0",
+            "    timeouts                        0",
+            "    evictions (cache full)          0",
+            "    accept / accept_good            0 / 0",
+            "    timed flushes                   0",
+            "    sessions they removed           0",
+            "  resumption",
+            "    resumed                         0",
+            "    nothing offered                 0",
+            "    unknown_id                      0",
+            "    expired                         0",
+            "    other_context                   0",
+            "    already_used                    0",
+            "    refused_by_stack                0",
+            "    store_unavailable               0",
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+        let without_trace = report(&counts.snapshot(None), 64, &context.cache().stats(), true);
+        assert!(!without_trace.contains("trace"));
+        assert!(without_trace.contains("  cache (stateless tickets: unused)\n"));
     }
 }

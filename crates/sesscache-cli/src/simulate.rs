@@ -1,23 +1,19 @@
-//! `sesscache simulate`: concurrent simulated connections against one server context.
+//! `sesscache simulate`: its options, a synthetic run (`sesscache-workload`) or several, and
+//! their report as a table or JSON. `--replay` is `replay.rs`'s.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::ValueEnum;
-use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
-use session_cache::{CacheConfig, CacheMode, Stats};
-use session_core::{Clock, ManualClock, ProtocolVersion, Session};
+use sesscache_workload::simulate::{self as engine, Distribution, Pace, Stop, Workload};
 
-use ctx::{Context, ContextConfig, Role};
+use crate::report::Figures;
+use session_cache::{CacheMode, Resumption, Stats};
+use session_core::ProtocolVersion;
 
 /// How clients are picked for each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,16 +163,16 @@ pub(crate) struct Args {
     /// The session timeout, in simulated seconds (default 300; with --replay, 7200, a
     /// server's default).
     #[arg(long)]
-    timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
     /// The cache's size limit (0 = unlimited).
     #[arg(long, default_value_t = 20_480, conflicts_with = "cache_sizes")]
-    cache_size: usize,
+    pub(crate) cache_size: usize,
     /// Run the same workload at each of these cache sizes (comma-separated; `k` and `m` for
     /// thousands and millions: 1k,5k,20k,100k) and print the hit ratio for each. Without
     /// --connections, each run makes 100000 connections (the same seed, and the clock driven
     /// by the connections), so that every size sees the same traffic.
     #[arg(long, value_delimiter = ',', value_parser = cache_size)]
-    cache_sizes: Option<Vec<usize>>,
+    pub(crate) cache_sizes: Option<Vec<usize>>,
     /// Replay a trace recorded by `sesscache serve --trace` instead of synthetic clients: its
     /// handshakes in order, on its own clock, against a cache of --cache-size (or each of
     /// --cache-sizes) and --timeout.
@@ -185,16 +181,16 @@ pub(crate) struct Args {
         "zipf_exponent", "tls", "time_scale", "rate", "connections", "duration", "threads",
         "mode",
     ])]
-    replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
     /// Draw the hit ratio to this SVG file: against the cache size with --cache-sizes, else
     /// against time.
     #[arg(long, value_name = "FILE.svg")]
-    plot: Option<PathBuf>,
+    pub(crate) plot: Option<PathBuf>,
     /// Flush expired sessions every this many simulated seconds, at most 10^15 (0 = never;
     /// the automatic flush every 255 handshakes still runs unless the mode says
     /// no-auto-clear).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_FLUSH_INTERVAL))]
-    flush_interval: u64,
+    pub(crate) flush_interval: u64,
     /// The server's cache mode, as a comma-separated list of OpenSSL's bits.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "server")]
     mode: Vec<ModeBit>,
@@ -227,16 +223,7 @@ pub(crate) struct Args {
     seed: u64,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
-    json: bool,
-}
-
-/// How the simulated clock moves.
-#[derive(Debug, Clone, Copy)]
-enum Pace {
-    /// Simulated seconds per real second.
-    Scale(f64),
-    /// Connections per simulated second.
-    Rate(f64),
+    pub(crate) json: bool,
 }
 
 /// Connections per simulated second by default with --servers.
@@ -244,7 +231,7 @@ const DEFAULT_RATE: f64 = 200.0;
 
 /// The report, as printed or as JSON.
 #[derive(Debug, Serialize)]
-struct Report {
+struct Summary {
     threads: u64,
     servers: u64,
     clock: String,
@@ -274,46 +261,17 @@ struct Report {
     final_cache_size: usize,
     cache_size_limit: usize,
     handshakes_per_second: f64,
-    latency_us: Latency,
+    latency_us: LatencyUs,
 }
 
 /// Latency of the cache work of one handshake (both ends), in microseconds.
 #[derive(Debug, Serialize)]
-struct Latency {
+struct LatencyUs {
     p50: f64,
     p90: f64,
     p99: f64,
     p999: f64,
     max: f64,
-}
-
-#[derive(Default)]
-struct Totals {
-    connections: AtomicU64,
-    resumed: AtomicU64,
-    offers: AtomicU64,
-    unclean: AtomicU64,
-    peak: AtomicUsize,
-}
-
-fn context(
-    version: ProtocolVersion,
-    mode: CacheMode,
-    size: usize,
-    timeout: u64,
-    clock: Arc<ManualClock>,
-) -> Context {
-    Context::new(ContextConfig {
-        version,
-        cache: CacheConfig {
-            size,
-            mode,
-            timeout,
-            clock,
-            ..CacheConfig::default()
-        },
-        ..ContextConfig::default()
-    })
 }
 
 /// Connections per run with --cache-sizes and no --connections.
@@ -334,17 +292,9 @@ struct Plan {
     quiet: bool,
 }
 
-/// What one synthetic run found.
-struct Run {
-    report: Report,
-    stats: Stats,
-    /// (simulated seconds since the start, hit ratio) per window with an offer.
-    timeline: Vec<(f64, f64)>,
-}
-
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(path) = &args.replay {
-        return run_replay(args, path);
+        return crate::replay::run(args, path);
     }
     let Some(sizes) = &args.cache_sizes else {
         let run = run_synthetic(
@@ -357,10 +307,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 quiet: args.json,
             },
         )?;
+        let summary = summary(&run);
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&run.report)?);
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         } else {
-            print!("{}", table(&run.report, &run.stats));
+            print!("{}", table(&summary, &run.stats));
         }
         if let Some(path) = &args.plot {
             let title = format!("hit ratio over time, cache size {}", args.cache_size);
@@ -384,10 +335,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         )?;
         rows.push(SizeRow {
             cache_size: size,
-            offers: run.report.offers,
-            hits: run.report.hits,
-            hit_ratio: run.report.hit_ratio,
-            evictions: run.report.evictions,
+            offers: run.offers,
+            hits: run.stats.hits,
+            hit_ratio: run.hit_ratio(),
+            evictions: run.stats.cache_full,
             resumptions: run.stats.resumptions,
         });
     }
@@ -397,16 +348,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 /// One cache size's result.
 #[derive(Debug, Serialize)]
-struct SizeRow {
-    cache_size: usize,
-    offers: u64,
-    hits: u64,
-    hit_ratio: f64,
-    evictions: u64,
-    resumptions: session_cache::Resumptions,
+pub(crate) struct SizeRow {
+    pub(crate) cache_size: usize,
+    pub(crate) offers: u64,
+    pub(crate) hits: u64,
+    pub(crate) hit_ratio: f64,
+    pub(crate) evictions: u64,
+    pub(crate) resumptions: session_cache::Resumptions,
 }
 
-fn print_sizes(args: &Args, rows: &[SizeRow], recorded: Option<u64>) -> anyhow::Result<()> {
+pub(crate) fn print_sizes(
+    args: &Args,
+    rows: &[SizeRow],
+    recorded: Option<u64>,
+) -> anyhow::Result<()> {
     if args.json {
         #[derive(Serialize)]
         struct Sizes<'a> {
@@ -441,7 +396,7 @@ fn print_sizes(args: &Args, rows: &[SizeRow], recorded: Option<u64>) -> anyhow::
     Ok(())
 }
 
-fn plot_sizes(args: &Args, rows: &[SizeRow]) -> anyhow::Result<()> {
+pub(crate) fn plot_sizes(args: &Args, rows: &[SizeRow]) -> anyhow::Result<()> {
     let Some(path) = &args.plot else {
         return Ok(());
     };
@@ -455,7 +410,7 @@ fn plot_sizes(args: &Args, rows: &[SizeRow]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plotted(args: &Args, path: &std::path::Path, points: usize) {
+pub(crate) fn plotted(args: &Args, path: &std::path::Path, points: usize) {
     let line = format!("plot: {points} points in {}", path.display());
     if args.json {
         eprintln!("{line}");
@@ -464,309 +419,105 @@ fn plotted(args: &Args, path: &std::path::Path, points: usize) {
     }
 }
 
-fn run_replay(args: &Args, path: &std::path::Path) -> anyhow::Result<()> {
-    let lines = crate::trace::read(path)?;
-    let recorded = lines
-        .iter()
-        .filter(|l| l.outcome == session_cache::Resumption::Resumed)
-        .count() as u64;
-    let sizes = args
-        .cache_sizes
-        .clone()
-        .unwrap_or_else(|| vec![args.cache_size]);
-    let mut rows = Vec::new();
-    let mut timeline = Vec::new();
-    for &size in &sizes {
-        let replayed = crate::replay::replay(
-            &lines,
-            crate::replay::Settings {
-                size,
-                timeout: args.timeout.unwrap_or(session_cache::DEFAULT_TIMEOUT),
-                flush_interval: args.flush_interval,
-            },
-        )?;
-        let r = replayed.resumptions;
-        rows.push(SizeRow {
-            cache_size: size,
-            offers: r.offered(),
-            hits: r.resumed,
-            hit_ratio: if r.offered() == 0 {
-                0.0
-            } else {
-                r.resumed as f64 / r.offered() as f64
-            },
-            evictions: replayed.stats.cache_full,
-            resumptions: r,
-        });
-        timeline = replayed.timeline;
-    }
-    if !args.json {
-        println!(
-            "  replayed {} handshakes from {}",
-            lines.len(),
-            path.display()
-        );
-    }
-    print_sizes(args, &rows, Some(recorded))?;
-    if !args.json {
-        if let [row] = &rows[..] {
-            println!("  why offers did not resume");
-            for outcome in session_cache::Resumption::MISSED {
-                println!(
-                    "    {:<22} {:>10}",
-                    outcome.name(),
-                    row.resumptions.count(outcome)
-                );
-            }
-        }
-    }
-    match (&args.plot, &rows[..]) {
-        (Some(path), [row]) => {
-            let title = format!("hit ratio over time, cache size {}", row.cache_size);
-            let points = crate::plot::draw(path, &title, crate::plot::Chart::OverTime(&timeline))?;
-            plotted(args, path, points);
-            Ok(())
-        }
-        _ => plot_sizes(args, &rows),
-    }
-}
-
-fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<Run> {
-    let timeout = args.timeout.unwrap_or(DEFAULT_SYNTHETIC_TIMEOUT);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
-    let version = match args.tls {
-        TlsVersion::Tls12 => ProtocolVersion::TLS1_2,
-        TlsVersion::Tls13 => ProtocolVersion::TLS1_3,
-    };
-    let mode = args.mode.iter().fold(CacheMode::OFF, |m, b| m | b.bits());
-    let zipf = match args.distribution {
-        KeyDistribution::Zipf => Some(
-            Zipf::new(args.clients as f64, args.zipf_exponent)
-                .map_err(|e| anyhow::anyhow!("bad Zipf parameters: {e}"))?,
+fn run_synthetic(args: &Args, plan: Plan) -> anyhow::Result<engine::Report> {
+    let servers = args.servers.unwrap_or(1) as usize;
+    let workload = Workload {
+        threads: args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
         ),
-        KeyDistribution::Uniform => None,
+        servers,
+        clients: args.clients,
+        resumption_ratio: args.resumption_ratio,
+        unclean_ratio: args.unclean_ratio,
+        distribution: match args.distribution {
+            KeyDistribution::Zipf => Distribution::Zipf {
+                exponent: args.zipf_exponent,
+            },
+            KeyDistribution::Uniform => Distribution::Uniform,
+        },
+        version: match args.tls {
+            TlsVersion::Tls12 => ProtocolVersion::TLS1_2,
+            TlsVersion::Tls13 => ProtocolVersion::TLS1_3,
+        },
+        mode: args.mode.iter().fold(CacheMode::OFF, |m, b| m | b.bits()),
+        timeout: args.timeout.unwrap_or(DEFAULT_SYNTHETIC_TIMEOUT),
+        cache_size: plan.size,
+        flush_interval: args.flush_interval,
+        pace: match (args.time_scale, args.rate) {
+            (Some(scale), _) => Pace::Scale(scale),
+            (None, Some(rate)) => Pace::Rate(rate),
+            (None, None) if args.servers.is_some() || plan.by_connections => {
+                Pace::Rate(DEFAULT_RATE)
+            }
+            (None, None) => Pace::Scale(6_000.0),
+        },
+        stop: match plan.connections {
+            Some(n) => Stop::Connections(n),
+            None => Stop::After(Duration::from_secs_f64(args.duration)),
+        },
+        seed: args.seed,
+        timeline: plan.timeline,
     };
-    let fleet = args.servers.is_some();
-    let pace = match (args.time_scale, args.rate) {
-        (Some(scale), _) => Pace::Scale(scale),
-        (None, Some(rate)) => Pace::Rate(rate),
-        (None, None) if fleet || plan.by_connections => Pace::Rate(DEFAULT_RATE),
-        (None, None) => Pace::Scale(6_000.0),
-    };
-    let start_time = 1_700_000_000;
-    let clock = Arc::new(ManualClock::new(start_time));
-    let servers: Vec<Context> = (0..args.servers.unwrap_or(1))
-        .map(|_| context(version, mode, plan.size, timeout, clock.clone()))
-        .collect();
     // Each server has a tier of its own (its own connections), as each host of a fleet does.
     let mut tiers = Vec::new();
-    for server in &servers {
+    for _ in 0..servers {
         let Some(tier) = args.store.tier()? else {
             break;
         };
-        tier.attach(server.cache());
         if !tier.ping(Duration::from_secs(2)) {
             bail!("the store does not answer: check --redis");
         }
         tiers.push(tier);
     }
-    let client = context(version, CacheMode::OFF, 0, timeout, clock.clone());
-    let slots: Vec<Mutex<Option<Session>>> = (0..args.clients).map(|_| Mutex::new(None)).collect();
-
-    let totals = Totals::default();
-    let stop = AtomicBool::new(false);
-    let flushes = AtomicU64::new(0);
-    let flushed = AtomicU64::new(0);
-    let barrier = Barrier::new(threads as usize + 1);
     let progress = progress_bar(args, plan);
-    let flush_all = || {
-        flushes.fetch_add(1, Ordering::Relaxed);
-        for server in &servers {
-            flushed.fetch_add(server.cache().flush() as u64, Ordering::Relaxed);
-        }
-    };
-
-    let (elapsed, latency, seconds) = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let (servers, client, slots, totals, stop, barrier, zipf, clock) = (
-                    &servers, &client, &slots, &totals, &stop, &barrier, &zipf, &clock,
-                );
-                scope.spawn(
-                    move || -> anyhow::Result<(Histogram<u64>, crate::plot::Seconds)> {
-                        let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(t));
-                        let mut seconds = crate::plot::Seconds::new();
-                        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
-                            .context("making a latency histogram")?;
-                        barrier.wait();
-                        while !stop.load(Ordering::Relaxed) {
-                            let n = totals.connections.fetch_add(1, Ordering::Relaxed);
-                            if plan.connections.is_some_and(|limit| n >= limit) {
-                                break;
-                            }
-                            if let Pace::Rate(rate) = pace {
-                                clock.advance_to(start_time + (n as f64 / rate) as u64);
-                            }
-                            let k = match zipf {
-                                Some(z) => (z.sample(&mut rng) as u64).clamp(1, args.clients) - 1,
-                                None => rng.random_range(0..args.clients),
-                            };
-                            // The load balancer: any server, at random.
-                            let server = &servers[rng.random_range(0..servers.len())];
-                            let slot = &slots[k as usize];
-                            let held = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                            let offer = held.filter(|_| rng.random_bool(args.resumption_ratio));
-                            let mut c = client.new_connection(Role::Client);
-                            let mut s = server.new_connection(Role::Server);
-                            c.set_session(offer.as_ref());
-                            let began = Instant::now();
-                            let sent = c.connect(&mut s).context("a simulated handshake failed")?;
-                            let took = began.elapsed().as_nanos() as u64;
-                            if !sent.session_id.is_empty() {
-                                totals.offers.fetch_add(1, Ordering::Relaxed);
-                            }
-                            hist.saturating_record(took.max(1));
-                            if s.session_reused() {
-                                totals.resumed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            if plan.timeline && !sent.session_id.is_empty() {
-                                let second = clock.now() - start_time;
-                                crate::plot::count_offer(&mut seconds, second, s.session_reused());
-                            }
-                            *slot.lock().unwrap_or_else(|e| e.into_inner()) = c.session_owned();
-                            if rng.random_bool(args.unclean_ratio) {
-                                totals.unclean.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                s.shutdown();
-                            }
-                            c.shutdown();
-                            drop(s);
-                            totals
-                                .peak
-                                .fetch_max(server.cache().len(), Ordering::Relaxed);
-                        }
-                        Ok((hist, seconds))
-                    },
-                )
-            })
-            .collect();
-
-        barrier.wait();
-        let began = Instant::now();
-        let deadline = Duration::from_secs_f64(args.duration);
-        let mut last_flush = start_time;
-        let mut done_workers = false;
-        while !done_workers {
-            std::thread::sleep(Duration::from_millis(10));
-            let real = began.elapsed();
-            if let Pace::Scale(scale) = pace {
-                clock.set(start_time + (real.as_secs_f64() * scale) as u64);
-            }
-            let now = clock.now();
-            if args.flush_interval > 0 && now - last_flush >= args.flush_interval {
-                last_flush = now;
-                flush_all();
-            }
-            let connections = totals.connections.load(Ordering::Relaxed);
-            match plan.connections {
-                Some(limit) => progress.set_position(connections.min(limit)),
-                None => progress.set_position(real.as_millis().min(deadline.as_millis()) as u64),
-            }
-            if plan.connections.is_none() && real >= deadline {
-                stop.store(true, Ordering::Relaxed);
-            }
-            done_workers = workers.iter().all(|w| w.is_finished());
-        }
-        let elapsed = began.elapsed();
-        let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-        let mut seconds = crate::plot::Seconds::new();
-        for w in workers {
-            let (hist, theirs) = w
-                .join()
-                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
-            merged.add(&hist)?;
-            for (second, counts) in theirs {
-                crate::plot::add(&mut seconds, second, counts);
-            }
-        }
-        Ok((elapsed, merged, seconds))
+    let report = engine::run(&workload, &tiers, |now| match plan.connections {
+        Some(_) => progress.set_position(now.connections),
+        None => progress.set_position(now.elapsed.as_millis() as u64),
     })?;
     progress.finish_and_clear();
+    Ok(report)
+}
 
-    let stats = servers
-        .iter()
-        .map(|s| s.cache().stats())
-        .reduce(|a, b| a + b)
-        .expect("at least one server");
-    let connections = totals
-        .connections
-        .load(Ordering::Relaxed)
-        .min(plan.connections.unwrap_or(u64::MAX));
-    let resumed = totals.resumed.load(Ordering::Relaxed);
-    let offers = totals.offers.load(Ordering::Relaxed);
-    if stats.accept_good != connections {
-        bail!(
-            "internal inconsistency: {connections} connections but {} good handshakes",
-            stats.accept_good
-        );
+/// A run's report, as printed or as JSON.
+fn summary(r: &engine::Report) -> Summary {
+    let us = |d: Duration| d.as_nanos() as f64 / 1_000.0;
+    Summary {
+        threads: r.threads as u64,
+        servers: r.servers as u64,
+        clock: r.pace.to_string(),
+        elapsed_seconds: r.elapsed.as_secs_f64(),
+        simulated_seconds: r.simulated_seconds,
+        connections: r.connections,
+        full_handshakes: r.full_handshakes(),
+        resumed_handshakes: r.resumed,
+        offers: r.offers,
+        hit_ratio: r.hit_ratio(),
+        hits: r.stats.hits,
+        local_hits: r.local_hits(),
+        remote_hits: r.remote_hits(),
+        local_hit_ratio: r.share_of_offers(r.local_hits()),
+        remote_hit_ratio: r.share_of_offers(r.remote_hits()),
+        tier: r.tier.clone(),
+        misses: r.stats.misses,
+        timeouts: r.stats.timeouts,
+        evictions: r.stats.cache_full,
+        resumptions: r.stats.resumptions,
+        flushes: r.flushes,
+        flushed_sessions: r.flushed_sessions,
+        unclean_drops: r.unclean_drops,
+        peak_cache_size: r.peak_cache_size,
+        final_cache_size: r.stats.number,
+        cache_size_limit: r.cache_size_limit,
+        handshakes_per_second: r.handshakes_per_second(),
+        latency_us: LatencyUs {
+            p50: us(r.latency.p50),
+            p90: us(r.latency.p90),
+            p99: us(r.latency.p99),
+            p999: us(r.latency.p999),
+            max: us(r.latency.max),
+        },
     }
-    let tier = tiers.iter().map(|t| t.stats()).reduce(|a, b| a.merged(&b));
-    // Hits on a session the server's own cache did not hold came from the store.
-    let remote_hits = stats.cb_hits.min(stats.hits);
-    let share = |n: u64| {
-        if offers == 0 {
-            0.0
-        } else {
-            n as f64 / offers as f64
-        }
-    };
-    let us = |q: f64| latency.value_at_quantile(q) as f64 / 1_000.0;
-    let report = Report {
-        threads,
-        servers: servers.len() as u64,
-        clock: match pace {
-            Pace::Scale(scale) => format!("{scale} simulated seconds per real second"),
-            Pace::Rate(rate) => format!("{rate} connections per simulated second"),
-        },
-        elapsed_seconds: elapsed.as_secs_f64(),
-        simulated_seconds: clock.now() - start_time,
-        connections,
-        full_handshakes: connections - resumed,
-        resumed_handshakes: resumed,
-        offers,
-        hit_ratio: share(stats.hits),
-        hits: stats.hits,
-        local_hits: stats.hits - remote_hits,
-        remote_hits,
-        local_hit_ratio: share(stats.hits - remote_hits),
-        remote_hit_ratio: share(remote_hits),
-        tier,
-        misses: stats.misses,
-        timeouts: stats.timeouts,
-        evictions: stats.cache_full,
-        resumptions: stats.resumptions,
-        flushes: flushes.load(Ordering::Relaxed),
-        flushed_sessions: flushed.load(Ordering::Relaxed),
-        unclean_drops: totals.unclean.load(Ordering::Relaxed),
-        peak_cache_size: totals.peak.load(Ordering::Relaxed),
-        final_cache_size: stats.number,
-        cache_size_limit: plan.size,
-        handshakes_per_second: connections as f64 / elapsed.as_secs_f64(),
-        latency_us: Latency {
-            p50: us(0.50),
-            p90: us(0.90),
-            p99: us(0.99),
-            p999: us(0.999),
-            max: latency.max() as f64 / 1_000.0,
-        },
-    };
-    Ok(Run {
-        report,
-        stats,
-        timeline: crate::plot::over_time(&seconds),
-    })
 }
 
 fn progress_bar(args: &Args, plan: Plan) -> ProgressBar {
@@ -786,7 +537,7 @@ fn progress_bar(args: &Args, plan: Plan) -> ProgressBar {
     bar
 }
 
-fn table(r: &Report, stats: &Stats) -> String {
+fn table(r: &Summary, stats: &Stats) -> String {
     let mut out = format!("  clock: {}\n", r.clock);
     let mut row = |name: &str, value: String| {
         let _ = writeln!(out, "  {name:<28} {value:>16}");
@@ -803,7 +554,9 @@ fn table(r: &Report, stats: &Stats) -> String {
         "hit ratio (hits / offers)",
         format!("{:.1}%", r.hit_ratio * 100.0),
     );
-    row("hits", r.hits.to_string());
+    let cache = Figures::of(stats);
+    let (hits, value) = cache.row("hits");
+    row(hits, value.to_string());
     row(
         "  from a server's own cache",
         format!("{} ({:.1}%)", r.local_hits, r.local_hit_ratio * 100.0),
@@ -812,13 +565,15 @@ fn table(r: &Report, stats: &Stats) -> String {
         "  from the fleet tier",
         format!("{} ({:.1}%)", r.remote_hits, r.remote_hit_ratio * 100.0),
     );
-    row("misses", r.misses.to_string());
-    row("timeouts", r.timeouts.to_string());
-    row("evictions (cache full)", r.evictions.to_string());
-    for outcome in session_cache::Resumption::MISSED {
-        let count = r.resumptions.count(outcome);
+    for key in ["misses", "timeouts", "cache_full"] {
+        let (label, value) = cache.row(key);
+        row(label, value.to_string());
+    }
+    let resumptions = Figures::of(&stats.resumptions);
+    for outcome in Resumption::MISSED {
+        let (label, count) = resumptions.row(outcome.name());
         if count > 0 {
-            row(&format!("  offers {}", outcome.name()), count.to_string());
+            row(&format!("  offers {label}"), count.to_string());
         }
     }
     row(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use prometheus_parse::{Scrape, Value};
 use serde::Serialize;
-use sesscache_metrics::{Field, Metrics};
+use sesscache_metrics::{undescribed, Metrics};
+use session_cache::metrics::{Describe, Metric};
 use session_cache::ExtendedMasterSecret;
 use session_cache::{
     CacheConfig, Handshake, LookupRequest, Operation, Resumption, SessionCache, Stats,
@@ -180,13 +181,20 @@ struct Other {
     parts: HashMap<&'static str, u64>,
 }
 
-#[test]
-fn any_serializable_snapshot_is_exported_field_by_field() {
-    const FIELDS: &[Field] = &[
-        Field::gauge("in_flight", "Connections being served."),
-        Field::gauge("state", "The state.").labelled("state"),
-        Field::counter("parts", "Parts.").labelled("part"),
+impl Describe for Other {
+    const METRICS: &'static [Metric] = &[
+        Metric::counter("served", "Connections served."),
+        Metric::gauge("in_flight", "Connections being served."),
+        Metric::gauge("state", "The state.").labelled("state"),
+        Metric::gauge("healthy", "Whether it is healthy."),
+        Metric::counter("parts", "Parts.")
+            .labelled("part")
+            .with_parts(&[Metric::counter("a", "A."), Metric::counter("b", "B.")]),
     ];
+}
+
+#[test]
+fn any_described_snapshot_is_exported_field_by_field() {
     let other = Other {
         served: 7,
         in_flight: 2,
@@ -196,18 +204,15 @@ fn any_serializable_snapshot_is_exported_field_by_field() {
     };
     let stats = Stats::default();
     let text = Metrics::new()
-        .snapshot("x_", FIELDS, &other)
-        .snapshot("y_", &[], &stats)
+        .snapshot("x_", &other)
+        .snapshot("y_", &stats)
         .encode();
+    assert_eq!(undescribed(&other), Vec::<String>::new());
     let scrape = parse(&text);
-    assert_eq!(
-        value(&scrape, "x_served_total", &[]),
-        7.0,
-        "no entry: a counter"
-    );
+    assert_eq!(value(&scrape, "x_served_total", &[]), 7.0);
     assert_eq!(value(&scrape, "x_in_flight", &[]), 2.0);
     assert_eq!(value(&scrape, "x_state", &[("state", "open")]), 1.0);
-    assert_eq!(value(&scrape, "x_healthy_total", &[]), 1.0);
+    assert_eq!(value(&scrape, "x_healthy", &[]), 1.0);
     assert_eq!(value(&scrape, "x_parts_total", &[("part", "b")]), 2.0);
     assert!(text.contains("# HELP x_in_flight Connections being served."));
     assert_eq!(value(&scrape, "y_hits_total", &[]), 0.0);

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
+use session_cache::metrics::{Describe, Metric};
 
 use crate::store::{Every, Window};
 
@@ -188,6 +189,100 @@ impl TierStats {
     }
 }
 
+/// In the order of the tier's report; the in-flight and queued levels, the recent timeout
+/// percentage and the breaker's openings and open nodes are metrics only (the breaker's line
+/// shows the last two).
+impl Describe for TierStats {
+    const METRICS: &'static [Metric] = &[
+        Metric::counter(
+            "remote_hits",
+            "Sessions the shared store supplied after an internal miss.",
+        )
+        .reported("remote hits"),
+        Metric::counter(
+            "remote_misses",
+            "Store lookups that found nothing under the name.",
+        )
+        .reported("remote misses"),
+        Metric::counter(
+            "already_used",
+            "TLS 1.3 tickets refused because the store says they were used.",
+        )
+        .reported("tickets already used"),
+        Metric::counter(
+            "open_failures",
+            "Values that did not open (damaged, unknown key, other context).",
+        )
+        .reported("values not opened"),
+        Metric::counter(
+            "lost_tickets",
+            "TLS 1.3 tickets refused because the store lost their value (restart, flush, eviction, failover).",
+        )
+        .reported("tickets lost by store"),
+        Metric::counter(
+            "local_claims",
+            "TLS 1.3 tickets claimed without the store, their write never having left this server.",
+        )
+        .reported("tickets claimed here"),
+        Metric::counter(
+            "later_offers",
+            "Offers after a handshake's first, answered without the store.",
+        )
+        .reported("later offers"),
+        Metric::counter("errors", "Store calls that failed.").reported("errors"),
+        Metric::counter(
+            "refused",
+            "Store calls the store refused (NOPERM, WRONGPASS, NOAUTH): check its ACL and the password.",
+        )
+        .reported("refused by the store"),
+        Metric::counter("timeouts", "Lookups not answered within the budget.").reported("timeouts"),
+        Metric::gauge(
+            "recent_timeout_percent",
+            "Of the last 64 lookups that asked the store, the percentage that timed out (above 50: the budget is below the store's round trip).",
+        ),
+        Metric::counter(
+            "skipped",
+            "Lookups that did not ask the store because the breaker was open.",
+        )
+        .reported("skipped (breaker)"),
+        Metric::gauge(
+            "breaker",
+            "The breaker's state now (1 for the current one): open when any node's lookups are skipped.",
+        )
+        .labelled("state")
+        .reported("breaker"),
+        Metric::counter("breaker_opens", "How often a node's breaker opened."),
+        Metric::gauge("nodes_open", "Store nodes whose lookups are skipped now."),
+        Metric::gauge(
+            "round_trip_us",
+            "The slowest store node's answer to the last ping, in microseconds (above the budget, lookups time out).",
+        )
+        .reported("round trip"),
+        Metric::gauge(
+            "in_flight",
+            "Store calls started and not yet finished or dropped.",
+        ),
+        Metric::counter("writes", "Sessions written to the store.").reported("writes"),
+        Metric::counter(
+            "dropped_writes",
+            "Writes given up: the queue was full or the breaker open.",
+        )
+        .reported("dropped writes"),
+        Metric::counter(
+            "write_errors",
+            "Writes and deletes the store failed or did not answer in time.",
+        )
+        .reported("write errors"),
+        Metric::counter("deletes", "Sessions deleted from the store.").reported("deletes"),
+        Metric::counter(
+            "dropped_deletes",
+            "Deletes given up (queue full or breaker open): removal is best effort.",
+        )
+        .reported("dropped deletes"),
+        Metric::gauge("queued", "Writes and deletes waiting in the queue."),
+    ];
+}
+
 impl Counters {
     pub(crate) fn snapshot(&self, breakers: Breakers, queued: u64) -> TierStats {
         TierStats {
@@ -228,4 +323,15 @@ pub(crate) struct Breakers {
     pub(crate) open: u64,
     /// Openings, all nodes and sides.
     pub(crate) opens: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_of_the_tier_statistics_is_described() {
+        let stats = Counters::default().snapshot(Breakers { open: 1, opens: 2 }, 3);
+        assert_eq!(sesscache_metrics::undescribed(&stats), Vec::<String>::new());
+    }
 }

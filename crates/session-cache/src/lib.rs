@@ -47,6 +47,7 @@ mod handshake;
 mod index;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod map;
+pub mod metrics;
 mod mode;
 mod resumption;
 mod spread;

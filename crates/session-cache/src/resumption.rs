@@ -11,6 +11,7 @@ use std::fmt;
 use serde::Serialize;
 use session_core::{ProtocolVersion, Session, SessionId};
 
+use crate::metrics::{Describe, Metric};
 use crate::spread::Spread;
 use crate::Lookup;
 
@@ -216,6 +217,42 @@ impl std::ops::Add for Resumptions {
         }
         self
     }
+}
+
+/// Each outcome under its [`name`](Resumption::name), in [`Resumption::ALL`]'s order; the
+/// reasons are reported under their names too.
+impl Describe for Resumptions {
+    const METRICS: &'static [Metric] = &[
+        Metric::counter("resumed", "Handshakes that resumed a session.").reported("resumed"),
+        Metric::counter("not_offered", "Handshakes that offered no session.")
+            .reported("nothing offered"),
+        Metric::counter(
+            "unknown_id",
+            "Offers of an id the cache (and the shared store) did not know.",
+        )
+        .reported("unknown_id"),
+        Metric::counter("expired", "Offers of an expired session.").reported("expired"),
+        Metric::counter(
+            "other_context",
+            "Offers of a session for another session id context or protocol version.",
+        )
+        .reported("other_context"),
+        Metric::counter(
+            "already_used",
+            "Offers of a single-use ticket used already.",
+        )
+        .reported("already_used"),
+        Metric::counter(
+            "refused_by_stack",
+            "Offers the TLS stack (or the cache, for it) refused.",
+        )
+        .reported("refused_by_stack"),
+        Metric::counter(
+            "store_unavailable",
+            "Offers that missed because the shared store did not answer.",
+        )
+        .reported("store_unavailable"),
+    ];
 }
 
 /// The live counters behind [`Resumptions`].

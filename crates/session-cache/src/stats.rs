@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
+use crate::metrics::{Describe, Metric};
 use crate::resumption::Resumptions;
 use crate::spread::Spread;
 
@@ -183,6 +184,79 @@ impl std::ops::Add for Stats {
             cache_full: self.cache_full + other.cache_full,
         }
     }
+}
+
+impl Describe for Stats {
+    const METRICS: &'static [Metric] = &[
+        Metric::gauge("number", "Sessions in the cache (SSL_CTX_sess_number).")
+            .named("sessions")
+            .reported("sessions cached"),
+        Metric::gauge(
+            "size",
+            "The cache's size limit, 0 for none (SSL_CTX_sess_get_cache_size).",
+        )
+        .named("size_limit")
+        .reported("size limit"),
+        Metric::counter(
+            "connect",
+            "Client handshakes started (SSL_CTX_sess_connect).",
+        )
+        .reported("connect"),
+        Metric::counter(
+            "connect_renegotiate",
+            "Client renegotiations started (SSL_CTX_sess_connect_renegotiate).",
+        )
+        .reported("connect_renegotiate"),
+        Metric::counter(
+            "connect_good",
+            "Client handshakes finished (SSL_CTX_sess_connect_good).",
+        )
+        .reported("connect_good"),
+        Metric::counter("accept", "Server handshakes started (SSL_CTX_sess_accept).")
+            .reported("accept"),
+        Metric::counter(
+            "accept_renegotiate",
+            "Server renegotiations started (SSL_CTX_sess_accept_renegotiate).",
+        )
+        .reported("accept_renegotiate"),
+        Metric::counter(
+            "accept_good",
+            "Server handshakes finished (SSL_CTX_sess_accept_good).",
+        )
+        .reported("accept_good"),
+        Metric::counter(
+            "hits",
+            "Lookups that found a session to resume (SSL_CTX_sess_hits).",
+        )
+        .reported("hits"),
+        Metric::counter(
+            "cb_hits",
+            "Sessions the get-session callback (the fleet tier) supplied (SSL_CTX_sess_cb_hits).",
+        )
+        .reported("callback hits"),
+        Metric::counter(
+            "misses",
+            "Lookups the internal cache could not answer (SSL_CTX_sess_misses).",
+        )
+        .reported("misses"),
+        Metric::counter(
+            "timeouts",
+            "Sessions found expired at lookup (SSL_CTX_sess_timeouts).",
+        )
+        .reported("timeouts"),
+        Metric::counter(
+            "cache_full",
+            "Sessions evicted because the cache was full (SSL_CTX_sess_cache_full).",
+        )
+        .reported("evictions (cache full)"),
+        Metric::counter(
+            "resumptions",
+            "Finished server handshakes by outcome: resumed, or why not.",
+        )
+        .labelled("outcome")
+        .with_parts(Resumptions::METRICS)
+        .reported("resumption"),
+    ];
 }
 
 #[cfg(test)]

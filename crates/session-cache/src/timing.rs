@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::metrics::{Describe, Metric};
 use crate::spread::Spread;
 
 /// A timed cache operation.
@@ -75,6 +76,15 @@ pub struct Latency {
     /// (upper bound in seconds, operations that took at most that long), in increasing
     /// order; the last bound is infinite and its count is `count`.
     pub buckets: Vec<(f64, u64)>,
+}
+
+/// The histogram of each operation's durations, one series per operation.
+impl Describe for Latency {
+    const METRICS: &'static [Metric] = &[Metric::histogram(
+        "operation_duration_seconds",
+        "How long cache operations took (lookups include the shared store's round trip).",
+    )
+    .labelled("op")];
 }
 
 /// One operation's live histogram: a counter per bucket, the overflow, and the sum.

@@ -1,5 +1,5 @@
-//! Handshake traces: what `serve --trace` records and `simulate --replay` reads. One line per
-//! finished handshake, anonymous:
+//! Handshake traces: what a server records ([`Recorder`], `sesscache serve --trace`) and a
+//! replay reads ([`read`], [`crate::replay`]). One line per finished handshake, anonymous:
 //!
 //! ```text
 //! # sesscache trace v1
@@ -29,35 +29,42 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context as _, Result};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use session_cache::{HandshakeRecord, Resumption};
 use session_core::ProtocolVersion;
 use tracing::warn;
 
+use crate::Error;
+
 /// The first line of every trace.
-pub(crate) const HEADER: &str = "# sesscache trace v1";
+pub const HEADER: &str = "# sesscache trace v1";
 
 /// The most sessions one handshake is recorded as issuing.
-const MAX_ISSUED: u32 = 16;
+pub const MAX_ISSUED: u32 = 16;
 
 /// How many issued sessions the recorder remembers the client of; the oldest go first. A
 /// session it forgot that is offered later starts a new client.
 const REMEMBERED: usize = 1 << 20;
 
-/// One handshake of a trace.
+/// One handshake of a trace; its `Display` is the line as written.
+///
+/// A line read from a trace has at most [`MAX_ISSUED`] issued sessions, and an outcome that
+/// agrees with `offered` ([`Resumption::offered`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Line {
+pub struct Line {
     /// When it finished, in Unix milliseconds.
-    pub(crate) time_ms: u64,
+    pub time_ms: u64,
     /// The client (see the module's documentation).
-    pub(crate) client: u64,
-    pub(crate) version: ProtocolVersion,
-    pub(crate) offered: bool,
+    pub client: u64,
+    /// The protocol version it negotiated (written as `tls1.2` or `tls1.3`).
+    pub version: ProtocolVersion,
+    /// Whether the client offered a session.
+    pub offered: bool,
     /// Sessions (TLS 1.2) or tickets (TLS 1.3) the handshake issued.
-    pub(crate) issued: u32,
-    pub(crate) outcome: Resumption,
+    pub issued: u32,
+    /// Whether it resumed, or why not.
+    pub outcome: Resumption,
 }
 
 impl fmt::Display for Line {
@@ -81,7 +88,7 @@ impl fmt::Display for Line {
 
 impl Line {
     /// Parses one line's fields; the error says what is wrong with it.
-    fn parse(text: &str) -> std::result::Result<Self, String> {
+    fn parse(text: &str) -> Result<Self, String> {
         let fields: Vec<&str> = text.split_whitespace().collect();
         let [time, client, version, offered, issued, outcome] = fields[..] else {
             return Err(format!(
@@ -133,21 +140,36 @@ impl Line {
     }
 }
 
-/// Reads a whole trace; an error names the file and the line.
-pub(crate) fn read(path: &Path) -> Result<Vec<Line>> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open the trace {}", path.display()))?;
+/// Reads the trace at `path`; an error names the file and the line.
+pub fn read(path: &Path) -> Result<Vec<Line>, Error> {
+    let file = File::open(path).map_err(|source| Error::OpenTrace {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(BufReader::new(file), path)
+}
+
+/// Reads a trace from `reader`, named `path` in errors: the header, then a line per handshake
+/// (blank lines and `#` comments skipped). A trace without a handshake is an error.
+pub fn parse(reader: impl BufRead, path: &Path) -> Result<Vec<Line>, Error> {
     let mut lines = Vec::new();
-    for (i, text) in BufReader::new(file).lines().enumerate() {
-        let number = i + 1;
-        let at = || format!("{} line {number}", path.display());
-        let text = text.map_err(|e| anyhow!("{}: cannot read it: {e}", at()))?;
-        if number == 1 {
+    for (i, text) in reader.lines().enumerate() {
+        let line = i + 1;
+        let bad = |why: String| Error::BadTraceLine {
+            path: path.to_owned(),
+            line,
+            why,
+        };
+        let text = text.map_err(|source| Error::ReadTrace {
+            path: path.to_owned(),
+            line,
+            source,
+        })?;
+        if line == 1 {
             if text.trim_end() != HEADER {
-                return Err(anyhow!(
-                    "{}: not a sesscache trace (the first line must be `{HEADER}`)",
-                    at()
-                ));
+                return Err(bad(format!(
+                    "not a sesscache trace (the first line must be `{HEADER}`)"
+                )));
             }
             continue;
         }
@@ -155,10 +177,12 @@ pub(crate) fn read(path: &Path) -> Result<Vec<Line>> {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        lines.push(Line::parse(text).map_err(|why| anyhow!("{}: {why}", at()))?);
+        lines.push(Line::parse(text).map_err(bad)?);
     }
     if lines.is_empty() {
-        return Err(anyhow!("{}: the trace has no handshakes", path.display()));
+        return Err(Error::EmptyTrace {
+            path: path.to_owned(),
+        });
     }
     Ok(lines)
 }
@@ -189,12 +213,17 @@ impl Clients {
         self.hash(&[b"session", &version.wire().to_be_bytes(), id])
     }
 
-    /// The client of a handshake that saw `record`, and the sessions it was issued noted as
-    /// that client's.
-    fn of(&mut self, record: &HandshakeRecord, version: ProtocolVersion) -> u64 {
-        let client = match record.offered_id() {
+    /// The client of a handshake that offered `offered` (if anything) and was issued
+    /// `issued`, which are noted as that client's.
+    fn of<'a>(
+        &mut self,
+        version: ProtocolVersion,
+        offered: Option<&[u8]>,
+        issued: impl IntoIterator<Item = &'a [u8]>,
+    ) -> u64 {
+        let client = match offered {
             Some(id) => {
-                let session = self.session(version, id.as_bytes());
+                let session = self.session(version, id);
                 // A session issued before the trace began (or forgotten) starts a client
                 // of its own, the same each time it is offered.
                 self.owner
@@ -207,8 +236,8 @@ impl Clients {
                 self.hash(&[b"new", &self.started.to_be_bytes()])
             }
         };
-        for id in record.issued_ids() {
-            let session = self.session(version, id.as_bytes());
+        for id in issued {
+            let session = self.session(version, id);
             if self.owner.insert(session, client).is_none() {
                 self.order.push_back(session);
                 if self.order.len() > REMEMBERED {
@@ -228,19 +257,37 @@ const QUEUE: usize = 4096;
 /// The least time between two warnings that writing the trace fails.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// What happened to the lines that were not written.
+/// What happened to the lines that were not written, counted as they are lost.
 #[derive(Debug, Default)]
-pub(crate) struct Losses {
+pub struct Losses {
+    dropped: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl Losses {
     /// Lines dropped because the writer's queue was full.
-    pub(crate) dropped: AtomicU64,
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Lines the writer failed to write.
-    pub(crate) write_errors: AtomicU64,
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
 }
 
 /// Writes a trace as handshakes finish, from any number of threads. A handshake only hands its
 /// line to a queue; one writer thread writes them, so a slow or failing disk costs a
 /// handshake nothing. Dropping the recorder writes what is queued and waits for the writer.
-pub(crate) struct Recorder {
+///
+/// ```no_run
+/// # fn finished(record: &session_cache::HandshakeRecord) -> Result<(), sesscache_workload::Error> {
+/// let recorder = sesscache_workload::trace::Recorder::create("handshakes.trace".as_ref())?;
+/// // After each server handshake, with what its adapter collected:
+/// recorder.record(record);
+/// # Ok(()) }
+/// ```
+pub struct Recorder {
     clients: Mutex<Clients>,
     queue: Option<SyncSender<Line>>,
     writer: Option<JoinHandle<()>>,
@@ -249,17 +296,19 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Creates the trace file owner-only (or truncates a regular file there and makes it
-    /// owner-only), never through a symlink, and writes its header.
-    pub(crate) fn create(path: &Path) -> Result<Self> {
+    /// owner-only), never through a symlink, writes its header and starts its writer thread.
+    pub fn create(path: &Path) -> Result<Self, Error> {
         let mut secret = [0u8; 32];
         SystemRandom::new()
             .fill(&mut secret)
-            .map_err(|_| anyhow!("no randomness for the trace's key"))?;
+            .map_err(|_| Error::NoRandomness)?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
         zeroize::Zeroize::zeroize(&mut secret);
         let mut out = open_owner_only(path)?;
-        writeln!(out, "{HEADER}")
-            .with_context(|| format!("cannot write the trace {}", path.display()))?;
+        writeln!(out, "{HEADER}").map_err(|source| Error::WriteTrace {
+            path: path.to_owned(),
+            source,
+        })?;
         let losses = Arc::new(Losses::default());
         let (queue, lines) = sync_channel(QUEUE);
         let writer = {
@@ -267,7 +316,7 @@ impl Recorder {
             std::thread::Builder::new()
                 .name("sesscache-trace".to_owned())
                 .spawn(move || write_lines(&lines, out, &losses))
-                .context("cannot start the trace's writer")?
+                .map_err(Error::TraceWriter)?
         };
         Ok(Self {
             clients: Mutex::new(Clients {
@@ -283,19 +332,36 @@ impl Recorder {
     }
 
     /// Queues the line of a finished handshake; a full queue drops it (counted in
-    /// [`losses`](Self::losses)).
-    pub(crate) fn record(&self, record: &HandshakeRecord) {
+    /// [`losses`](Self::losses)). A record whose handshake has no outcome yet is not a line.
+    pub fn record(&self, record: &HandshakeRecord) {
         let Some(outcome) = record.outcome() else {
             return; // not finished: not counted, not traced
         };
-        let version = record.version().unwrap_or(ProtocolVersion::TLS1_2);
+        self.record_parts(
+            record.version().unwrap_or(ProtocolVersion::TLS1_2),
+            record.offered_id().map(|id| id.as_bytes()),
+            record.issued_ids().iter().map(|id| id.as_bytes()),
+            outcome,
+        );
+    }
+
+    /// Queues the line of a handshake that offered `offered`, was issued `issued` and ended
+    /// in `outcome`.
+    fn record_parts<'a>(
+        &self,
+        version: ProtocolVersion,
+        offered: Option<&[u8]>,
+        issued: impl ExactSizeIterator<Item = &'a [u8]>,
+        outcome: Resumption,
+    ) {
+        let issued_count = (issued.len() as u32).min(MAX_ISSUED);
         // The chain of sessions is followed even for a line that is dropped, so that the
         // lines after it name the right client.
         let client = self
             .clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .of(record, version);
+            .of(version, offered, issued);
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -304,7 +370,7 @@ impl Recorder {
             client,
             version,
             offered: outcome.offered(),
-            issued: (record.issued_ids().len() as u32).min(MAX_ISSUED),
+            issued: issued_count,
             outcome,
         };
         let sent = self.queue.as_ref().map(|queue| queue.try_send(line));
@@ -313,8 +379,8 @@ impl Recorder {
         }
     }
 
-    /// The lines lost so far, counted as they are lost.
-    pub(crate) fn losses(&self) -> Arc<Losses> {
+    /// The lines lost so far, counted as they are lost (it outlives the recorder).
+    pub fn losses(&self) -> Arc<Losses> {
         self.losses.clone()
     }
 }
@@ -331,7 +397,7 @@ impl Drop for Recorder {
 
 /// Opens `path` for writing, never through a symlink: creates it with mode 0600, or truncates
 /// the regular file there and sets its mode to 0600.
-fn open_owner_only(path: &Path) -> Result<File> {
+fn open_owner_only(path: &Path) -> Result<File, Error> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -341,22 +407,34 @@ fn open_owner_only(path: &Path) -> Result<File> {
         .open(path);
     let file = match file {
         Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
-            "the trace {} is a symlink; give the file itself (it is never written through a link)",
-            path.display()
-        ),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot create the trace {}", path.display()))
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::TraceIsSymlink {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => {
+            return Err(Error::CreateTrace {
+                path: path.to_owned(),
+                source,
+            })
         }
     };
-    let meta = file.metadata()?;
+    let meta = file.metadata().map_err(|source| Error::CreateTrace {
+        path: path.to_owned(),
+        source,
+    })?;
     if !meta.file_type().is_file() {
-        bail!("the trace {} is not a regular file", path.display());
+        return Err(Error::TraceNotAFile {
+            path: path.to_owned(),
+        });
     }
     // Only after the checks: a file that is not one to truncate is left as it was.
     file.set_len(0)
         .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
-        .with_context(|| format!("cannot make the trace {} owner-only", path.display()))?;
+        .map_err(|source| Error::TraceMode {
+            path: path.to_owned(),
+            source,
+        })?;
     Ok(file)
 }
 
@@ -438,5 +516,92 @@ mod tests {
             let err = Line::parse(text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_trace_names_the_line_that_is_wrong() {
+        let path = Path::new("t");
+        let read = |text: &str| parse(text.as_bytes(), path);
+        let good = "1 0123456789abcdef tls1.2 fresh 1 not_offered";
+        let err = read(&format!("{good}\n")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t line 1: not a sesscache trace"),
+            "{err}"
+        );
+        let err = read(&format!("{HEADER}\n\n# a comment\n{good}\n1 2\n")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("t line 5: expected 6 fields"),
+            "{err}"
+        );
+        let err = read(&format!("{HEADER}\n# nothing else\n")).unwrap_err();
+        assert_eq!(err.to_string(), "t: the trace has no handshakes");
+        let lines = read(&format!("{HEADER}\n{good}\n\n{good}\n")).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].to_string(), good);
+    }
+
+    #[test]
+    fn a_recorder_follows_each_client_through_its_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.trace");
+        let v13 = ProtocolVersion::TLS1_3;
+        {
+            let recorder = Recorder::create(&path).unwrap();
+            let record = |offered: Option<&[u8]>, issued: &[&[u8]], outcome| {
+                recorder.record_parts(v13, offered, issued.iter().copied(), outcome);
+            };
+            // Two clients start; the first resumes with its ticket, then with the next.
+            record(None, &[b"a1", b"a2"], Resumption::NotOffered);
+            record(None, &[b"b1"], Resumption::NotOffered);
+            record(Some(b"a2"), &[b"a3"], Resumption::Resumed);
+            record(Some(b"a3"), &[], Resumption::UnknownId);
+            // An id issued before the trace began: a client of its own, the same each time.
+            record(Some(b"old"), &[], Resumption::UnknownId);
+            record(Some(b"old"), &[], Resumption::UnknownId);
+            assert_eq!(recorder.losses().dropped(), 0);
+        }
+        let lines = read(&path).unwrap();
+        let clients: Vec<u64> = lines.iter().map(|l| l.client).collect();
+        assert_eq!(lines.len(), 6);
+        assert_ne!(clients[0], clients[1]);
+        assert_eq!(clients[2], clients[0]);
+        assert_eq!(clients[3], clients[0]);
+        assert_eq!(clients[4], clients[5]);
+        assert!(!clients[..4].contains(&clients[4]));
+        let issued: Vec<u32> = lines.iter().map(|l| l.issued).collect();
+        assert_eq!(issued, [2, 1, 1, 0, 0, 0]);
+        assert!(lines.iter().all(|l| l.offered == l.outcome.offered()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER));
+        assert!(
+            !text.contains("a1") && !text.contains("old"),
+            "no id is written"
+        );
+    }
+
+    #[test]
+    fn traces_are_owner_only_and_never_written_through_a_symlink() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let there = dir.path().join("there");
+        std::fs::write(&there, "old\n").unwrap();
+        std::fs::set_permissions(&there, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Recorder::create(&there).unwrap());
+        assert_eq!(std::fs::metadata(&there).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&there).unwrap(),
+            format!("{HEADER}\n")
+        );
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&there, &link).unwrap();
+        let err = Recorder::create(&link).unwrap_err();
+        assert!(matches!(err, Error::TraceIsSymlink { .. }), "{err}");
+        let err = Recorder::create(dir.path()).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::CreateTrace { .. } | Error::TraceNotAFile { .. }
+        ));
     }
 }
