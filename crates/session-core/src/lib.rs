@@ -12,16 +12,16 @@
 //! Architecture invariant: this crate takes no locks, does no I/O and reads no clock except
 //! through [`Clock`].
 
-// `unsafe` only in `raw`: the session's wiped storage and the cache's raw handles.
+// `unsafe` only in `storage`: the wipe of a freed session's storage.
 #![deny(unsafe_code)]
 
 mod app_bytes;
 mod error;
 mod extras;
 mod fields;
-#[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
-mod raw;
 mod session;
+#[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
+mod storage;
 mod time;
 
 pub use app_bytes::AppBytes;
@@ -34,4 +34,6 @@ pub use fields::{
 pub use session::{
     Session, SessionBuilder, SessionData, SessionRef, WeakSession, DEFAULT_SESSION_TIMEOUT,
 };
+#[doc(hidden)]
+pub use storage::Wiped;
 pub use time::{Clock, ManualClock, SystemClock, UnixTime};

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::raw::Wiped;
+use crate::storage::Wiped;
 use crate::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, OpensslExtras, ProtocolVersion,
     SessionId, SidCtx, Ticket, UnixTime,

@@ -13,11 +13,11 @@
 //! shard's lock, which orders it after that writer, so a session linked throughout is never
 //! missed.
 //!
-//! Ownership: a slot's raw handle carries the cache's reference and one weak count
-//! ([`Session::into_raw`]). Unlinking takes the reference out at once, so the count is exact
-//! the moment the unlinking call returns, as OpenSSL's is; the weak count, which only keeps
-//! the memory readable for a reader that found the pointer before it was unlinked, is given
-//! back through the epoch. A replaced table is freed the same way.
+//! Ownership: a slot's raw handle (`handle.rs`) carries the cache's reference and one weak
+//! count. Unlinking takes the reference out at once, so the count is exact the moment the
+//! unlinking call returns, as OpenSSL's is; the weak count, which only keeps the memory
+//! readable for a reader that found the pointer before it was unlinked, is given back
+//! through the epoch. A replaced table is freed the same way.
 //!
 //! Architecture invariants:
 //! - Lock-free readers never read a session's fields before they hold a reference to it: a
@@ -32,6 +32,7 @@
 //!   shard lock is held at a time.
 //! - This module tree holds the crate's `unsafe` code, each block with its reason.
 
+mod handle;
 mod prefetch;
 mod reclaim;
 mod table;
@@ -47,6 +48,7 @@ use session_core::Session;
 
 use crate::index::{ExpiryOrder, Stamp};
 use crate::sync::{lock, try_lock, AtomicU64, Mutex, MutexGuard, Ordering};
+use handle::RawHandle;
 use prefetch::{prefetch, prefetch_counts};
 use reclaim::{Reclaim, Unlinked};
 use table::{tag, Table, EMPTY, MIN_SLOTS, TOMBSTONE};
@@ -138,10 +140,10 @@ fn same_key(session: &Session, version: u16, id: &[u8]) -> bool {
 
 /// Runs `f` on the session behind a raw handle whose reference the shard lock keeps in place,
 /// without taking a reference of its own.
-fn with_raw<R>(raw: *const (), f: impl FnOnce(&Session) -> R) -> R {
+fn with_raw<R>(raw: RawHandle, f: impl FnOnce(&Session) -> R) -> R {
     // SAFETY: callers hold the shard lock, so the slot's reference keeps the session alive,
     // and the view is never dropped (it is not a reference of its own).
-    let session = std::mem::ManuallyDrop::new(unsafe { Session::take_raw(raw) });
+    let session = std::mem::ManuallyDrop::new(unsafe { raw.take() });
     f(&session)
 }
 
@@ -261,7 +263,7 @@ impl SessionMap {
             }
             // SAFETY: the handle's weak count is released through the epoch after the slot
             // lets go of it, so not before our guard is gone.
-            match unsafe { Session::upgrade_raw(raw) } {
+            match unsafe { RawHandle::from_ptr(raw).upgrade() } {
                 Some(session) if same_key(&session, version, id) => return Some(session),
                 Some(_) => {}
                 None => return self.get_locked(guard, hash, version, id),
@@ -413,7 +415,9 @@ impl SessionMap {
             for (_, slot) in w.table().linked() {
                 // SAFETY: a linked slot's reference is held until it is unlinked, which needs
                 // the lock we hold.
-                all.push(unsafe { Session::clone_raw(slot.session.load(Ordering::Relaxed)) });
+                all.push(unsafe {
+                    RawHandle::from_ptr(slot.session.load(Ordering::Relaxed)).up_ref()
+                });
             }
         }
         all
@@ -447,12 +451,12 @@ impl Drop for SessionMap {
             // SAFETY: we own the table now (swapped out, no reader left).
             let table = unsafe { table.into_owned() };
             for (_, slot) in table.linked() {
-                let raw = slot.session.load(Ordering::Relaxed);
+                let raw = RawHandle::from_ptr(slot.session.load(Ordering::Relaxed));
                 // SAFETY: a linked slot still holds its reference and its weak count, and
                 // nothing can reach the pointer any more.
                 unsafe {
-                    drop(Session::take_raw(raw));
-                    Session::release_raw(raw);
+                    drop(raw.take());
+                    raw.release();
                 }
             }
         }
@@ -522,7 +526,7 @@ impl Drop for ShardWriter<'_> {
 pub(crate) struct Found {
     index: usize,
     hash: u64,
-    raw: *const (),
+    raw: RawHandle,
     /// The entry's sequence number.
     pub(crate) seq: u64,
 }
@@ -531,7 +535,7 @@ impl Found {
     /// Whether the entry holds this very session.
     #[inline]
     pub(crate) fn holds(&self, session: &Session) -> bool {
-        self.raw == session.as_ptr()
+        self.raw.is_for(session)
     }
 }
 
@@ -558,9 +562,9 @@ impl ShardWriter<'_> {
         self.find_by(hash, |_, slot_seq| slot_seq == seq)
     }
 
-    fn find_by(&self, hash: u64, mut matches: impl FnMut(*const (), u64) -> bool) -> Option<Found> {
+    fn find_by(&self, hash: u64, mut matches: impl FnMut(RawHandle, u64) -> bool) -> Option<Found> {
         self.table().probe(hash).find_map(|(index, slot)| {
-            let raw = slot.session.load(Ordering::Relaxed).cast_const();
+            let raw = RawHandle::from_ptr(slot.session.load(Ordering::Relaxed));
             let seq = slot.seq.load(Ordering::Relaxed);
             matches(raw, seq).then_some(Found {
                 index,
@@ -641,7 +645,7 @@ impl ShardWriter<'_> {
         };
         let slot = &table.slots[i];
         slot.session
-            .store(session.into_raw().cast_mut(), Ordering::Relaxed);
+            .store(RawHandle::new(session).as_ptr(), Ordering::Relaxed);
         slot.seq.store(seq, Ordering::Relaxed);
         // Publishes the handle: a reader that sees the hash sees the handle.
         slot.hash.store(hash, Ordering::Release);
@@ -665,7 +669,7 @@ impl ShardWriter<'_> {
         let slot = &self.table().slots[found.index];
         slot.seq.store(seq, Ordering::Relaxed);
         slot.session
-            .store(session.into_raw().cast_mut(), Ordering::Release);
+            .store(RawHandle::new(session).as_ptr(), Ordering::Release);
         self.release(found.raw)
     }
 
@@ -690,7 +694,7 @@ impl ShardWriter<'_> {
         // The caller drops the reference soon, after the lock: its count was last written
         // when the session was added, long ago and perhaps by another core, so start fetching
         // it now and let the miss overlap the rest of the unlink and the unlock.
-        prefetch_counts(found.raw);
+        prefetch_counts(found.raw.as_ptr());
         let slot = &self.table().slots[found.index];
         slot.hash.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
@@ -705,9 +709,9 @@ impl ShardWriter<'_> {
 
     /// Takes the reference out of a handle that no slot holds any more; its weak count goes
     /// to the epoch with this writer's batch when the lock is released.
-    fn release(&mut self, raw: *const ()) -> Session {
+    fn release(&mut self, raw: RawHandle) -> Session {
         // SAFETY: the handle left its slot under our lock, so no one else takes its reference.
-        let session = unsafe { Session::take_raw(raw) };
+        let session = unsafe { raw.take() };
         let unlinked = Unlinked(raw);
         match &mut self.unlinked {
             Some(batch) => batch.push(unlinked),

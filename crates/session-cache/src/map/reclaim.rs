@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use session_core::Session;
-
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
+use super::handle::RawHandle;
 use super::prefetch::prefetch_counts;
 use super::Guard;
 
 /// An unlinked raw handle whose weak count is still to be given back: after the epoch's grace
 /// period, so that no reader that loaded the pointer before the unlink is left.
-pub(super) struct Unlinked(pub(super) *const ());
+pub(super) struct Unlinked(pub(super) RawHandle);
 
 // SAFETY: the pointer is a session's raw handle; sessions are `Send + Sync`, and the only use
 // of the pointer is to release its weak count, once, on whichever thread `release` runs.
@@ -28,7 +27,7 @@ impl Unlinked {
     pub(super) unsafe fn release(self) {
         // SAFETY: the handle's reference was taken when it was unlinked; by the contract, no
         // reader can still be about to upgrade the pointer.
-        unsafe { Session::release_raw(self.0) }
+        unsafe { self.0.release() }
     }
 }
 
@@ -146,7 +145,7 @@ pub(super) unsafe fn release_all(batch: Vec<Unlinked>) {
     const AHEAD: usize = 8;
     for i in 0..batch.len() {
         if let Some(ahead) = batch.get(i + AHEAD) {
-            prefetch_counts(ahead.0);
+            prefetch_counts(ahead.0.as_ptr());
         }
         // A copy of the pointer: `Unlinked` has no destructor, so the vector's own element
         // is only memory, and each handle is released once, here.

@@ -26,7 +26,7 @@ pub(super) fn tag(hash: u64) -> u64 {
 pub(super) struct Slot {
     /// `EMPTY`, `TOMBSTONE` or the entry's hash (`tag`ged).
     pub(super) hash: AtomicU64,
-    /// The entry's raw handle (null when not in use).
+    /// The entry's raw handle, as `RawHandle::as_ptr` gives it (null when not in use).
     pub(super) session: AtomicPtr<()>,
     /// The entry's stamp sequence number: written and read under the shard lock only.
     pub(super) seq: AtomicU64,

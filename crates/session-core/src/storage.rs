@@ -1,0 +1,74 @@
+//! The session's storage, wiped whole when the session is freed (the crate's only `unsafe`
+//! code), and the safe conversions between a [`Session`] and the `Arc` of its storage, on
+//! which the session cache's lock-free map builds its raw handles.
+
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::{Session, SessionData};
+
+/// A session's storage, wiped whole when the session is freed.
+///
+/// Zeroizing the secret fields is not enough: a session is built on the stack and moved
+/// into its allocation byte for byte, and the bytes no field initializes (padding, the
+/// payload of a `None`) carry whatever the stack held, which can be a copy of the session id
+/// or of a key. So after the fields are dropped (the master key and id zeroize themselves),
+/// every byte of the storage is overwritten before the memory goes back to the allocator.
+///
+/// Opaque outside this crate: no public field, no method, so an `Arc<Wiped>`
+/// ([`Session::into_shared`]) gives no way to read or change the session; it only counts
+/// references to it. Moving the storage out of its `Arc` (`Arc::try_unwrap`) would free the
+/// allocation without the wipe: nothing does, and nothing should.
+#[doc(hidden)]
+pub struct Wiped(pub(crate) ManuallyDrop<SessionData>);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        // SAFETY: the data is dropped exactly once, here, and never read again.
+        unsafe { ManuallyDrop::drop(&mut self.0) };
+        // The storage is 8-aligned and a whole number of words long (SessionData holds u64s),
+        // so it is wiped a word at a time.
+        const WORDS: usize = size_of::<ManuallyDrop<SessionData>>() / 8;
+        const _: () = assert!(size_of::<ManuallyDrop<SessionData>>().is_multiple_of(8));
+        const _: () = assert!(align_of::<ManuallyDrop<SessionData>>() >= 8);
+        let base = std::ptr::addr_of_mut!(self.0).cast::<u64>();
+        for i in 0..WORDS {
+            // SAFETY: `base..base + WORDS` is this struct's own storage, 8-aligned (checked
+            // above), which we may overwrite with any bytes since nothing reads it as a
+            // `SessionData` again. Volatile, so that writes to memory about to be freed are not
+            // elided.
+            unsafe { base.add(i).write_volatile(0) };
+        }
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for Wiped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wiped").finish_non_exhaustive()
+    }
+}
+
+/// A session as the `Arc` of its storage, for a lock-free map that keeps its references as
+/// raw pointers (`Arc::into_raw`, `Weak`), as the session cache's does. Both conversions are
+/// moves: no count changes. Applications have no use for them.
+impl Session {
+    /// This reference as the `Arc` of the session's storage; [`from_shared`](Self::from_shared)
+    /// turns it back.
+    #[doc(hidden)]
+    #[must_use]
+    #[inline]
+    pub fn into_shared(self) -> Arc<Wiped> {
+        self.0
+    }
+
+    /// The reference that an `Arc` of a session's storage is.
+    #[doc(hidden)]
+    #[must_use]
+    #[inline]
+    pub fn from_shared(shared: Arc<Wiped>) -> Session {
+        Session(shared)
+    }
+}
