@@ -91,8 +91,9 @@ pub(crate) struct Args {
     /// sends nothing) is dropped then and counted as failed.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     handshake_timeout: u64,
-    /// Flush expired sessions every this many seconds (0 = never: only the cache's own
-    /// removals, at lookup and eviction, then drop them).
+    /// Also flush expired sessions every this many seconds, for a server that is idle (0 =
+    /// never: only the automatic flush after every 255th good handshake, and the cache's
+    /// removals at lookup and eviction).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     flush_interval: u64,
     /// The fleet tier: sessions shared with every server on the same store.
