@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, Value};
-use session_cache::{LookupRequest, Miss, RemovalCause, SessionCache};
+use session_cache::{ExtendedMasterSecret, LookupRequest, Miss, RemovalCause, SessionCache};
 use session_core::{ProtocolVersion, Session, SidCtx};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
@@ -138,6 +138,60 @@ struct Shared {
     /// (queued, or dropped), with their expiry (Unix seconds): only such a ticket may be
     /// claimed without the store. The prober sweeps out the expired.
     unsent: Mutex<HashMap<[u8; 32], u64>>,
+    /// What prefetches found, by name, for the handshakes' synchronous lookups.
+    prefetched: Mutex<HashMap<[u8; 32], (Prefetched, Instant)>>,
+    /// The prefetches in flight, by name: a second one of the same name waits for the first.
+    inflight: Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<bool>>>,
+}
+
+/// What a prefetch found for one name.
+#[derive(Clone)]
+enum Prefetched {
+    /// A session from the store (a TLS 1.3 ticket's already claimed there).
+    Found(Session),
+    /// A TLS 1.3 ticket this server holds, claimed in the store.
+    ClaimedHere,
+    /// Nothing to resume, and why.
+    Missed(Miss),
+}
+
+/// A lookup request a prefetch owns, to run it on another thread.
+struct Owned {
+    version: ProtocolVersion,
+    id: Zeroizing<Vec<u8>>,
+    sid_ctx: SidCtx,
+    extended_master_secret: ExtendedMasterSecret,
+}
+
+impl Owned {
+    fn of(request: &LookupRequest<'_>) -> Self {
+        Self {
+            version: request.version,
+            id: Zeroizing::new(request.id.to_vec()),
+            sid_ctx: request.sid_ctx,
+            extended_master_secret: request.extended_master_secret,
+        }
+    }
+
+    /// The handshake's first offer (a prefetch is for nothing else).
+    fn request(&self) -> LookupRequest<'_> {
+        LookupRequest::new(
+            self.version,
+            &self.id,
+            self.sid_ctx,
+            self.extended_master_secret,
+        )
+    }
+}
+
+/// How long a prefetched answer waits for its handshake's lookup.
+const PREFETCHED_FOR: Duration = Duration::from_secs(10);
+
+/// The most prefetched answers kept at once; past it, a handshake's lookup asks the store.
+const PREFETCHED_LIMIT: usize = 1 << 16;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -296,6 +350,8 @@ impl Tier {
             counters: Counters::default(),
             queued: AtomicU64::new(0),
             unsent: Mutex::new(HashMap::new()),
+            prefetched: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         });
         let (writes, queue) = mpsc::channel(config.queue.max(1));
         handle.spawn(writer(shared.clone(), queue));
@@ -308,8 +364,9 @@ impl Tier {
         })))
     }
 
-    /// Sets `cache`'s new-session, get-session, take-session and remove-session callbacks to
-    /// this tier's (replacing any set before). The callbacks hold the tier, not the cache.
+    /// Sets `cache`'s new-session, get-session, take-session, remove-session and prefetch
+    /// callbacks to this tier's (replacing any set before). The callbacks hold the tier, not
+    /// the cache.
     pub fn attach(&self, cache: &SessionCache) {
         let tier = self.clone();
         cache.set_new_session_callback(Some(Arc::new(move |cache: &SessionCache, s: &Session| {
@@ -317,12 +374,20 @@ impl Tier {
         })));
         let tier = self.clone();
         cache.set_get_session_callback(Some(Arc::new(
-            move |cache: &SessionCache, request: &LookupRequest<'_>| tier.fetch(cache, request),
+            move |cache: &SessionCache, request: &LookupRequest<'_>| {
+                tier.fetch(cache.now(), request)
+            },
         )));
         let tier = self.clone();
         cache.set_take_session_callback(Some(Arc::new(
             move |cache: &SessionCache, request: &LookupRequest<'_>, local: Option<Session>| {
-                tier.claim(cache, request, local)
+                tier.claim(cache.now(), request, local)
+            },
+        )));
+        let tier = self.clone();
+        cache.set_prefetch_callback(Some(Arc::new(
+            move |cache: &SessionCache, request: &LookupRequest<'_>, held: Option<Session>| {
+                tier.prefetch(cache.now(), request, held)
             },
         )));
         let tier = self.clone();
@@ -413,7 +478,7 @@ impl Tier {
         if session.id().is_empty() || !session.is_resumable() {
             return;
         }
-        let Some(expires) = system_expiry(cache, session) else {
+        let Some(expires) = system_expiry(cache.now(), session) else {
             return;
         };
         let shared = &self.0.shared;
@@ -517,7 +582,7 @@ impl Tier {
     /// found.
     fn ask(
         &self,
-        cache: &SessionCache,
+        now: u64,
         request: &LookupRequest<'_>,
         command: impl Fn(Vec<u8>) -> Cmd,
     ) -> Result<Session, Miss> {
@@ -562,7 +627,7 @@ impl Tier {
                     trace!("the store says the ticket was used");
                     Err(Miss::AlreadyUsed)
                 }
-                Stored::Sealed(sealed) => self.open(cache, name, &request.sid_ctx, &sealed),
+                Stored::Sealed(sealed) => self.open(now, name, &request.sid_ctx, &sealed),
             };
         }
         if !complete {
@@ -576,13 +641,13 @@ impl Tier {
 
     fn open(
         &self,
-        cache: &SessionCache,
+        now: u64,
         name: &[u8; 32],
         sid_ctx: &SidCtx,
         sealed: &[u8],
     ) -> Result<Session, Miss> {
         let shared = &self.0.shared;
-        match value::open(&shared.keys, name, sid_ctx, sealed, cache.now()) {
+        match value::open(&shared.keys, name, sid_ctx, sealed, now) {
             Ok(session) => {
                 shared.counters.remote_hits.inc();
                 trace!("remote hit");
@@ -598,9 +663,104 @@ impl Tier {
         }
     }
 
-    /// The get-session hook: an internal miss asks the store.
-    fn fetch(&self, cache: &SessionCache, request: &LookupRequest<'_>) -> Result<Session, Miss> {
-        self.ask(cache, request, |key| {
+    /// The prefetch hook: starts, on the tier's runtime, what the get- or take-session hook
+    /// would ask the store for `request` (the claim, for a TLS 1.3 ticket), unless a
+    /// prefetch of the same name is in flight (then waits for that one) or answered. The
+    /// answer waits in `prefetched` for the handshake's lookup. The store call runs on the
+    /// tier's own blocking threads, within the budget; the returned future only waits.
+    fn prefetch(
+        &self,
+        now: u64,
+        request: &LookupRequest<'_>,
+        held: Option<Session>,
+    ) -> Option<session_cache::PrefetchFuture> {
+        let shared = &self.0.shared;
+        let take = request.version.is_tls13_or_later();
+        let name = shared.newest_name(request.version.wire(), &request.sid_ctx, request.id);
+        if held.is_some() && (!take || lock(&shared.unsent).contains_key(&name)) {
+            // Held here and needing no store: a TLS 1.2 session, or a ticket whose write
+            // never left.
+            return None;
+        }
+        if lock(&shared.prefetched).contains_key(&name) {
+            return None;
+        }
+        let mut waiting = {
+            let mut inflight = lock(&shared.inflight);
+            match inflight.get(&name) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    inflight.insert(name, rx.clone());
+                    let tier = self.clone();
+                    let owned = Owned::of(request);
+                    self.0.handle.spawn_blocking(move || {
+                        let request = owned.request();
+                        let found = if take {
+                            let held_here = held.is_some();
+                            tier.claim_from_store(now, &request, held).map(|session| {
+                                if held_here {
+                                    Prefetched::ClaimedHere
+                                } else {
+                                    Prefetched::Found(session)
+                                }
+                            })
+                        } else {
+                            tier.ask(now, &request, |key| {
+                                let mut get = redis::cmd("GET");
+                                get.arg(key);
+                                get
+                            })
+                            .map(Prefetched::Found)
+                        };
+                        let found = found.unwrap_or_else(Prefetched::Missed);
+                        let shared = &tier.0.shared;
+                        {
+                            let mut prefetched = lock(&shared.prefetched);
+                            if prefetched.len() < PREFETCHED_LIMIT {
+                                prefetched.insert(name, (found, Instant::now() + PREFETCHED_FOR));
+                            }
+                        }
+                        lock(&shared.inflight).remove(&name);
+                        let _ = tx.send(true);
+                    });
+                    rx
+                }
+            }
+        };
+        Some(Box::pin(async move {
+            let _ = waiting.wait_for(|done| *done).await;
+        }))
+    }
+
+    /// The answer a prefetch found for `request`, if one waits: taken out for a TLS 1.3
+    /// ticket (`take`), which resumes once (a later lookup of it is told it was used).
+    fn prefetched(&self, request: &LookupRequest<'_>, take: bool) -> Option<Prefetched> {
+        let shared = &self.0.shared;
+        let name = shared.newest_name(request.version.wire(), &request.sid_ctx, request.id);
+        let mut prefetched = lock(&shared.prefetched);
+        let (found, until) = prefetched.get_mut(&name)?;
+        if *until <= Instant::now() {
+            prefetched.remove(&name);
+            return None;
+        }
+        let found = found.clone();
+        if take && !matches!(found, Prefetched::Missed(_)) {
+            prefetched.get_mut(&name)?.0 = Prefetched::Missed(Miss::AlreadyUsed);
+        }
+        Some(found)
+    }
+
+    /// The get-session hook: an internal miss takes what a prefetch found, or asks the store.
+    fn fetch(&self, now: u64, request: &LookupRequest<'_>) -> Result<Session, Miss> {
+        if let Some(found) = self.prefetched(request, false) {
+            return match found {
+                Prefetched::Found(session) => Ok(session),
+                Prefetched::Missed(why) => Err(why),
+                Prefetched::ClaimedHere => Err(Miss::UnknownId),
+            };
+        }
+        self.ask(now, request, |key| {
             let mut get = redis::cmd("GET");
             get.arg(key);
             get
@@ -616,14 +776,33 @@ impl Tier {
     ///   flushed, evicted) cannot show it unused, so it does not resume (fail closed).
     fn claim(
         &self,
-        cache: &SessionCache,
+        now: u64,
+        request: &LookupRequest<'_>,
+        local: Option<Session>,
+    ) -> Result<Session, Miss> {
+        // A prefetch already claimed it (or learnt why not): used up here, once.
+        if let Some(found) = self.prefetched(request, true) {
+            return match (found, local) {
+                (Prefetched::Found(_) | Prefetched::ClaimedHere, Some(local)) => Ok(local),
+                (Prefetched::Found(session), None) => Ok(session),
+                (Prefetched::ClaimedHere, None) => Err(Miss::UnknownId),
+                (Prefetched::Missed(why), _) => Err(why),
+            };
+        }
+        self.claim_from_store(now, request, local)
+    }
+
+    /// [`claim`](Self::claim), asking the store.
+    fn claim_from_store(
+        &self,
+        now: u64,
         request: &LookupRequest<'_>,
         local: Option<Session>,
     ) -> Result<Session, Miss> {
         let Some(local) = local else {
             // Not ours: take it from the store if it is there, leaving a tombstone with the
             // value's own expiry (XX: nothing is planted under a name the store lacks).
-            return self.ask(cache, request, |key| {
+            return self.ask(now, request, |key| {
                 let mut set = redis::cmd("SET");
                 set.arg(key)
                     .arg(TOMBSTONE)
@@ -644,7 +823,7 @@ impl Tier {
             return Err(Miss::UnknownId);
         }
         // Expired since the cache took it: gone.
-        let expires = system_expiry(cache, &local).ok_or(Miss::UnknownId)?;
+        let expires = system_expiry(now, &local).ok_or(Miss::UnknownId)?;
         let key = shared.key(&name);
         let node = self.healthy_node(&key).ok_or(Miss::StoreUnavailable)?;
         let mut set = redis::cmd("SET");
@@ -699,11 +878,8 @@ fn bytes(reply: Value) -> Option<Vec<u8>> {
 /// When `session` expires, on the system clock (Unix seconds): its remaining lifetime by the
 /// cache's clock, from now. In a server both clocks are the system's and this is the
 /// session's time plus its timeout; a simulation's clock may run faster. `None` once expired.
-fn system_expiry(cache: &SessionCache, session: &Session) -> Option<u64> {
-    let left = session
-        .expiry()
-        .checked_sub(cache.now())
-        .filter(|&s| s > 0)?;
+fn system_expiry(now: u64, session: &Session) -> Option<u64> {
+    let left = session.expiry().checked_sub(now).filter(|&s| s > 0)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     Some(now.saturating_add(left))
 }
@@ -818,6 +994,8 @@ async fn prober(shared: Arc<Shared>, every: Duration) {
                 let _ = tokio::time::timeout(shared.connect_timeout, ping).await;
             }
             sweep_unsent(&shared);
+            let now = Instant::now();
+            lock(&shared.prefetched).retain(|_, (_, until)| *until > now);
             if shared.conn.is_cluster() && (!mapped || round.is_multiple_of(20)) {
                 let _counted = InFlight::start(shared.counters.in_flight.clone());
                 let mut slots = redis::cmd("CLUSTER");

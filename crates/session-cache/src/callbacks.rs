@@ -74,6 +74,23 @@ pub type TakeSessionCallback = Arc<
         + Sync,
 >;
 
+/// What a prefetch callback returns: the fetch, to be awaited (it owns what it needs), or
+/// `None` when there is nothing to fetch.
+pub type PrefetchFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The external cache's asynchronous fetch, asked by
+/// [`SessionCache::prefetch`](crate::SessionCache::prefetch) before a handshake's synchronous
+/// lookup, with the cache, the request, and the session the internal cache holds under its
+/// key (if any). It starts what the get- or take-session callback would ask of a remote
+/// store (for a TLS 1.3 ticket, the claim) and keeps the answer where that callback finds it,
+/// so that the lookup answers from memory. Concurrent prefetches of one key may share one
+/// fetch. The returned future runs on the caller's executor and must not block it.
+pub type PrefetchCallback = Arc<
+    dyn Fn(&SessionCache, &LookupRequest<'_>, Option<Session>) -> Option<PrefetchFuture>
+        + Send
+        + Sync,
+>;
+
 thread_local! {
     /// How many remove callbacks (of any cache) this thread is running right now.
     static IN_REMOVE_CALLBACK: Cell<usize> = const { Cell::new(0) };
@@ -113,6 +130,7 @@ struct Set {
     remove_session: Option<RemoveSessionCallback>,
     get_session: Option<GetSessionCallback>,
     take_session: Option<TakeSessionCallback>,
+    prefetch: Option<PrefetchCallback>,
 }
 
 /// The current callback set.
@@ -148,7 +166,8 @@ impl Callbacks {
         let any = next.new_session.is_some()
             || next.remove_session.is_some()
             || next.get_session.is_some()
-            || next.take_session.is_some();
+            || next.take_session.is_some()
+            || next.prefetch.is_some();
         self.current.store(Arc::new(next));
         self.any.store(any, Ordering::Release);
     }
@@ -167,6 +186,14 @@ impl Callbacks {
 
     pub(crate) fn take_session(&self) -> Option<TakeSessionCallback> {
         self.read(|s| s.take_session.clone())
+    }
+
+    pub(crate) fn prefetch(&self) -> Option<PrefetchCallback> {
+        self.read(|s| s.prefetch.clone())
+    }
+
+    pub(crate) fn set_prefetch(&self, cb: Option<PrefetchCallback>) {
+        self.update(|s| s.prefetch = cb);
     }
 
     pub(crate) fn set_new_session(&self, cb: Option<NewSessionCallback>) {
@@ -193,6 +220,7 @@ impl fmt::Debug for Callbacks {
             .field("remove_session", &self.remove_session().is_some())
             .field("get_session", &self.get_session().is_some())
             .field("take_session", &self.take_session().is_some())
+            .field("prefetch", &self.prefetch().is_some())
             .finish()
     }
 }

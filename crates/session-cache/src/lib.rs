@@ -60,8 +60,8 @@ pub use cache::{
     DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
 pub use callbacks::{
-    GetSessionCallback, NewSessionCallback, RemovalCause, RemoveSessionCallback,
-    TakeSessionCallback,
+    GetSessionCallback, NewSessionCallback, PrefetchCallback, PrefetchFuture, RemovalCause,
+    RemoveSessionCallback, TakeSessionCallback,
 };
 pub use error::Error;
 pub use handshake::{Handshake, Role};

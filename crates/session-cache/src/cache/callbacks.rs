@@ -5,9 +5,10 @@ use session_core::Session;
 use tracing::trace;
 
 use crate::callbacks::{
-    run_remove_callback, GetSessionCallback, NewSessionCallback, RemovalCause,
+    run_remove_callback, GetSessionCallback, NewSessionCallback, PrefetchCallback, RemovalCause,
     RemoveSessionCallback, TakeSessionCallback,
 };
+use crate::{CacheMode, LookupRequest};
 
 use super::SessionCache;
 
@@ -33,6 +34,42 @@ impl SessionCache {
     #[doc(alias = "SSL_CTX_sess_set_new_cb")]
     pub fn set_new_session_callback(&self, cb: Option<NewSessionCallback>) {
         self.callbacks.set_new_session(cb);
+    }
+
+    /// Sets or clears the prefetch callback: the external cache's asynchronous fetch (see
+    /// [`PrefetchCallback`] and [`prefetch`](Self::prefetch)).
+    pub fn set_prefetch_callback(&self, cb: Option<PrefetchCallback>) {
+        self.callbacks.set_prefetch(cb);
+    }
+
+    /// Fetches what the handshake's lookup of `request` will need from the external cache
+    /// (the prefetch callback's fetch), so that the lookup, which is synchronous, answers
+    /// from memory: an async server awaits this before the TLS stack looks the offer up,
+    /// and no runtime worker waits on a remote store. Ready at once when there is nothing to
+    /// fetch: no prefetch callback, or a TLS 1.2 session the internal cache holds. The
+    /// future owns what it needs; bound it by the handshake's deadline. Counts nothing: the
+    /// lookup counts.
+    pub fn prefetch(
+        &self,
+        request: &LookupRequest<'_>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let held = if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            None
+        } else {
+            self.get(request.version, request.id)
+        };
+        let fetch = if held.is_some() && !request.version.is_tls13_or_later() {
+            None
+        } else {
+            self.callbacks
+                .prefetch()
+                .and_then(|cb| cb(self, request, held))
+        };
+        async move {
+            if let Some(fetch) = fetch {
+                fetch.await;
+            }
+        }
     }
 
     /// Sets or clears the remove-session callback.
