@@ -31,9 +31,10 @@ pub use sesscache_redis as redis;
 #[cfg(feature = "metrics")]
 pub use sesscache_metrics as metrics;
 
-/// The README's examples, compiled and run as doctests so that they stay true.
+/// The README's examples, compiled and run as doctests so that they stay true. They use
+/// every adapter, so they run with all features (`cargo test --all-features`).
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "rustls", feature = "openssl", feature = "redis"))]
 pub struct ReadmeDoctests;
 
 /// docs/USAGE.md's examples, compiled and run as doctests too.

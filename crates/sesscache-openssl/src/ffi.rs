@@ -14,6 +14,7 @@ extern "C" {
     fn SSL_SESSION_is_resumable(session: *const openssl_sys::SSL_SESSION) -> c_int;
     fn SSL_CTX_set_timeout(ctx: *mut openssl_sys::SSL_CTX, seconds: c_long) -> c_long;
     fn SSL_CTX_set_info_callback(ctx: *mut openssl_sys::SSL_CTX, callback: Option<InfoCallback>);
+    fn SSL_set_info_callback(ssl: *mut openssl_sys::SSL, callback: Option<InfoCallback>);
 }
 
 /// `SSL_CB_HANDSHAKE_START`: a handshake (or a TLS 1.2 renegotiation) starts.
@@ -34,6 +35,14 @@ pub(crate) fn set_info_callback(builder: &mut SslContextBuilder) {
     // SAFETY: `builder` owns a live SSL_CTX, borrowed mutably for this call; the callback is
     // a plain function that lives for the whole program.
     unsafe { SSL_CTX_set_info_callback(builder.as_ptr(), Some(info_callback)) };
+}
+
+/// `SSL_set_info_callback`: the connection reports its handshakes to
+/// [`crate::handshake_event`] whatever `SSL_CTX` it is switched to.
+pub(crate) fn set_connection_info_callback(ssl: &mut SslRef) {
+    // SAFETY: `ssl` is a live connection, borrowed mutably for this call; the callback is a
+    // plain function that lives for the whole program.
+    unsafe { SSL_set_info_callback(ssl.as_ptr(), Some(info_callback)) };
 }
 
 /// The info callback. OpenSSL calls it on the thread running a handshake step, with the

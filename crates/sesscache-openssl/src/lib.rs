@@ -66,9 +66,13 @@ use tracing::{debug, error, warn};
 /// timeout), the new-session, get-session and remove-session callbacks, and the info
 /// callback (`SSL_CTX_set_info_callback`) that starts and ends each handshake's count.
 ///
-/// An application that sets an info callback of its own on the context or a connection
-/// replaces the adapter's: its handshakes are then not counted (their offers and sessions
-/// still follow the cache's rules, and every 255th new session flushes expired ones).
+/// It replaces an info callback set on the context before; each connection also gets the
+/// adapter's as its own when its handshake starts, so a server-name callback that switches
+/// it to another `SSL_CTX` leaves the count whole. An application that sets an info callback
+/// of its own afterwards replaces the adapter's: its handshakes are then not counted (their
+/// offers and sessions still follow the cache's rules, and every 255th new session flushes
+/// expired ones). A renegotiation counts once it completes (a Finished of its own); one
+/// OpenSSL refuses, or a HelloRequest the server sends, counts nothing.
 #[doc(alias = "SSL_CTX_sess_set_get_cb")]
 pub fn install_server(
     builder: &mut SslContextBuilder,
@@ -191,6 +195,10 @@ pub fn handshake_record(ssl: &SslRef) -> Option<HandshakeRecord> {
 struct Connection {
     context: WeakContext,
     handshake: Handshake,
+    /// The server's Finished message of the last handshake counted on this connection:
+    /// OpenSSL reports a handshake's end also for a renegotiation it refused or for a
+    /// HelloRequest it sent, and only a new Finished means a handshake completed.
+    completed: Option<Vec<u8>>,
 }
 
 /// The index of what each server connection carries.
@@ -219,6 +227,7 @@ fn with_handshake<T>(
             Connection {
                 context: context.downgrade(),
                 handshake: Handshake::untracked_server(),
+                completed: None,
             },
         );
     }
@@ -238,7 +247,9 @@ fn handshake_event(ssl: &mut SslRef, event: ffi::HandshakeEvent) {
 }
 
 /// A handshake starts on `ssl`: counted as `accept`, or `accept_renegotiate` on a connection
-/// that has finished one before.
+/// that has completed one before. The connection gets the info callback of its own, so that
+/// its end is reported even if a server-name callback switches it to an `SSL_CTX` without
+/// the adapter.
 fn start(ssl: &mut SslRef) {
     let (Some(index), Some(contexts)) = (connection_index(), context_index()) else {
         return;
@@ -251,10 +262,8 @@ fn start(ssl: &mut SslRef) {
         return;
     };
     let cache = context.cache();
-    let again = ssl
-        .ex_data(index)
-        .is_some_and(|c| c.handshake.is_finished());
-    let handshake = if again {
+    let completed = ssl.ex_data(index).and_then(|c| c.completed.clone());
+    let handshake = if completed.is_some() {
         Handshake::accept_renegotiation(cache)
     } else {
         Handshake::accept(cache)
@@ -264,20 +273,30 @@ fn start(ssl: &mut SslRef) {
         Connection {
             context: context.downgrade(),
             handshake,
+            completed,
         },
     );
+    ffi::set_connection_info_callback(ssl);
 }
 
-/// The handshake on `ssl` succeeded: counted, with its outcome, in the context it began on.
+/// The handshake on `ssl` succeeded: counted, with its outcome, in the context it began on,
+/// if it completed (a Finished message of its own: not a refused renegotiation, not the
+/// server's HelloRequest).
 fn done(ssl: &mut SslRef) {
     let resumed = ssl.session_reused();
     let version = ssl.version2().and_then(wire_version);
+    let mut finished = [0u8; 64];
+    let n = ssl.finished(&mut finished).min(finished.len());
     let Some(index) = connection_index() else {
         return;
     };
     let Some(connection) = ssl.ex_data_mut(index) else {
         return;
     };
+    if n == 0 || connection.completed.as_deref() == Some(&finished[..n]) {
+        return;
+    }
+    connection.completed = Some(finished[..n].to_vec());
     let Some(context) = connection.context.upgrade() else {
         return;
     };

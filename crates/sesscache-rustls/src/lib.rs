@@ -4,6 +4,12 @@
 //!   (`get`) and TLS 1.3 stateful tickets (`take`, which uses a ticket up: it resumes at most
 //!   once, however many connections offer it at the same time).
 //! - [`ClientSessions`] implements rustls's `ClientSessionStore`.
+//! - Each server handshake drives the cache's handshake rules
+//!   ([`session_cache::Handshake`]): [`complete_handshake`] for a blocking stream, or
+//!   [`ServerHandshake`] around the calls that process a connection's packets. That is what
+//!   counts `accept`, `accept_good` and why a handshake did not resume, and runs OpenSSL's
+//!   automatic flush after every 255th good handshake; a server that does neither still has
+//!   its expired sessions flushed after every 255th new session.
 //!
 //! What a server gets beyond rustls's own `ServerSessionMemoryCache`: sessions expire after
 //! the context's timeout (rustls's stay until pushed out); the size bound evicts the session

@@ -105,6 +105,9 @@ pub struct Handshake {
     tracking: Tracking,
     record: HandshakeRecord,
     finished: bool,
+    /// The TLS 1.3 ticket this handshake took, offered again by a second ClientHello after a
+    /// HelloRetryRequest (OpenSSL looks the identity up in both): the same session again.
+    taken: Option<Session>,
 }
 
 impl Handshake {
@@ -143,6 +146,7 @@ impl Handshake {
             tracking: Tracking::Untracked,
             record: HandshakeRecord::new(),
             finished: false,
+            taken: None,
         }
     }
 
@@ -153,6 +157,7 @@ impl Handshake {
             tracking: Tracking::Counted,
             record: HandshakeRecord::new(),
             finished: false,
+            taken: None,
         }
     }
 
@@ -176,7 +181,9 @@ impl Handshake {
     /// ClientHello): the cache's lookup, as OpenSSL's handshake makes it. TLS 1.3 tickets are
     /// single use, so they are taken ([`SessionCache::lookup_take`]); earlier versions look
     /// up ([`SessionCache::lookup`]). For a counted handshake the first offer is the only
-    /// one an external cache is asked about ([`LookupRequest::first_offer`] is set here).
+    /// one an external cache is asked about ([`LookupRequest::first_offer`] is set here). A
+    /// ticket this handshake has taken, offered again (the second ClientHello after a
+    /// HelloRetryRequest), is the same session again, counted once.
     #[doc(alias = "ssl_get_prev_session")]
     pub fn offer(&mut self, cache: &SessionCache, request: LookupRequest<'_>) -> Lookup {
         let request = match self.tracking {
@@ -186,8 +193,19 @@ impl Handshake {
             },
             Tracking::Untracked => request,
         };
-        let found = if request.version.is_tls13_or_later() {
-            cache.lookup_take(&request)
+        let again = self.taken.as_ref().filter(|s| {
+            s.version() == request.version
+                && s.id().as_bytes() == request.id
+                && *s.sid_ctx() == request.sid_ctx
+        });
+        let found = if let Some(taken) = again {
+            Lookup::Hit(taken.clone())
+        } else if request.version.is_tls13_or_later() {
+            let found = cache.lookup_take(&request);
+            if let Lookup::Hit(session) = &found {
+                self.taken = Some(session.clone());
+            }
+            found
         } else {
             cache.lookup(&request)
         };
@@ -217,6 +235,11 @@ impl Handshake {
         if !mode.contains(self.role.cache_mode()) {
             return false;
         }
+        if self.tracking == Tracking::Untracked {
+            // Before the add, so that what the flush's remove callbacks do is over by then.
+            let issued = cache.count(Event::UntrackedIssued);
+            self.auto_flush(cache, issued);
+        }
         let kept = mode.contains(CacheMode::NO_INTERNAL_STORE)
             // A session without an id cannot be cached; the callback still sees it.
             || cache.add(session).is_ok();
@@ -225,10 +248,6 @@ impl Handshake {
         // panicked.
         self.record.issued(session);
         cache.notify_new_session(session);
-        if self.tracking == Tracking::Untracked {
-            let issued = cache.count(Event::UntrackedIssued);
-            self.auto_flush(cache, issued);
-        }
         kept
     }
 
@@ -288,6 +307,7 @@ impl fmt::Debug for Handshake {
             .field("tracking", &self.tracking)
             .field("record", &self.record)
             .field("finished", &self.finished)
+            .field("taken", &self.taken.is_some())
             .finish()
     }
 }

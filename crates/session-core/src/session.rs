@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -578,7 +577,7 @@ impl SessionBuilder {
     /// The session, with a reference count of one.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn build(self) -> Session {
-        Session(Arc::new(Wiped(ManuallyDrop::new(self.0))))
+        Session(Arc::new(Wiped::new(self.0)))
     }
 }
 

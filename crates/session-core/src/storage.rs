@@ -1,9 +1,11 @@
 //! The session's storage, wiped whole when the session is freed (the crate's only `unsafe`
-//! code), and the safe conversions between a [`Session`] and the `Arc` of its storage, on
-//! which the session cache's lock-free map builds its raw handles.
+//! code), and the safe conversions between a [`Session`] and the pinned `Arc` of its
+//! storage, on which the session cache's lock-free map builds its raw handles.
 
 use std::fmt;
+use std::marker::PhantomPinned;
 use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,12 +19,19 @@ use crate::{Session, SessionData};
 /// or of a key. So after the fields are dropped (the master key and id zeroize themselves),
 /// every byte of the storage is overwritten before the memory goes back to the allocator.
 ///
-/// Opaque outside this crate: no public field, no method, so an `Arc<Wiped>`
+/// Opaque outside this crate: no public field, no method, so a `Pin<Arc<Wiped>>`
 /// ([`Session::into_shared`]) gives no way to read or change the session; it only counts
-/// references to it. Moving the storage out of its `Arc` (`Arc::try_unwrap`) would free the
-/// allocation without the wipe: nothing does, and nothing should.
+/// references to it. It is pinned (`Wiped` is `!Unpin`), so no safe code can move the
+/// storage out of its allocation (`Arc::try_unwrap` would free the allocation without the
+/// wipe).
 #[doc(hidden)]
-pub struct Wiped(pub(crate) ManuallyDrop<SessionData>);
+pub struct Wiped(pub(crate) ManuallyDrop<SessionData>, PhantomPinned);
+
+impl Wiped {
+    pub(crate) fn new(data: SessionData) -> Self {
+        Self(ManuallyDrop::new(data), PhantomPinned)
+    }
+}
 
 impl Drop for Wiped {
     fn drop(&mut self) {
@@ -51,24 +60,28 @@ impl fmt::Debug for Wiped {
     }
 }
 
-/// A session as the `Arc` of its storage, for a lock-free map that keeps its references as
-/// raw pointers (`Arc::into_raw`, `Weak`), as the session cache's does. Both conversions are
-/// moves: no count changes. Applications have no use for them.
+/// A session as the pinned `Arc` of its storage, for a lock-free map that keeps its
+/// references as raw pointers (`Arc::into_raw`, `Weak`), as the session cache's does. Both
+/// conversions are moves: no count changes. Applications have no use for them.
 impl Session {
-    /// This reference as the `Arc` of the session's storage; [`from_shared`](Self::from_shared)
-    /// turns it back.
+    /// This reference as the pinned `Arc` of the session's storage;
+    /// [`from_shared`](Self::from_shared) turns it back.
     #[doc(hidden)]
     #[must_use]
     #[inline]
-    pub fn into_shared(self) -> Arc<Wiped> {
-        self.0
+    pub fn into_shared(self) -> Pin<Arc<Wiped>> {
+        // SAFETY: this crate never moves a `Wiped` out of its `Arc`; it is dropped (and
+        // wiped) in place when the last reference goes.
+        unsafe { Pin::new_unchecked(self.0) }
     }
 
-    /// The reference that an `Arc` of a session's storage is.
+    /// The reference that a pinned `Arc` of a session's storage is.
     #[doc(hidden)]
     #[must_use]
     #[inline]
-    pub fn from_shared(shared: Arc<Wiped>) -> Session {
-        Session(shared)
+    pub fn from_shared(shared: Pin<Arc<Wiped>>) -> Session {
+        // SAFETY: a `Session` never moves its storage out of the `Arc` (see above), so the
+        // pin holds on.
+        Session(unsafe { Pin::into_inner_unchecked(shared) })
     }
 }

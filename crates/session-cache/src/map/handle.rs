@@ -5,6 +5,7 @@
 //! reference go, until the epoch says that no reader can still hold the pointer.
 
 use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
 use session_core::{Session, Wiped};
@@ -15,12 +16,21 @@ use session_core::{Session, Wiped};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RawHandle(*const Wiped);
 
+/// The session an `Arc` of the storage the map took out of its pin is.
+#[inline]
+fn pinned(shared: Arc<Wiped>) -> Session {
+    // SAFETY: the storage has not moved: the map only ever held it behind pointers.
+    Session::from_shared(unsafe { Pin::new_unchecked(shared) })
+}
+
 impl RawHandle {
     /// Turns this reference into a raw handle, adding the weak count.
     #[must_use]
     #[inline]
     pub(super) fn new(session: Session) -> Self {
-        let shared = session.into_shared();
+        // SAFETY: the map never moves the storage out of its allocation: it keeps pointers
+        // and counts, and gives the `Arc` back pinned (`pinned`).
+        let shared = unsafe { Pin::into_inner_unchecked(session.into_shared()) };
         let weak = Weak::into_raw(Arc::downgrade(&shared));
         let strong = Arc::into_raw(shared);
         debug_assert_eq!(weak, strong);
@@ -53,7 +63,7 @@ impl RawHandle {
     pub(super) unsafe fn take(self) -> Session {
         // SAFETY: by the contract, the pointer is `Arc::into_raw` of a reference not yet
         // given back.
-        Session::from_shared(unsafe { Arc::from_raw(self.0) })
+        pinned(unsafe { Arc::from_raw(self.0) })
     }
 
     /// A new reference to the session, whose handle still carries its own.
@@ -67,7 +77,7 @@ impl RawHandle {
         // `Arc::clone`'s own operation on a live `Arc`.
         unsafe { Arc::increment_strong_count(self.0) };
         // SAFETY: the count was just raised for this new `Arc`.
-        Session::from_shared(unsafe { Arc::from_raw(self.0) })
+        pinned(unsafe { Arc::from_raw(self.0) })
     }
 
     /// A new reference to the session, if it has not been freed: what a lock-free reader
@@ -82,7 +92,7 @@ impl RawHandle {
         // the pointer is the one `Weak::into_raw` gave for it; the `ManuallyDrop` makes this
         // a borrow of that count, never a release of it.
         let weak = ManuallyDrop::new(unsafe { Weak::from_raw(self.0) });
-        weak.upgrade().map(Session::from_shared)
+        weak.upgrade().map(pinned)
     }
 
     /// Gives the weak count back, after the reference was taken (freeing the session's
