@@ -82,10 +82,7 @@ pub fn install_server(
     builder.set_options(SslOptions::NO_TICKET);
     builder.set_session_id_context(context.sid_ctx().as_bytes())?;
     ffi::set_timeout(builder, context.cache().timeout());
-    if let Some(index) = context_index() {
-        builder.set_ex_data(index, context.downgrade());
-        ffi::set_info_callback(builder);
-    }
+    count_handshakes(builder, context);
     let weak = context.downgrade();
     builder.set_new_session_callback(move |ssl: &mut SslRef, session: SslSession| {
         guarded(Callback::ServerNew, || {
@@ -109,6 +106,18 @@ pub fn install_server(
         guarded(Callback::ServerGet, || look_up(&weak, ssl, id)).flatten()
     });
     Ok(())
+}
+
+/// Counts the handshakes of a server context in `context`'s statistics (`accept`,
+/// `accept_good`, the resumption outcomes) and runs the cache's automatic flush after every
+/// 255th good handshake, through OpenSSL's info callback, without installing the cache as
+/// the session cache: for a server that resumes with OpenSSL's stateless tickets and still
+/// exports the counts. [`install_server`] does this too.
+pub fn count_handshakes(builder: &mut SslContextBuilder, context: &Context) {
+    if let Some(index) = context_index() {
+        builder.set_ex_data(index, context.downgrade());
+        ffi::set_info_callback(builder);
+    }
 }
 
 /// Panics caught at the boundary of the adapter's OpenSSL callbacks, in the whole process.
