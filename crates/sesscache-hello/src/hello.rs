@@ -11,9 +11,9 @@ const SERVER_NAME: u16 = 0;
 /// `session_ticket` (RFC 5077).
 const SESSION_TICKET: u16 = 35;
 /// `pre_shared_key` (RFC 8446).
-const PRE_SHARED_KEY: u16 = 41;
+pub(crate) const PRE_SHARED_KEY: u16 = 41;
 /// `supported_versions` (RFC 8446).
-const SUPPORTED_VERSIONS: u16 = 43;
+pub(crate) const SUPPORTED_VERSIONS: u16 = 43;
 /// `psk_key_exchange_modes` (RFC 8446).
 const PSK_KEY_EXCHANGE_MODES: u16 = 45;
 
@@ -293,6 +293,34 @@ impl fmt::Debug for PskIdentities<'_> {
             .field("left", &self.left)
             .finish_non_exhaustive()
     }
+}
+
+/// The identities of one `pre_shared_key` extension's data (what a TLS library that parsed
+/// the ClientHello itself hands over, as OpenSSL's `SSL_client_hello_get0_ext` does), checked
+/// as a whole as [`parse_handshake`](crate::parse_handshake) checks it.
+pub fn pre_shared_key(data: &[u8]) -> Result<PskIdentities<'_>, Error> {
+    let r = Reader::new(data, "pre_shared_key");
+    let (identities, left) = offered_psks(r)?;
+    Ok(PskIdentities {
+        reader: Reader::new(data, "identities").sub(identities, "identities"),
+        left,
+    })
+}
+
+/// The versions of one `supported_versions` extension's data, in the client's order.
+pub fn supported_versions(data: &[u8]) -> Result<Vec<u16>, Error> {
+    let versions = vector8(Reader::new(data, "supported_versions"), "versions")?;
+    if versions.is_empty() || versions.len() % 2 != 0 {
+        return Err(bad_length(
+            "versions",
+            &versions,
+            "a non-zero even number of bytes",
+        ));
+    }
+    Ok(data[versions]
+        .chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+        .collect())
 }
 
 /// The host name of a `server_name` extension: RFC 6066's `ServerNameList`, at most one

@@ -54,7 +54,12 @@ mod reader;
 mod records;
 
 pub use error::Error;
-pub use hello::{ClientHello, PskIdentities, PskIdentity};
+pub use hello::{pre_shared_key, supported_versions, ClientHello, PskIdentities, PskIdentity};
+
+/// The `pre_shared_key` extension's type (41).
+pub const PRE_SHARED_KEY: u16 = hello::PRE_SHARED_KEY;
+/// The `supported_versions` extension's type (43).
+pub const SUPPORTED_VERSIONS: u16 = hello::SUPPORTED_VERSIONS;
 pub use offer::{Offer, ServerPolicy};
 pub use records::{parse_handshake, parse_records, MAX_CLIENT_HELLO_LEN, MAX_RECORD_LEN};
 

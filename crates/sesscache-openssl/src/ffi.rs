@@ -15,6 +15,9 @@ extern "C" {
     fn SSL_CTX_set_timeout(ctx: *mut openssl_sys::SSL_CTX, seconds: c_long) -> c_long;
     fn SSL_CTX_set_info_callback(ctx: *mut openssl_sys::SSL_CTX, callback: Option<InfoCallback>);
     fn SSL_set_info_callback(ssl: *mut openssl_sys::SSL, callback: Option<InfoCallback>);
+    /// A function in OpenSSL 1.1.1 and later (`unsigned long` there, `uint64_t` in 3.x: 64
+    /// bits on the targets this builds for).
+    fn SSL_get_options(ssl: *const openssl_sys::SSL) -> u64;
 }
 
 /// `SSL_CB_HANDSHAKE_START`: a handshake (or a TLS 1.2 renegotiation) starts.
@@ -95,4 +98,43 @@ pub(crate) fn set_session(ssl: &mut SslRef, session: &SslSessionRef) -> bool {
     // SAFETY: the crate's requirement is that the session belong to no other context; this
     // one was decoded from DER for this call.
     unsafe { ssl.set_session(session) }.is_ok()
+}
+
+/// The body of extension `kind` in the ClientHello being processed (inside the ClientHello
+/// callback), if the client sent it.
+pub(crate) fn client_hello_extension(ssl: &SslRef, kind: u16) -> Option<&[u8]> {
+    let mut out: *const std::os::raw::c_uchar = std::ptr::null();
+    let mut len: usize = 0;
+    // SAFETY: `ssl` is the live connection whose ClientHello callback is running (the only
+    // place OpenSSL has a ClientHello to read); on success OpenSSL points `out` at `len`
+    // bytes inside that ClientHello, which it keeps until the handshake moves on, and the
+    // returned slice borrows `ssl`, which cannot move on while it is borrowed.
+    let found = unsafe {
+        openssl_sys::SSL_client_hello_get0_ext(
+            ssl.as_ptr(),
+            std::os::raw::c_uint::from(kind),
+            &mut out,
+            &mut len,
+        )
+    };
+    if found != 1 || out.is_null() {
+        return None;
+    }
+    // SAFETY: see above: `out..out + len` is the extension's body, alive while `ssl` is
+    // borrowed.
+    Some(unsafe { std::slice::from_raw_parts(out, len) })
+}
+
+/// Whether the connection may negotiate TLS 1.3: its highest version is TLS 1.3 (or, as 0,
+/// the highest OpenSSL has) and `SSL_OP_NO_TLSv1_3` is off.
+pub(crate) fn allows_tls13(ssl: &SslRef) -> bool {
+    // SAFETY: reads of the live connection's settings, borrowed for the calls.
+    let (max, options) = unsafe {
+        (
+            openssl_sys::SSL_get_max_proto_version(ssl.as_ptr()),
+            SSL_get_options(ssl.as_ptr()),
+        )
+    };
+    (max == 0 || max >= openssl_sys::TLS1_3_VERSION)
+        && options & openssl_sys::SSL_OP_NO_TLSv1_3 == 0
 }

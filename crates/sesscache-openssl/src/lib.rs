@@ -39,8 +39,11 @@
 // callback's setter, which it marks unsafe.
 #![deny(unsafe_code)]
 
+mod accept;
 #[allow(unsafe_code)] // each block with its reason
 mod ffi;
+
+pub use accept::accept;
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,7 +67,8 @@ use tracing::{debug, error, warn};
 /// TLS 1.3 tickets (`SSL_OP_NO_TICKET`), the context's session id context and default
 /// session timeout (`SSL_CTX_set_timeout`, so that the sessions OpenSSL makes carry the cache's
 /// timeout), the new-session, get-session and remove-session callbacks, and the info
-/// callback (`SSL_CTX_set_info_callback`) that starts and ends each handshake's count.
+/// callback (`SSL_CTX_set_info_callback`) that starts and ends each handshake's count, and
+/// the ClientHello callback that lets [`accept`] fetch an offered session before the lookup.
 ///
 /// It replaces an info callback set on the context before; each connection also gets the
 /// adapter's as its own when its handshake starts, so a server-name callback that switches
@@ -72,7 +76,8 @@ use tracing::{debug, error, warn};
 /// of its own afterwards replaces the adapter's: its handshakes are then not counted (their
 /// offers and sessions still follow the cache's rules, and every 255th new session flushes
 /// expired ones). A renegotiation counts once it completes (a Finished of its own); one
-/// OpenSSL refuses, or a HelloRequest the server sends, counts nothing.
+/// OpenSSL refuses, or a HelloRequest the server sends, counts nothing. One that sets its
+/// own ClientHello callback replaces the one [`accept`] needs.
 #[doc(alias = "SSL_CTX_sess_set_get_cb")]
 pub fn install_server(
     builder: &mut SslContextBuilder,
@@ -104,6 +109,12 @@ pub fn install_server(
     let weak = context.downgrade();
     ffi::set_get_session_callback(builder, move |ssl: &mut SslRef, id: &[u8]| {
         guarded(Callback::ServerGet, || look_up(&weak, ssl, id)).flatten()
+    });
+    // Suspends the ClientHello of a connection on the async path ([`accept`]) while its
+    // offer is fetched; any other connection goes on at once.
+    builder.set_client_hello_callback(|ssl: &mut SslRef, _alert| {
+        Ok(guarded(Callback::ClientHello, || accept::client_hello(ssl))
+            .unwrap_or(openssl::ssl::ClientHelloResponse::SUCCESS))
     });
     Ok(())
 }
@@ -139,6 +150,7 @@ enum Callback {
     ServerRemove,
     ClientNew,
     Info,
+    ClientHello,
 }
 
 impl Callback {
@@ -149,6 +161,7 @@ impl Callback {
             Self::ServerRemove => "server remove-session",
             Self::ClientNew => "client new-session",
             Self::Info => "info",
+            Self::ClientHello => "client hello",
         }
     }
 }

@@ -4,6 +4,9 @@
 //!   (`get`) and TLS 1.3 stateful tickets (`take`, which uses a ticket up: it resumes at most
 //!   once, however many connections offer it at the same time).
 //! - [`ClientSessions`] implements rustls's `ClientSessionStore`.
+//! - [`accept`] is the tokio server's accept: it reads the ClientHello, fetches the offered
+//!   session from the fleet's store on the runtime, then completes the handshake, which the
+//!   store answers from memory. No runtime worker waits on the store.
 //! - Each server handshake drives the cache's handshake rules
 //!   ([`session_cache::Handshake`]): [`complete_handshake`] for a blocking stream, or
 //!   [`ServerHandshake`] around the calls that process a connection's packets. That is what
@@ -25,11 +28,14 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod client;
 mod server;
 
 /// The rustls this crate implements the traits of (0.23).
 pub use rustls;
 
+pub use accept::{accept, accept_with};
 pub use client::ClientSessions;
 pub use server::{complete_handshake, ServerHandshake, ServerSessions};
+pub use sesscache_hello::ServerPolicy;
