@@ -138,11 +138,16 @@ struct Shared {
     /// (queued, or dropped), with their expiry (Unix seconds): only such a ticket may be
     /// claimed without the store. The prober sweeps out the expired.
     unsent: Mutex<HashMap<[u8; 32], u64>>,
-    /// What prefetches found, by name, for the handshakes' synchronous lookups.
-    prefetched: Mutex<HashMap<[u8; 32], (Prefetched, Instant)>>,
-    /// The prefetches in flight, by name: a second one of the same name waits for the first.
-    inflight: Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<bool>>>,
+    /// What prefetches found, by name, for the handshakes' synchronous lookups: the answer,
+    /// until when it waits, and for how many lookups (one per prefetch that asked for it).
+    prefetched: Mutex<HashMap<[u8; 32], (Prefetched, Instant, usize)>>,
+    /// The prefetches in flight, by name, and how many wait for each: a second one of the
+    /// same name waits for the first.
+    inflight: Mutex<HashMap<[u8; 32], InFlightPrefetch>>,
 }
+
+/// A prefetch in flight: its end, and how many prefetches wait for it.
+type InFlightPrefetch = (tokio::sync::watch::Receiver<bool>, usize);
 
 /// What a prefetch found for one name.
 #[derive(Clone)]
@@ -184,8 +189,9 @@ impl Owned {
     }
 }
 
-/// How long a prefetched answer waits for its handshake's lookup.
-const PREFETCHED_FOR: Duration = Duration::from_secs(10);
+/// How long a prefetched answer waits for its handshake's lookup (which follows at once: the
+/// handshake goes on as soon as the prefetch is done).
+const PREFETCHED_FOR: Duration = Duration::from_secs(2);
 
 /// The most prefetched answers kept at once; past it, a handshake's lookup asks the store.
 const PREFETCHED_LIMIT: usize = 1 << 16;
@@ -682,16 +688,20 @@ impl Tier {
             // never left.
             return None;
         }
-        if lock(&shared.prefetched).contains_key(&name) {
+        if let Some((_, _, lookups)) = lock(&shared.prefetched).get_mut(&name) {
+            *lookups += 1;
             return None;
         }
         let mut waiting = {
             let mut inflight = lock(&shared.inflight);
-            match inflight.get(&name) {
-                Some(rx) => rx.clone(),
+            match inflight.get_mut(&name) {
+                Some((rx, waiting)) => {
+                    *waiting += 1;
+                    rx.clone()
+                }
                 None => {
                     let (tx, rx) = tokio::sync::watch::channel(false);
-                    inflight.insert(name, rx.clone());
+                    inflight.insert(name, (rx.clone(), 1));
                     let tier = self.clone();
                     let owned = Owned::of(request);
                     self.0.handle.spawn_blocking(move || {
@@ -716,12 +726,14 @@ impl Tier {
                         let found = found.unwrap_or_else(Prefetched::Missed);
                         let shared = &tier.0.shared;
                         {
+                            let mut inflight = lock(&shared.inflight);
+                            let lookups = inflight.remove(&name).map_or(1, |(_, n)| n);
                             let mut prefetched = lock(&shared.prefetched);
                             if prefetched.len() < PREFETCHED_LIMIT {
-                                prefetched.insert(name, (found, Instant::now() + PREFETCHED_FOR));
+                                let until = Instant::now() + PREFETCHED_FOR;
+                                prefetched.insert(name, (found, until, lookups));
                             }
                         }
-                        lock(&shared.inflight).remove(&name);
                         let _ = tx.send(true);
                     });
                     rx
@@ -733,22 +745,28 @@ impl Tier {
         }))
     }
 
-    /// The answer a prefetch found for `request`, if one waits: taken out for a TLS 1.3
-    /// ticket (`take`), which resumes once (a later lookup of it is told it was used).
+    /// The answer a prefetch found for `request`, if one waits. Each prefetch's answer serves
+    /// one lookup (a store's answer is not a cache of its own: the next handshake asks again);
+    /// a TLS 1.3 ticket (`take`) resumes once, and the lookups after the first are told it was
+    /// used.
     fn prefetched(&self, request: &LookupRequest<'_>, take: bool) -> Option<Prefetched> {
         let shared = &self.0.shared;
         let name = shared.newest_name(request.version.wire(), &request.sid_ctx, request.id);
         let mut prefetched = lock(&shared.prefetched);
-        let (found, until) = prefetched.get_mut(&name)?;
+        let (found, until, lookups) = prefetched.get_mut(&name)?;
         if *until <= Instant::now() {
             prefetched.remove(&name);
             return None;
         }
-        let found = found.clone();
-        if take && !matches!(found, Prefetched::Missed(_)) {
-            prefetched.get_mut(&name)?.0 = Prefetched::Missed(Miss::AlreadyUsed);
+        let answer = found.clone();
+        if take && !matches!(answer, Prefetched::Missed(_)) {
+            *found = Prefetched::Missed(Miss::AlreadyUsed);
         }
-        Some(found)
+        *lookups = lookups.saturating_sub(1);
+        if *lookups == 0 {
+            prefetched.remove(&name);
+        }
+        Some(answer)
     }
 
     /// The get-session hook: an internal miss takes what a prefetch found, or asks the store.
@@ -995,7 +1013,7 @@ async fn prober(shared: Arc<Shared>, every: Duration) {
             }
             sweep_unsent(&shared);
             let now = Instant::now();
-            lock(&shared.prefetched).retain(|_, (_, until)| *until > now);
+            lock(&shared.prefetched).retain(|_, (_, until, _)| *until > now);
             if shared.conn.is_cluster() && (!mapped || round.is_multiple_of(20)) {
                 let _counted = InFlight::start(shared.counters.in_flight.clone());
                 let mut slots = redis::cmd("CLUSTER");

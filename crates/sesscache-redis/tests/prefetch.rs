@@ -64,6 +64,14 @@ fn a_prefetched_session_resumes_with_no_store_call_in_the_handshake() {
             fetched,
             "{version:?}: the handshake asked the store nothing"
         );
+        // The prefetch's answer served its lookup and is gone: a later handshake that finds
+        // nothing here asks the store again (a session removed from the fleet meanwhile is
+        // not resumed from an old answer).
+        if version == V12 {
+            b.context.cache().flush_all();
+            assert!(client.connect_offering(&b, Some(&session)));
+            assert_eq!(lookups(&redis, &b), fetched + 1, "asked again");
+        }
         // A TLS 1.3 ticket was claimed by the prefetch: used up, fleet-wide.
         if version == V13 {
             assert!(
@@ -72,7 +80,13 @@ fn a_prefetched_session_resumes_with_no_store_call_in_the_handshake() {
             );
             assert!(!client.connect_offering(&b, Some(&session)), "nor on B");
         }
-        assert_eq!(b.stats().remote_hits, 1, "{version:?}: {:?}", b.stats());
+        let remote_hits = if version == V12 { 2 } else { 1 };
+        assert_eq!(
+            b.stats().remote_hits,
+            remote_hits,
+            "{version:?}: {:?}",
+            b.stats()
+        );
     }
 }
 
