@@ -94,6 +94,46 @@ fn offered(ssl: &SslRef) -> Option<Offered> {
     })
 }
 
+/// Opts a server connection into the asynchronous path: its ClientHello callback suspends
+/// the handshake once (`SSL_get_error` says `SSL_ERROR_WANT_CLIENT_HELLO_CB`) with what the
+/// client offers, for [`prefetch`] to fetch before the handshake goes on. For a server that
+/// drives OpenSSL's handshake itself; [`accept`] does both for a tokio-openssl stream.
+pub fn enable_prefetch(ssl: &mut SslRef) {
+    if let Some(index) = prefetch_index() {
+        ssl.set_ex_data(index, Mutex::new(Prefetch::Wanted));
+    }
+}
+
+/// What to do once the handshake on `ssl` stopped with `SSL_ERROR_WANT_CLIENT_HELLO_CB`: the
+/// cache's [`prefetch`](session_cache::SessionCache::prefetch) of what the client offers
+/// (ready at once if it offers nothing to fetch). Await it, then go on with the handshake.
+pub fn prefetch(
+    context: &Context,
+    ssl: &SslRef,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let pending = prefetch_index()
+        .and_then(|index| ssl.ex_data(index))
+        .map(|state| std::mem::replace(&mut *lock(state), Prefetch::Done));
+    let fetch = match pending {
+        Some(Prefetch::Pending(offered)) => {
+            let request = LookupRequest::new(
+                offered.version,
+                &offered.id,
+                context.sid_ctx(),
+                // OpenSSL checks the extended master secret after the lookup.
+                ExtendedMasterSecret::CheckedByStack,
+            );
+            Some(context.cache().prefetch(&request))
+        }
+        _ => None,
+    };
+    async move {
+        if let Some(fetch) = fetch {
+            fetch.await;
+        }
+    }
+}
+
 /// Accepts a TLS connection on `io` with `ssl` (made from a context that
 /// [`install_server`](crate::install_server) set up over `context`), as a tokio server does,
 /// without ever blocking the runtime on the fleet's store: the ClientHello callback suspends
@@ -103,6 +143,11 @@ fn offered(ssl: &SslRef) -> Option<Offered> {
 /// call; a store that cannot answer makes a full handshake at once), and the handshake
 /// resumes. Returns the stream and the handshake's record (the adapter counts the handshake
 /// itself). Bound the whole call with one deadline (`tokio::time::timeout`).
+///
+/// OpenSSL removes the session of a connection freed without a shutdown sent, a rule TLS 1.1
+/// and later do not need: a client that hangs up first would lose its session. Shut the
+/// stream down, or mark it as nginx and `s_server` do
+/// (`set_shutdown(ShutdownState::SENT | ShutdownState::RECEIVED)`) before dropping it.
 pub async fn accept<S>(
     context: &Context,
     mut ssl: Ssl,
@@ -111,27 +156,13 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Some(index) = prefetch_index() {
-        ssl.set_ex_data(index, Mutex::new(Prefetch::Wanted));
-    }
+    enable_prefetch(&mut ssl);
     let mut stream = SslStream::new(ssl, io).map_err(openssl::ssl::Error::from)?;
     loop {
         match Pin::new(&mut stream).accept().await {
             Ok(()) => break,
             Err(err) if err.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
-                let pending = prefetch_index()
-                    .and_then(|index| stream.ssl().ex_data(index))
-                    .map(|state| std::mem::replace(&mut *lock(state), Prefetch::Done));
-                if let Some(Prefetch::Pending(offered)) = pending {
-                    let request = LookupRequest::new(
-                        offered.version,
-                        &offered.id,
-                        context.sid_ctx(),
-                        // OpenSSL checks the extended master secret after the lookup.
-                        ExtendedMasterSecret::CheckedByStack,
-                    );
-                    context.cache().prefetch(&request).await;
-                }
+                prefetch(context, stream.ssl()).await;
             }
             Err(err) => return Err(err),
         }

@@ -43,7 +43,7 @@ mod accept;
 #[allow(unsafe_code)] // each block with its reason
 mod ffi;
 
-pub use accept::accept;
+pub use accept::{accept, enable_prefetch, prefetch};
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
