@@ -7,7 +7,8 @@
 //! The values come from serializing the statistics; each field's name, type and help come
 //! from its type's description (`session_cache::metrics`), written once next to the type.
 //! Every field a snapshot serializes is described, as each type's unit tests check with
-//! [`undescribed`]. The text is written by the `prometheus` crate's encoder.
+//! [`undescribed`]. The text is written by the `prometheus` crate's encoder; a server with a
+//! `prometheus` registry of its own registers a [`Collector`] in it instead.
 //!
 //! ```
 //! use session_cache::{CacheConfig, SessionCache};
@@ -25,6 +26,10 @@ use serde::Serialize;
 use serde_json::Value;
 use session_cache::metrics::{Describe, Metric as Description, MetricKind};
 use session_cache::{Latency, Operation, SessionCache};
+
+mod collector;
+
+pub use collector::Collector;
 
 /// The content type of [`Metrics::encode`]'s text (the Prometheus text format, 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -2,17 +2,21 @@
 //! every number equals the snapshot it came from.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ctx::{Context, ContextConfig, Role};
+use prometheus::core::Collector as _;
+use prometheus::{Encoder, Registry, TextEncoder};
 use prometheus_parse::{Scrape, Value};
 use serde::Serialize;
-use sesscache_metrics::{undescribed, Metrics};
+use sesscache_metrics::{undescribed, Collector, Metrics};
 use session_cache::metrics::{Describe, Metric};
 use session_cache::ExtendedMasterSecret;
 use session_cache::{
     CacheConfig, Handshake, LookupRequest, Operation, Resumption, SessionCache, Stats,
 };
-use session_core::{ManualClock, ProtocolVersion, SessionBuilder, SessionId, SidCtx};
+use session_core::{ManualClock, ProtocolVersion, Session, SessionBuilder, SessionId, SidCtx};
 
 fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
@@ -216,4 +220,146 @@ fn any_described_snapshot_is_exported_field_by_field() {
     assert_eq!(value(&scrape, "x_parts_total", &[("part", "b")]), 2.0);
     assert!(text.contains("# HELP x_in_flight Connections being served."));
     assert_eq!(value(&scrape, "y_hits_total", &[]), 0.0);
+}
+
+fn gathered(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn sorted_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// Client and server handshakes through a context's connections: four new clients, then
+/// each offering the session it got, the newest first. The server's cache holds two.
+fn busy_context() -> Context {
+    let config = |cache| ContextConfig {
+        version: ProtocolVersion::TLS1_2,
+        cache,
+        ..ContextConfig::default()
+    };
+    let server = Context::new(config(CacheConfig {
+        size: 2,
+        timing: true,
+        ..CacheConfig::default()
+    }));
+    let client = Context::new(config(CacheConfig::default()));
+    let handshake = |offer: Option<&Session>| {
+        let mut c = client.new_connection(Role::Client);
+        let mut s = server.new_connection(Role::Server);
+        c.set_session(offer);
+        c.connect(&mut s).unwrap();
+        c.shutdown();
+        s.shutdown();
+        c.session_owned().unwrap()
+    };
+    let sessions: Vec<Session> = (0..4).map(|_| handshake(None)).collect();
+    for session in sessions.iter().rev() {
+        handshake(Some(session));
+    }
+    server
+}
+
+/// A described snapshot in place of the fleet tier's (`sesscache-redis` is no dependency here).
+fn tier(served: u64) -> Other {
+    Other {
+        served,
+        in_flight: 2,
+        state: "open",
+        healthy: true,
+        parts: HashMap::from([("a", 1), ("b", 2)]),
+    }
+}
+
+#[test]
+fn a_registered_collector_gathers_the_cache_as_metrics_encodes_it() {
+    let context = busy_context();
+    let served = Arc::new(AtomicU64::new(7));
+    let collector = {
+        let served = served.clone();
+        Collector::new(&context).tier(move || tier(served.load(Ordering::Relaxed)))
+    };
+    let mut described: Vec<String> = collector.desc().iter().map(|d| d.fq_name.clone()).collect();
+    let registry = Registry::new();
+    registry.register(Box::new(collector)).unwrap();
+    assert!(
+        registry
+            .register(Box::new(Collector::new(&context)))
+            .is_err(),
+        "a second collector's names collide"
+    );
+
+    let text = gathered(&registry);
+    let scrape = parse(&text);
+    let stats = context.cache().stats();
+    // Four new clients on a cache of two: two sessions evicted, so two of the four
+    // returning clients resumed and two found nothing.
+    assert_eq!((stats.accept, stats.accept_good), (8, 8));
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+    assert!(stats.cache_full >= 2);
+    for (name, expected) in [
+        ("accept", stats.accept),
+        ("accept_good", stats.accept_good),
+        ("hits", stats.hits),
+        ("misses", stats.misses),
+        ("cache_full", stats.cache_full),
+        ("timeouts", stats.timeouts),
+    ] {
+        let metric = format!("sesscache_{name}_total");
+        assert_eq!(value(&scrape, &metric, &[]), expected as f64, "{metric}");
+    }
+    assert_eq!(value(&scrape, "sesscache_sessions", &[]), 2.0);
+    for outcome in Resumption::ALL {
+        let labels = [("outcome", outcome.name())];
+        let expected = stats.resumptions.count(outcome) as f64;
+        assert_eq!(
+            value(&scrape, "sesscache_resumptions_total", &labels),
+            expected
+        );
+    }
+    assert_eq!(stats.resumptions.resumed, 2);
+    let lookups = value(
+        &scrape,
+        "sesscache_operation_duration_seconds_count",
+        &[("op", "lookup")],
+    );
+    assert_eq!(
+        lookups,
+        context.cache().latency(Operation::Lookup).count as f64
+    );
+    assert_eq!(lookups, 4.0);
+    assert_eq!(value(&scrape, "sesscache_tier_served_total", &[]), 7.0);
+
+    // The same families, help, types and samples as `Metrics` writes (in the registry's
+    // order: by name, then by label values), each of them described.
+    let written = Metrics::new()
+        .cache(context.cache())
+        .tier(&tier(7))
+        .encode();
+    assert_eq!(sorted_lines(&text), sorted_lines(&written));
+    let mut families: Vec<String> = registry
+        .gather()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    families.sort();
+    described.sort();
+    assert_eq!(families, described);
+
+    // Each scrape reads the snapshots anew.
+    served.store(9, Ordering::Relaxed);
+    assert_eq!(
+        value(
+            &parse(&gathered(&registry)),
+            "sesscache_tier_served_total",
+            &[]
+        ),
+        9.0
+    );
 }
