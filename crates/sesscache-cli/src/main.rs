@@ -42,8 +42,9 @@ enum Command {
     Inspect(inspect::Args),
     /// Convert a saved TLS session between PEM and DER, byte for byte as OpenSSL would.
     Convert(convert::Args),
-    /// Run a small TLS server (rustls) that resumes sessions through the session cache and
-    /// tells each client whether it was resumed; Ctrl-C prints the cache's statistics.
+    /// Run a small TLS server (rustls or OpenSSL) that resumes sessions through the session
+    /// cache and tells each client whether it was resumed; Ctrl-C prints the cache's
+    /// statistics.
     ///
     /// Try it with `openssl s_client -connect 127.0.0.1:8443 -reconnect`.
     Serve(serve::Args),

@@ -1,35 +1,21 @@
-//! `sesscache serve`: a small TLS server (rustls, or OpenSSL through `sesscache-openssl`)
-//! that resumes sessions through a context's cache, answers each connection with a line saying
-//! whether it was resumed, and prints the cache's statistics when stopped.
-//!
-//! A fixed number of workers serve connections, taken from a queue of the same length that
-//! the accept loop fills (and waits on when it is full). Each handshake has a deadline, so a
-//! client that connects and sends nothing holds a worker for that long at most. A timer
-//! flushes expired sessions. On Ctrl-C (or after --max-connections) the accept loop stops,
-//! the workers finish what was accepted, and only then are the statistics printed.
+//! `sesscache serve`: its options, and the report it prints when stopped. The server itself
+//! (both TLS stacks, the runtime, the connections, the counters) is `sesscache-server`; this
+//! builds the context it resumes through (with the fleet tier, if asked), the metrics
+//! endpoint, and the Ctrl-C handler that stops it.
 
 use std::fmt::Write as _;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use clap::ValueEnum;
 use ctx::{Context, ContextConfig};
-use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslSessionCacheMode, SslStream};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{HandshakeKind, ServerConfig, ServerConnection};
-use serde::Serialize;
-use sesscache_rustls::{ServerHandshake, ServerSessions};
-use sesscache_workload::trace::{Losses, Recorder};
-use session_cache::metrics::{Describe, Metric};
-use session_cache::{CacheConfig, HandshakeRecord, Stats};
+use sesscache_server::{CountsNow, Identity, Server, ServerConfig};
+use session_cache::{CacheConfig, Stats};
 use session_core::SidCtx;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use crate::report::{self, Figures};
 
@@ -43,12 +29,11 @@ pub(crate) enum Backend {
     Openssl,
 }
 
-impl Backend {
-    /// The session id context of a server on this stack.
-    fn sid_ctx(self) -> &'static [u8] {
-        match self {
-            Backend::Rustls => b"sesscache serve rustls",
-            Backend::Openssl => b"sesscache serve openssl",
+impl From<Backend> for sesscache_server::Backend {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Rustls => Self::Rustls,
+            Backend::Openssl => Self::Openssl,
         }
     }
 }
@@ -83,12 +68,18 @@ pub(crate) struct Args {
     /// Stop after this many connections (default: run until Ctrl-C).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
-    /// How many connections are served at once; as many more wait in a queue, and the rest
-    /// wait to be accepted.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
-    workers: u16,
-    /// The most a handshake may take, in seconds: a client that connects and stalls (or
-    /// sends nothing) is dropped then and counted as failed.
+    /// The threads that run the connections' handshakes and answers (default: one per CPU).
+    /// A connection waiting for its client holds no thread; --max-pending bounds how many
+    /// are held.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+    /// The most connections held at once, in their handshake or their answer: more are
+    /// closed as they arrive, and counted (refused). Each costs some memory and a file
+    /// descriptor, no thread; keep it below the file descriptor limit (ulimit -n).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_pending: u32,
+    /// The most a handshake may take, in seconds, all told: a client that connects and
+    /// stalls (or sends nothing) is dropped then and counted as failed.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     handshake_timeout: u64,
     /// Also flush expired sessions every this many seconds, for a server that is idle (0 =
@@ -117,22 +108,40 @@ pub(crate) struct Args {
     trace: Option<PathBuf>,
 }
 
-/// Connections that get no request line within this time get the plain-text answer.
-const REQUEST_WAIT: Duration = Duration::from_millis(200);
-/// A peer that does not take the answer within this time is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the accept loop looks for Ctrl-C while no client connects.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
+impl Args {
+    /// The server these options describe.
+    fn config(&self, tier: bool) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        config.backend = self.backend.into();
+        config.listen = self.listen;
+        config.identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Identity::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Identity::SelfSigned,
+        };
+        config.tickets = self.tickets;
+        config.workers = self.workers.map(usize::from);
+        config.max_pending = self.max_pending as usize;
+        config.max_connections = self.max_connections;
+        config.handshake_timeout = Duration::from_secs(self.handshake_timeout);
+        config.flush_interval =
+            (self.flush_interval > 0).then(|| Duration::from_secs(self.flush_interval));
+        config.trace.clone_from(&self.trace);
+        config.blocking_lookups = tier;
+        config
+    }
+}
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    let backend = sesscache_server::Backend::from(args.backend);
     let context = Context::new(ContextConfig {
-        // One per TLS stack: each stack's sessions are its own (rustls's carry rustls's
-        // encoding), so a server on the other stack sharing the store refuses them.
-        sid_ctx: SidCtx::new(args.backend.sid_ctx()).expect("a short constant"),
+        sid_ctx: SidCtx::new(backend.sid_ctx()).expect("a short constant"),
         cache: CacheConfig {
             size: args.cache_size,
             timeout: args.timeout,
@@ -153,21 +162,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             warn!("the store does not answer yet: handshakes miss it until it does");
         }
     }
-    let tls = Tls::new(args, &context)?;
-    let trace = match &args.trace {
-        Some(path) => Some(Arc::new(Recorder::create(path)?)),
-        None => None,
-    };
-    let counts = Arc::new(Counts::default());
-    let losses = trace.as_ref().map(|trace| trace.losses());
+    let server = Server::bind(args.config(tier.is_some()), &context)?;
+    let counters = server.counters();
     let metrics = match args.metrics {
         Some(addr) => {
-            let (context, tier, counts, losses) = (
-                context.clone(),
-                tier.clone(),
-                counts.clone(),
-                losses.clone(),
-            );
+            let (context, tier, counters) = (context.clone(), tier.clone(), counters.clone());
             Some(crate::metrics::Endpoint::start(addr, move || {
                 let mut metrics = sesscache_metrics::Metrics::new();
                 metrics.cache(context.cache());
@@ -175,19 +174,16 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                     metrics.tier(&tier.stats());
                 }
                 metrics
-                    .snapshot("sesscache_serve_", &counts.snapshot(losses.as_deref()))
+                    .snapshot("sesscache_serve_", &counters.snapshot())
                     .encode()
             })?)
         }
         None => None,
     };
-    let listener = TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
     // Before the address is printed: whoever reads it may press Ctrl-C at once.
-    let (stop, stopped) = mpsc::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     ctrlc::set_handler(move || {
-        let _ = stop.send(());
+        let _ = stop.send(true);
     })
     .context("cannot install the Ctrl-C handler")?;
     let resumption = if args.tickets {
@@ -195,17 +191,15 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     } else {
         "the session cache"
     };
-    let stack = match args.backend {
-        Backend::Rustls => "rustls",
-        Backend::Openssl => "OpenSSL",
-    };
     let shared = if tier.is_some() {
         ", shared through the store"
     } else {
         ""
     };
     println!(
-        "sesscache serve: listening on {addr} ({stack}, resumption through {resumption}{shared}); Ctrl-C stops"
+        "sesscache serve: listening on {} ({}, resumption through {resumption}{shared}); Ctrl-C stops",
+        server.local_addr(),
+        backend.name()
     );
     if let Some(endpoint) = &metrics {
         println!(
@@ -215,79 +209,16 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     std::io::stdout().flush()?;
 
-    listener
-        .set_nonblocking(true)
-        .context("cannot make the listener non-blocking")?;
-
-    let workers = usize::from(args.workers);
-    let (queue, jobs) = mpsc::sync_channel::<TcpStream>(workers);
-    let jobs = Arc::new(Mutex::new(jobs));
-    let limits = Limits {
-        handshake: Duration::from_secs(args.handshake_timeout),
-    };
-    let pool: Vec<_> = (0..workers)
-        .map(|_| {
-            let (jobs, tls, context, counts, trace) = (
-                jobs.clone(),
-                tls.clone(),
-                context.clone(),
-                counts.clone(),
-                trace.clone(),
-            );
-            std::thread::spawn(move || loop {
-                let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok(stream) = next else { return };
-                let in_flight = counts.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-                counts
-                    .peak_in_flight
-                    .fetch_max(in_flight, Ordering::Relaxed);
-                serve_one(stream, &tls, &context, &counts, trace.as_deref(), limits);
-                counts.in_flight.fetch_sub(1, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    let flusher = Flusher::start(&context, args.flush_interval, counts.clone());
-
-    let mut accepted = 0u64;
-    while stopped.try_recv().is_err() {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(err) = stream.set_nonblocking(false) {
-                    warn!(error = %err, "cannot serve a connection");
-                    continue;
-                }
-                // Waits while every worker is busy and the queue is full.
-                if queue.send(stream).is_err() {
-                    break;
-                }
-                accepted += 1;
-                if args.max_connections.is_some_and(|max| accepted >= max) {
-                    break;
-                }
-            }
-            Err(err) if err.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
-            Err(err) => {
-                warn!(error = %err, "accept failed");
-                std::thread::sleep(ACCEPT_POLL);
-            }
-        }
-    }
-    // No more connections: the workers finish those accepted, each within its deadlines.
-    drop(queue);
-    for worker in pool {
-        worker
-            .join()
-            .map_err(|_| anyhow!("a worker thread panicked"))?;
-    }
-    flusher.stop();
+    let mut stopped = stopped;
+    let served = server.run(async move {
+        let _ = stopped.wait_for(|&stop| stop).await;
+    });
     drop(metrics);
-    // The workers' references are gone: this writes what is queued and waits for the writer.
-    drop(trace);
     print!(
         "{}",
         report(
-            &counts.snapshot(losses.as_deref()),
-            args.workers,
+            &served.counts,
+            served.workers,
             &context.cache().stats(),
             args.tickets
         )
@@ -301,446 +232,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// How long a connection may take.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    handshake: Duration,
-}
-
-/// Flushes the cache's expired sessions every interval, until stopped.
-struct Flusher {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Flusher {
-    fn start(context: &Context, interval: u64, counts: Arc<Counts>) -> Self {
-        if interval == 0 {
-            return Self {
-                stop: None,
-                thread: None,
-            };
-        }
-        let (stop, stopped) = mpsc::channel::<()>();
-        let context = context.clone();
-        let interval = Duration::from_secs(interval);
-        let thread = std::thread::spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                let flushed = context.cache().flush();
-                counts.flushes.fetch_add(1, Ordering::Relaxed);
-                counts.flushed.fetch_add(flushed as u64, Ordering::Relaxed);
-                debug!(flushed, "timed flush");
-            }
-        });
-        Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-#[derive(Default)]
-struct Counts {
-    connections: AtomicU64,
-    resumed: AtomicU64,
-    failed: AtomicU64,
-    in_flight: AtomicU64,
-    peak_in_flight: AtomicU64,
-    flushes: AtomicU64,
-    flushed: AtomicU64,
-}
-
-/// The server's own counters, as the metrics export them.
-#[derive(Serialize)]
-struct CountsNow {
-    connections: u64,
-    resumed: u64,
-    failed: u64,
-    in_flight: u64,
-    peak_in_flight: u64,
-    flushes: u64,
-    flushed: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_dropped: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_write_errors: Option<u64>,
-}
-
-impl Counts {
-    /// The counters now, with the trace's losses if there is a trace.
-    fn snapshot(&self, trace: Option<&Losses>) -> CountsNow {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CountsNow {
-            connections: get(&self.connections),
-            resumed: get(&self.resumed),
-            failed: get(&self.failed),
-            in_flight: get(&self.in_flight),
-            peak_in_flight: get(&self.peak_in_flight),
-            flushes: get(&self.flushes),
-            flushed: get(&self.flushed),
-            trace_dropped: trace.map(Losses::dropped),
-            trace_write_errors: trace.map(Losses::write_errors),
-        }
-    }
-}
-
-/// The server's counters, in the order of its report.
-impl Describe for CountsNow {
-    const METRICS: &'static [Metric] = &[
-        Metric::counter("connections", "Connections accepted.").reported("connections"),
-        Metric::counter("resumed", "Connections whose handshake resumed a session.")
-            .reported("resumed"),
-        Metric::counter("failed", "Connections whose handshake failed or timed out.")
-            .reported("failed"),
-        Metric::counter(
-            "trace_dropped",
-            "Trace lines dropped because the trace's writer was behind (serve --trace).",
-        )
-        .reported("trace lines dropped"),
-        Metric::counter(
-            "trace_write_errors",
-            "Trace lines lost because writing them failed (serve --trace).",
-        )
-        .reported("trace write errors"),
-        Metric::gauge("peak_in_flight", "The most connections served at once.")
-            .reported("most at once"),
-        Metric::gauge("in_flight", "Connections being served now."),
-        Metric::counter("flushes", "Timed flushes of expired sessions.").reported("timed flushes"),
-        Metric::counter("flushed", "Sessions the timed flushes removed.")
-            .reported("sessions they removed"),
-    ];
-}
-
-/// The server's certificate chain and key: from --cert and --key, or made at start.
-fn identity(args: &Args) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| anyhow!("cannot read certificates from {}: {e}", cert.display()))?;
-            if chain.is_empty() {
-                return Err(anyhow!("{} holds no certificate", cert.display()));
-            }
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| anyhow!("cannot read a private key from {}: {e}", key.display()))?;
-            Ok((chain, key))
-        }
-        _ => {
-            let made = rcgen::generate_simple_self_signed(vec![
-                "localhost".to_owned(),
-                "127.0.0.1".to_owned(),
-            ])?;
-            let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-            Ok((vec![made.cert.der().clone()], key))
-        }
-    }
-}
-
-/// The server side of the TLS stack, shared by the workers.
-#[derive(Clone)]
-enum Tls {
-    Rustls(Arc<ServerConfig>),
-    Openssl(Arc<SslAcceptor>),
-}
-
-impl Tls {
-    fn new(args: &Args, context: &Context) -> Result<Self> {
-        let (chain, key) = identity(args)?;
-        match args.backend {
-            Backend::Rustls => {
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let mut config = ServerConfig::builder_with_provider(provider)
-                    .with_protocol_versions(rustls::ALL_VERSIONS)?
-                    .with_no_client_auth()
-                    .with_single_cert(chain, key)
-                    .context("the certificate and key do not make a usable pair")?;
-                if args.tickets {
-                    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-                    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-                } else {
-                    config.session_storage = ServerSessions::new(context);
-                }
-                Ok(Self::Rustls(Arc::new(config)))
-            }
-            Backend::Openssl => {
-                let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-                let mut certs = chain.iter();
-                let leaf = certs.next().ok_or_else(|| anyhow!("no certificate"))?;
-                let leaf = openssl::x509::X509::from_der(leaf)?;
-                builder.set_certificate(&leaf)?;
-                for cert in certs {
-                    builder.add_extra_chain_cert(openssl::x509::X509::from_der(cert)?)?;
-                }
-                let key = openssl::pkey::PKey::private_key_from_der(key.secret_der())?;
-                builder.set_private_key(&key)?;
-                builder
-                    .check_private_key()
-                    .context("the certificate and key do not make a usable pair")?;
-                if args.tickets {
-                    // OpenSSL's own stateless tickets, and no session cache.
-                    builder.set_session_cache_mode(SslSessionCacheMode::OFF);
-                } else {
-                    sesscache_openssl::install_server(&mut builder, context)?;
-                }
-                Ok(Self::Openssl(Arc::new(builder.build())))
-            }
-        }
-    }
-
-    /// The server side of the handshake, within `limit` all told: every read and write waits
-    /// at most for what is left of it, so a client that trickles bytes cannot stretch it.
-    /// A finished handshake is counted in the cache's resumption outcomes; its record comes
-    /// back with the connection.
-    fn accept(
-        &self,
-        tcp: TcpStream,
-        limit: Duration,
-        context: &Context,
-    ) -> Result<(Box<dyn Established>, HandshakeRecord)> {
-        let deadline = Instant::now() + limit;
-        let left = || {
-            deadline
-                .checked_duration_since(Instant::now())
-                .filter(|left| !left.is_zero())
-                .ok_or_else(|| anyhow!("no handshake within {} s", limit.as_secs()))
-        };
-        let timeouts = |tcp: &TcpStream, left: Duration| -> Result<()> {
-            tcp.set_read_timeout(Some(left))?;
-            tcp.set_write_timeout(Some(left))?;
-            Ok(())
-        };
-        match self {
-            Self::Rustls(config) => {
-                let mut tcp = tcp;
-                let mut conn = ServerConnection::new(config.clone())?;
-                let mut handshake = ServerHandshake::new(context);
-                while conn.is_handshaking() {
-                    timeouts(&tcp, left()?)?;
-                    handshake.observe(|| conn.complete_io(&mut tcp))?;
-                }
-                let record = handshake.finish(&conn).clone();
-                // Tickets (TLS 1.3) go out now, before waiting for a request.
-                while conn.wants_write() {
-                    conn.write_tls(&mut tcp)?;
-                }
-                Ok((Box::new(RustlsConnection { tcp, conn }), record))
-            }
-            Self::Openssl(acceptor) => {
-                timeouts(&tcp, left()?)?;
-                let mut result = acceptor.accept(tcp);
-                loop {
-                    match result {
-                        Ok(stream) => {
-                            // The adapter's callbacks counted the handshake; its record says
-                            // how it went.
-                            let record = sesscache_openssl::handshake_record(stream.ssl())
-                                .unwrap_or_default();
-                            return Ok((Box::new(OpensslConnection(stream)), record));
-                        }
-                        Err(HandshakeError::WouldBlock(mid)) => {
-                            timeouts(mid.get_ref(), left()?)?;
-                            result = mid.handshake();
-                        }
-                        Err(err) => return Err(anyhow!("{err}")),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A connection whose handshake is done, on either stack.
-trait Established {
-    fn resumed(&self) -> bool;
-    fn version(&self) -> &'static str;
-    fn cipher(&self) -> String;
-    fn tcp(&self) -> &TcpStream;
-    /// Reads what the TLS stream holds (at most `buf.len()` bytes).
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()>;
-    /// Sends close_notify and flushes.
-    fn close(&mut self) -> Result<()>;
-}
-
-struct RustlsConnection {
-    tcp: TcpStream,
-    conn: ServerConnection,
-}
-
-impl Established for RustlsConnection {
-    fn resumed(&self) -> bool {
-        self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
-    }
-    fn version(&self) -> &'static str {
-        match self.conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            _ => "unknown",
-        }
-    }
-    fn cipher(&self) -> String {
-        self.conn
-            .negotiated_cipher_suite()
-            .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()))
-    }
-    fn tcp(&self) -> &TcpStream {
-        &self.tcp
-    }
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        rustls::Stream::new(&mut self.conn, &mut self.tcp).read(buf)
-    }
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        rustls::Stream::new(&mut self.conn, &mut self.tcp).write_all(bytes)
-    }
-    fn close(&mut self) -> Result<()> {
-        self.conn.send_close_notify();
-        while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.tcp)?;
-        }
-        Ok(())
-    }
-}
-
-struct OpensslConnection(SslStream<TcpStream>);
-
-impl Established for OpensslConnection {
-    fn resumed(&self) -> bool {
-        self.0.ssl().session_reused()
-    }
-    fn version(&self) -> &'static str {
-        self.0.ssl().version_str()
-    }
-    fn cipher(&self) -> String {
-        self.0
-            .ssl()
-            .current_cipher()
-            .map_or_else(|| "unknown".to_owned(), |c| c.name().to_owned())
-    }
-    fn tcp(&self) -> &TcpStream {
-        self.0.get_ref()
-    }
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(bytes)
-    }
-    fn close(&mut self) -> Result<()> {
-        // A client already gone makes this fail; the answer was written either way.
-        let _ = self.0.shutdown();
-        Ok(())
-    }
-}
-
-fn serve_one(
-    tcp: TcpStream,
-    tls: &Tls,
-    context: &Context,
-    counts: &Counts,
-    trace: Option<&Recorder>,
-    limits: Limits,
-) {
-    let peer = tcp
-        .peer_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    // A trace is anonymous; with one, the log names the peer only at debug level.
-    let named = trace.is_none();
-    counts.connections.fetch_add(1, Ordering::Relaxed);
-    let mut conn = match tls.accept(tcp, limits.handshake, context) {
-        Ok((conn, record)) => {
-            if let Some(trace) = trace {
-                trace.record(&record);
-            }
-            conn
-        }
-        Err(err) => {
-            counts.failed.fetch_add(1, Ordering::Relaxed);
-            if named {
-                warn!(%peer, error = %err, "handshake failed");
-            } else {
-                debug!(%peer, error = %err, "handshake failed");
-                warn!(error = %err, "handshake failed");
-            }
-            return;
-        }
-    };
-    let resumed = conn.resumed();
-    if resumed {
-        counts.resumed.fetch_add(1, Ordering::Relaxed);
-    }
-    let version = conn.version();
-    let line = format!(
-        "sesscache serve: {version}, {}, resumed: {}\n",
-        conn.cipher(),
-        if resumed { "yes" } else { "no" }
-    );
-    // A client that only wanted the handshake (`s_client -reconnect`) may be gone already.
-    let answered = answer(conn.as_mut(), &line);
-    match (answered, named) {
-        (Ok(()), true) => info!(%peer, version, resumed, "connection"),
-        (Ok(()), false) => {
-            debug!(%peer, version, resumed, "connection");
-            info!(version, resumed, "connection");
-        }
-        (Err(err), true) => {
-            info!(%peer, version, resumed, error = %err, "connection closed before the answer")
-        }
-        (Err(err), false) => {
-            debug!(%peer, version, resumed, error = %err, "connection closed before the answer");
-            info!(version, resumed, error = %err, "connection closed before the answer");
-        }
-    }
-}
-
-/// An HTTP/1.0 response to a request line; else the line alone.
-fn answer(conn: &mut dyn Established, line: &str) -> Result<()> {
-    conn.tcp().set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let waited = Instant::now() + REQUEST_WAIT;
-    let mut request = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !request.contains(&b'\n') && request.len() < 8192 {
-        // The request line's wait is one deadline too, however the bytes trickle in.
-        let Some(left) = waited
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-        else {
-            break;
-        };
-        conn.tcp().set_read_timeout(Some(left))?;
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let first = request.split(|&b| b == b'\n').next().unwrap_or_default();
-    let is_http = first.windows(6).any(|w| w == b" HTTP/")
-        && [&b"GET "[..], b"HEAD ", b"POST "]
-            .iter()
-            .any(|m| first.starts_with(m));
-    if is_http {
-        let response = format!(
-            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}",
-            line.len()
-        );
-        conn.write_all(response.as_bytes())?;
-    } else {
-        conn.write_all(line.as_bytes())?;
-    }
-    conn.close()
-}
-
 /// What the server did, as printed when it stops: its counters, then its cache's, then the
 /// handshakes' outcomes.
-fn report(counts: &CountsNow, workers: u16, stats: &Stats, tickets: bool) -> String {
+fn report(counts: &CountsNow, workers: usize, stats: &Stats, tickets: bool) -> String {
     /// A figure's line: its label after `indent` spaces, its value in one column.
     fn row(out: &mut String, indent: usize, (label, value): (&str, u64)) {
         let width = 26 - indent;
@@ -751,7 +245,10 @@ fn report(counts: &CountsNow, workers: u16, stats: &Stats, tickets: bool) -> Str
     row(&mut out, 2, served.row("connections"));
     row(&mut out, 4, served.row("resumed"));
     row(&mut out, 4, served.row("failed"));
-    row(&mut out, 4, ("workers", u64::from(workers)));
+    if counts.refused > 0 {
+        row(&mut out, 4, served.row("refused"));
+    }
+    row(&mut out, 4, ("workers", workers as u64));
     for key in ["trace_dropped", "trace_write_errors"] {
         if served.get(key).is_some() {
             row(&mut out, 4, served.row(key));
@@ -786,9 +283,20 @@ fn report(counts: &CountsNow, workers: u16, stats: &Stats, tickets: bool) -> Str
 mod tests {
     use super::*;
 
+    /// Counters with a trace (its fields present) and these figures.
+    fn with_trace(connections: u64, resumed: u64) -> CountsNow {
+        CountsNow {
+            connections,
+            resumed,
+            trace_dropped: Some(0),
+            trace_write_errors: Some(0),
+            ..CountsNow::default()
+        }
+    }
+
     #[test]
     fn every_counter_is_described() {
-        let counts = Counts::default().snapshot(Some(&Losses::default()));
+        let counts = with_trace(0, 0);
         assert_eq!(
             sesscache_metrics::undescribed(&counts),
             Vec::<String>::new()
@@ -797,16 +305,9 @@ mod tests {
 
     #[test]
     fn the_report_shows_every_figure_under_its_label() {
-        let counts = Counts::default();
-        counts.connections.fetch_add(3, Ordering::Relaxed);
-        counts.resumed.fetch_add(1, Ordering::Relaxed);
+        let counts = with_trace(3, 1);
         let context = Context::new(ContextConfig::default());
-        let text = report(
-            &counts.snapshot(Some(&Losses::default())),
-            64,
-            &context.cache().stats(),
-            false,
-        );
+        let text = report(&counts, 64, &context.cache().stats(), false);
         let expected = [
             "",
             "  connections                       3",
@@ -836,8 +337,16 @@ mod tests {
             "    store_unavailable               0",
         ];
         assert_eq!(text.lines().collect::<Vec<_>>(), expected);
-        let without_trace = report(&counts.snapshot(None), 64, &context.cache().stats(), true);
+        let without_trace = CountsNow {
+            refused: 2,
+            ..CountsNow::default()
+        };
+        let without_trace = report(&without_trace, 64, &context.cache().stats(), true);
         assert!(!without_trace.contains("trace"));
         assert!(without_trace.contains("  cache (stateless tickets: unused)\n"));
+        assert!(
+            without_trace.contains("\n    failed                          0\n    refused (too many)              2\n    workers"),
+            "refused connections are shown, once there are some: {without_trace}"
+        );
     }
 }

@@ -1,18 +1,19 @@
 //! `sesscache serve` against the real `openssl s_client`, on loopback only: TLS 1.2 session
 //! ids resume with `-reconnect`, a TLS 1.3 session saved with `-sess_out` resumes with
 //! `-sess_in`, HTTP gets an HTTP answer, Ctrl-C prints the cache's statistics once the
-//! connections in flight have ended, a silent client holds a worker only until the handshake
-//! deadline, and a timer flushes expired sessions. Every process started here is killed when
-//! its guard drops.
+//! connections in flight have ended, silent clients hold no worker (2000 of them do not delay
+//! a real one) and are dropped at the handshake deadline, clients that hang up without
+//! close_notify keep their sessions, and a timer flushes expired sessions. Every process
+//! started here is killed when its guard drops.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{s_client, stat, tls13_request, Server, BACKENDS};
+use common::{metric, s_client, scrape, stat, tls13_request, Server, BACKENDS, S_CLIENT_LIMIT};
 
 #[test]
 fn tls12_session_ids_resume_with_reconnect() {
@@ -116,49 +117,204 @@ fn bad_arguments_are_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A client that connects and sends nothing holds the one worker only until the handshake
-/// deadline; the next client is then served.
+/// A client that connects and sends nothing holds no worker: with one worker, the next client
+/// is served at once, and the silent one is dropped at its handshake deadline.
 #[test]
-fn a_silent_client_does_not_hold_a_worker_forever() {
+fn a_silent_client_does_not_hold_a_worker() {
     for backend in BACKENDS {
-        let server = Server::start(backend, &["--workers", "1", "--handshake-timeout", "1"]);
-        let silent = TcpStream::connect(server.connect()).unwrap();
+        let server = Server::start(backend, &["--workers", "1", "--handshake-timeout", "2"]);
+        let mut silent = TcpStream::connect(server.connect()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
         let out = s_client(
             &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
             b"",
         );
+        let took = started.elapsed();
         assert!(out.contains("New, TLSv1.2"), "{out}");
-        drop(silent);
+        assert!(
+            took < Duration::from_secs(1),
+            "{backend}: served after {took:?}, beside a silent client"
+        );
+        silent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            closed(&mut silent),
+            "{backend}: the silent client is dropped at its deadline"
+        );
         let report = server.interrupt();
         assert_eq!(stat(&report, "connections"), 2, "{report}");
         assert_eq!(stat(&report, "failed"), 1, "{report}");
-        assert_eq!(stat(&report, "most at once"), 1, "{report}");
+        assert_eq!(stat(&report, "most at once"), 2, "{report}");
+    }
+}
+
+/// Whether the peer closed `stream` (an end or a reset) before its read timeout.
+fn closed(stream: &mut TcpStream) -> bool {
+    match stream.read(&mut [0u8; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
     }
 }
 
 /// Ctrl-C while connections are in flight: the statistics come after they have ended, and
-/// count them. At most --workers connections are served at once.
+/// count them. At most --max-pending connections are held at once; more are closed as they
+/// arrive, and counted.
 #[test]
-fn statistics_wait_for_connections_in_flight_and_workers_bound_them() {
+fn statistics_wait_for_connections_in_flight_and_max_pending_bounds_them() {
     for backend in BACKENDS {
-        let server = Server::start(backend, &["--workers", "2", "--handshake-timeout", "1"]);
-        let silent: Vec<_> = (0..5)
+        let server = Server::start(backend, &["--max-pending", "2", "--handshake-timeout", "2"]);
+        let silent: Vec<_> = (0..2)
             .map(|_| TcpStream::connect(server.connect()).unwrap())
             .collect();
-        // Let the accept loop take all five (two served, three queued).
+        // Let the accept loop take both.
         std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            let mut more = TcpStream::connect(server.connect()).unwrap();
+            more.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            assert!(closed(&mut more), "{backend}: one more is closed at once");
+        }
         let started = Instant::now();
         let report = server.interrupt();
         assert!(
-            started.elapsed() >= Duration::from_millis(1_500),
+            started.elapsed() >= Duration::from_millis(1_000),
             "the report came before the connections in flight ended"
         );
-        assert_eq!(stat(&report, "connections"), 5, "{report}");
-        assert_eq!(stat(&report, "failed"), 5, "{report}");
+        assert_eq!(stat(&report, "connections"), 2, "{report}");
+        assert_eq!(stat(&report, "failed"), 2, "{report}");
+        assert_eq!(stat(&report, "refused (too many)"), 3, "{report}");
         assert_eq!(stat(&report, "most at once"), 2, "{report}");
         drop(silent);
     }
+}
+
+/// 2000 connections that send nothing cost the server memory, not workers: a real client
+/// completes its handshake within a second while the server holds them, on both stacks.
+#[test]
+fn two_thousand_idle_connections_do_not_delay_a_real_client() {
+    let idle = room_for(2_000);
+    for backend in BACKENDS {
+        let mut server = Server::start(
+            backend,
+            &["--metrics", "127.0.0.1:0", "--handshake-timeout", "60"],
+        );
+        let metrics = server.metrics_addr();
+        let held: Vec<_> = (0..idle)
+            .map(|_| TcpStream::connect(server.connect()).unwrap())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metric(&scrape(&metrics), "sesscache_serve_in_flight", &[]) < idle {
+            assert!(Instant::now() < deadline, "{backend}: not all held");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started = Instant::now();
+        let out = s_client(
+            &["-connect", &server.connect(), "-tls1_2", "-no_ticket"],
+            b"",
+        );
+        let took = started.elapsed();
+        assert!(out.contains("New, TLSv1.2"), "{out}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{backend}: the handshake took {took:?} beside {idle} idle connections"
+        );
+        drop(held);
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "connections"), idle + 1, "{report}");
+        assert_eq!(stat(&report, "most at once"), idle + 1, "{report}");
+    }
+}
+
+/// How many idle connections this process may open, at most `want`: its soft limit on open
+/// files (which the servers it starts inherit) is raised first, up to the hard limit, to
+/// leave room for `want` and a margin.
+fn room_for(want: u64) -> u64 {
+    const MARGIN: u64 = 256;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the one it is given, which lives meanwhile.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    if limit.rlim_cur < want + MARGIN {
+        limit.rlim_cur = (want + MARGIN).min(limit.rlim_max);
+        // SAFETY: setrlimit only reads the rlimit it is given; a soft limit up to the hard
+        // one needs no privilege.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    }
+    want.min(limit.rlim_cur.saturating_sub(MARGIN))
+}
+
+/// A client that hangs up without close_notify keeps its session: `openssl s_time -reuse`
+/// resets each connection right after its handshake, and every connection it times resumes,
+/// on both stacks. (OpenSSL removes the session of a connection freed before a shutdown was
+/// sent; the server marks the shutdown done.)
+#[test]
+fn sessions_of_clients_that_hang_up_first_still_resume() {
+    for backend in BACKENDS {
+        let server = Server::start(backend, &[]);
+        let out = s_time(&[
+            "-connect",
+            &server.connect(),
+            "-reuse",
+            "-tls1_2",
+            "-time",
+            "1",
+        ]);
+        // One character per timed connection: `r` for one that resumed.
+        let progress = out
+            .split("starting\n")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or_else(|| panic!("{out}"));
+        let timed: u64 = out
+            .lines()
+            .find(|l| l.contains(" connections in ") && l.contains(" real seconds"))
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(timed > 10, "{backend}: {out}");
+        assert_eq!(
+            progress.matches('r').count() as u64,
+            timed,
+            "{backend}: every timed connection resumes: {out}"
+        );
+        let report = server.interrupt();
+        assert_eq!(stat(&report, "misses"), 0, "{backend}: {report}");
+        assert_eq!(stat(&report, "hits"), timed, "{backend}: {report}");
+    }
+}
+
+/// `openssl s_time` with `args`; its stdout. It must finish within `S_CLIENT_LIMIT`.
+fn s_time(args: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .arg("s_time")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > S_CLIENT_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s_time did not finish within {S_CLIENT_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().unwrap()
 }
 
 /// The timer flushes expired sessions: a session with a one-second timeout is gone a few
@@ -185,6 +341,7 @@ fn bad_serve_limits_are_exit_code_2() {
     for args in [
         &["--workers", "0"][..],
         &["--workers", "100000"],
+        &["--max-pending", "0"],
         &["--handshake-timeout", "0"],
         &["--flush-interval", "18446744073709551615"],
     ] {

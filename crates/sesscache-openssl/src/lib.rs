@@ -24,6 +24,18 @@
 //! The callbacks hold a [`WeakContext`](ctx::WeakContext): the OpenSSL context never keeps the
 //! cache alive, and once the [`Context`] is gone they behave as an empty cache.
 //!
+//! A server that embeds the adapter marks each connection's shutdown as done before it frees
+//! the connection, once the handshake has succeeded, as nginx and `s_server` do:
+//! `SslStream::set_shutdown(ShutdownState::SENT | ShutdownState::RECEIVED)`
+//! (`SSL_set_shutdown`). OpenSSL removes the session of a connection freed before it sent a
+//! close_notify (`SSL_free` calls `SSL_CTX_remove_session` unless `SSL_get_shutdown` has
+//! `SSL_SENT_SHUTDOWN`), a rule TLS 1.1 and later no longer require, and the remove callback
+//! then takes it out of the cache: without the mark, a client that hangs up first (`openssl
+//! s_time`, a browser, a timeout) loses its session and its next connection is a full
+//! handshake. OpenSSL neither writes after a shutdown sent nor reads after one received, so
+//! the mark goes on when the connection ends (after the answer, whether or not close_notify
+//! went out), not right after the handshake. `sesscache serve --backend openssl` does this.
+//!
 //! No panic unwinds into OpenSSL (which would abort the process): each callback the adapter
 //! installs catches a panic of its own code or of the application's callbacks on the cache
 //! that it runs (get-, take-, new- and remove-session), counts it in [`callback_panics`], logs
