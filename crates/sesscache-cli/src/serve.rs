@@ -110,7 +110,7 @@ pub(crate) struct Args {
 
 impl Args {
     /// The server these options describe.
-    fn config(&self, tier: bool) -> ServerConfig {
+    fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::default();
         config.backend = self.backend.into();
         config.listen = self.listen;
@@ -129,7 +129,6 @@ impl Args {
         config.flush_interval =
             (self.flush_interval > 0).then(|| Duration::from_secs(self.flush_interval));
         config.trace.clone_from(&self.trace);
-        config.blocking_lookups = tier;
         config
     }
 }
@@ -162,7 +161,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             warn!("the store does not answer yet: handshakes miss it until it does");
         }
     }
-    let server = Server::bind(args.config(tier.is_some()), &context)?;
+    let server = Server::bind(args.config(), &context)?;
     let counters = server.counters();
     let metrics = match args.metrics {
         Some(addr) => {

@@ -14,9 +14,9 @@ use rustls::ServerConfig;
 use sesscache_hello::{Offer, ServerPolicy};
 use session_cache::{ExtendedMasterSecret, HandshakeRecord, LookupRequest};
 use session_core::ProtocolVersion;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::StartHandshake;
+use tokio_rustls::{LazyConfigAcceptor, StartHandshake};
 
 use crate::ServerHandshake;
 
@@ -28,7 +28,8 @@ const FIRST_FLIGHT_LIMIT: usize = 1 << 16;
 /// [`ServerSessions`](crate::ServerSessions) over `context`), as a tokio server does, without
 /// ever blocking the runtime on the fleet's store:
 ///
-/// 1. reads the client's first flight with rustls's [`Acceptor`], keeping a copy of the bytes;
+/// 1. reads the client's first flight with rustls's [`Acceptor`] (tokio-rustls's
+///    `LazyConfigAcceptor`), keeping a copy of the bytes it read;
 /// 2. reads the offered session from them (`sesscache-hello`) and decides what rustls will
 ///    look up: a TLS 1.3 ticket (the first PSK identity) when TLS 1.3 is negotiated and the
 ///    config has no stateless ticketer, otherwise a TLS 1.2 session id;
@@ -70,41 +71,30 @@ pub async fn accept_with<IO>(
     context: &Context,
     config: Arc<ServerConfig>,
     policy: ServerPolicy,
-    mut io: IO,
+    io: IO,
 ) -> io::Result<(TlsStream<IO>, HandshakeRecord)>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut handshake = ServerHandshake::new(context);
-    let mut acceptor = Acceptor::default();
-    let mut first_flight = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let accepted = loop {
-        let n = io.read(&mut buf).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if first_flight.len() + n <= FIRST_FLIGHT_LIMIT {
-            first_flight.extend_from_slice(&buf[..n]);
-        }
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            if acceptor.read_tls(&mut rest)? == 0 {
-                break;
-            }
-        }
-        match acceptor.accept() {
-            Ok(Some(accepted)) => break accepted,
-            Ok(None) => {}
-            Err((err, mut alert)) => {
-                let mut out = Vec::new();
-                let _ = alert.write_all(&mut out);
-                let _ = io.write_all(&out).await;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
-            }
-        }
+    // rustls's Acceptor reads only what it needs; the copy is of exactly those bytes.
+    let tee = Tee {
+        inner: io,
+        copy: Some(Vec::new()),
     };
-    if let Some(request) = offered(&first_flight, policy, context) {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), tee).await?;
+    let StartHandshake {
+        accepted,
+        io: Tee {
+            inner: io,
+            copy: first_flight,
+        },
+        ..
+    } = start;
+    if let Some(request) = first_flight
+        .as_deref()
+        .and_then(|bytes| offered(bytes, policy, context))
+    {
         context.cache().prefetch(&request.as_request()).await;
     }
     // rustls looks the offer up as soon as the connection is made from the ClientHello, so
@@ -171,5 +161,52 @@ impl<F: Future + Unpin> Future for Observed<'_, F> {
         let this = self.get_mut();
         let inner = &mut this.inner;
         this.handshake.observe(|| Pin::new(inner).poll(cx))
+    }
+}
+
+/// The connection while rustls reads the ClientHello: what it reads is also copied (up to
+/// [`FIRST_FLIGHT_LIMIT`]), for our own parser.
+struct Tee<IO> {
+    inner: IO,
+    copy: Option<Vec<u8>>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tee<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        if let Some(copy) = &mut this.copy {
+            if copy.len() + new.len() <= FIRST_FLIGHT_LIMIT {
+                copy.extend_from_slice(new);
+            } else {
+                // Longer than any ClientHello rustls takes: nothing to read it from.
+                this.copy = None;
+            }
+        }
+        read
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tee<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

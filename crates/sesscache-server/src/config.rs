@@ -92,11 +92,6 @@ pub struct ServerConfig {
     /// Record every finished handshake to this file, one anonymous line each
     /// (`sesscache_workload::trace::Recorder`).
     pub trace: Option<PathBuf>,
-    /// The cache's lookups may block: a fleet tier (`sesscache-redis`) is attached to the
-    /// context, and a lookup waits for its store up to the tier's budget. Each step of a
-    /// handshake then runs in `tokio::task::block_in_place`, so that the other connections
-    /// on its worker move to another thread meanwhile instead of waiting for the store.
-    pub blocking_lookups: bool,
 }
 
 impl Default for ServerConfig {
@@ -112,7 +107,6 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             flush_interval: Some(Duration::from_secs(60)),
             trace: None,
-            blocking_lookups: false,
         }
     }
 }

@@ -1,22 +1,15 @@
-//! The handshake seam: one `async fn` per stack that takes an accepted TCP stream, the
+//! The handshakes: one `async fn` per stack that takes an accepted TCP stream, the
 //! handshake's deadline and the stack's side, and returns the established stream with what
-//! the cache's handshake driver saw ([`HandshakeRecord`]). Everything else in the crate
-//! reaches a handshake only through [`rustls`] and [`openssl`]; their insides may change
-//! (an asynchronous path for the store's lookups) without the rest changing.
-//!
-//! The fleet tier's lookups are blocking calls inside a handshake's step, bounded by the
-//! tier's budget; with [`ServerConfig::blocking_lookups`](crate::ServerConfig) each step runs
-//! in `block_in_place`, so that the worker's other connections move to another thread
-//! instead of waiting for the store.
+//! the cache's handshake driver saw ([`HandshakeRecord`]). Both go through the adapters'
+//! asynchronous path: the session a ClientHello offers is fetched from the fleet's store on
+//! the runtime before the TLS stack looks it up, so no worker waits on the store.
 
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use openssl::ssl::{self, ErrorCode, ShutdownState, Ssl};
-use sesscache_rustls::ServerHandshake;
 use session_cache::HandshakeRecord;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -35,61 +28,23 @@ pub(crate) enum Failed {
     Io(#[from] io::Error),
 }
 
-/// Runs one synchronous step of a handshake, in `block_in_place` if it may block on the
-/// cache's lookups.
-fn step<T>(blocking: bool, f: impl FnOnce() -> T) -> T {
-    if blocking {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
-}
-
 // ---- The seam: rustls -------------------------------------------------------------------
 
-/// The rustls handshake on `tcp`, within `deadline` all told; counted in the cache's
-/// statistics (`accept`, `accept_good`, the resumption outcome). Its record comes back with
-/// the connection.
+/// The rustls handshake on `tcp`, within `deadline` all told, through
+/// `sesscache_rustls::accept`: counted in the cache's statistics (`accept`, `accept_good`,
+/// the resumption outcome). Its record comes back with the connection.
 pub(crate) async fn rustls(
     tcp: TcpStream,
     deadline: Instant,
     side: &Side<tokio_rustls::TlsAcceptor>,
 ) -> Result<(RustlsStream, HandshakeRecord), Failed> {
     let limit = deadline.saturating_duration_since(Instant::now());
-    let mut handshake = ServerHandshake::new(&side.context);
     let tcp = LateReadError { tcp, error: None };
-    let accept = Observed {
-        inner: side.acceptor.accept(tcp),
-        handshake: &mut handshake,
-        blocking: side.blocking_lookups,
-    };
-    let stream = timeout_at(deadline, accept)
+    let accept = sesscache_rustls::accept(&side.context, side.acceptor.config().clone(), tcp);
+    let (stream, record) = timeout_at(deadline, accept)
         .await
         .map_err(|_| Failed::TimedOut(limit))??;
-    let record = handshake.finish(stream.get_ref().1).clone();
     Ok((stream, record))
-}
-
-/// A rustls future whose every poll runs inside [`ServerHandshake::observe`]: rustls calls
-/// the session store from within the poll, on the polling thread, with no word of which
-/// connection it is for.
-struct Observed<'a, F> {
-    inner: F,
-    handshake: &'a mut ServerHandshake,
-    blocking: bool,
-}
-
-impl<F: Future + Unpin> Future for Observed<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        let inner = &mut this.inner;
-        let handshake = &mut *this.handshake;
-        step(this.blocking, || {
-            handshake.observe(|| Pin::new(inner).poll(cx))
-        })
-    }
 }
 
 /// A rustls connection whose handshake succeeded.
@@ -170,15 +125,24 @@ pub(crate) async fn openssl(
     side: &Side<ssl::SslAcceptor>,
 ) -> Result<(OpensslStream, HandshakeRecord), Failed> {
     let limit = deadline.saturating_duration_since(Instant::now());
-    let ssl = Ssl::new(side.acceptor.context()).map_err(io::Error::other)?;
+    let mut ssl = Ssl::new(side.acceptor.context()).map_err(io::Error::other)?;
+    // The ClientHello callback suspends the handshake once, with what to fetch.
+    sesscache_openssl::enable_prefetch(&mut ssl);
     let mut stream = ssl::SslStream::new(ssl, Nonblocking(tcp)).map_err(io::Error::other)?;
-    let blocking = side.blocking_lookups;
-    timeout_at(
-        deadline,
-        drive(&mut stream, |s| step(blocking, || s.accept())),
-    )
-    .await
-    .map_err(|_| Failed::TimedOut(limit))??;
+    let accept = async {
+        loop {
+            match drive_until(&mut stream, |s| s.accept()).await {
+                Err(Stop::ClientHello) => {
+                    sesscache_openssl::prefetch(&side.context, stream.ssl()).await;
+                }
+                Err(Stop::Failed(err)) => return Err(err),
+                Ok(()) => return Ok(()),
+            }
+        }
+    };
+    timeout_at(deadline, accept)
+        .await
+        .map_err(|_| Failed::TimedOut(limit))??;
     let record = sesscache_openssl::handshake_record(stream.ssl()).unwrap_or_default();
     Ok((OpensslStream(stream), record))
 }
@@ -251,30 +215,51 @@ impl Write for Nonblocking {
     }
 }
 
+/// Why [`drive_until`] stopped before `op` was done.
+enum Stop {
+    /// The ClientHello callback suspended the handshake (`SSL_ERROR_WANT_CLIENT_HELLO_CB`).
+    ClientHello,
+    /// The connection or OpenSSL failed; a clean end (close_notify) and an end without one
+    /// are `UnexpectedEof`.
+    Failed(io::Error),
+}
+
 /// Calls `op` on `stream` until it is done, waiting for the socket's readiness whenever
 /// OpenSSL wants to read or write. A clean end (close_notify) and an end without one are
 /// `UnexpectedEof`.
 async fn drive<T>(
     stream: &mut ssl::SslStream<Nonblocking>,
-    mut op: impl FnMut(&mut ssl::SslStream<Nonblocking>) -> Result<T, ssl::Error>,
+    op: impl FnMut(&mut ssl::SslStream<Nonblocking>) -> Result<T, ssl::Error>,
 ) -> io::Result<T> {
+    match drive_until(stream, op).await {
+        Ok(done) => Ok(done),
+        Err(Stop::Failed(err)) => Err(err),
+        Err(Stop::ClientHello) => Err(io::Error::other("the handshake was suspended")),
+    }
+}
+
+/// [`drive`], stopping also when the ClientHello callback suspends the handshake.
+async fn drive_until<T>(
+    stream: &mut ssl::SslStream<Nonblocking>,
+    mut op: impl FnMut(&mut ssl::SslStream<Nonblocking>) -> Result<T, ssl::Error>,
+) -> Result<T, Stop> {
     loop {
         let err = match op(stream) {
             Ok(done) => return Ok(done),
             Err(err) => err,
         };
-        match err.code() {
-            ErrorCode::WANT_READ => stream.get_ref().0.readable().await?,
-            ErrorCode::WANT_WRITE => stream.get_ref().0.writable().await?,
-            ErrorCode::ZERO_RETURN => return Err(io::ErrorKind::UnexpectedEof.into()),
+        let ready = match err.code() {
+            ErrorCode::WANT_CLIENT_HELLO_CB => return Err(Stop::ClientHello),
+            ErrorCode::WANT_READ => stream.get_ref().0.readable().await,
+            ErrorCode::WANT_WRITE => stream.get_ref().0.writable().await,
+            ErrorCode::ZERO_RETURN => Err(io::ErrorKind::UnexpectedEof.into()),
             ErrorCode::SYSCALL if err.io_error().is_none() && err.ssl_error().is_none() => {
-                return Err(io::ErrorKind::UnexpectedEof.into())
+                Err(io::ErrorKind::UnexpectedEof.into())
             }
-            _ => {
-                return Err(err
-                    .into_io_error()
-                    .unwrap_or_else(|err| io::Error::other(err.to_string())))
-            }
-        }
+            _ => Err(err
+                .into_io_error()
+                .unwrap_or_else(|err| io::Error::other(err.to_string()))),
+        };
+        ready.map_err(Stop::Failed)?;
     }
 }

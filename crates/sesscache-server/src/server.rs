@@ -89,8 +89,7 @@ impl Server {
     /// keeps a handle on), creates its trace, and listens.
     ///
     /// `context`'s session id context should be [`Backend::sid_ctx`](crate::Backend::sid_ctx)
-    /// of the server's stack. A fleet tier, if any, is attached to it before (and
-    /// [`ServerConfig::blocking_lookups`] set).
+    /// of the server's stack. A fleet tier, if any, is attached to it before.
     pub fn bind(config: ServerConfig, context: &Context) -> Result<Self, Error> {
         if config.max_pending == 0 || config.max_pending > MAX_PENDING {
             return Err(Error::Config(

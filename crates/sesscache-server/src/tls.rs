@@ -19,16 +19,13 @@ pub(crate) struct Side<A> {
     pub(crate) acceptor: A,
     /// The context whose cache resumes sessions.
     pub(crate) context: Context,
-    /// Whether the cache's lookups may block ([`ServerConfig::blocking_lookups`]).
-    pub(crate) blocking_lookups: bool,
 }
 
 impl<A> Side<A> {
-    fn new(acceptor: A, config: &ServerConfig, context: &Context) -> Self {
+    fn new(acceptor: A, context: &Context) -> Self {
         Self {
             acceptor,
             context: context.clone(),
-            blocking_lookups: config.blocking_lookups,
         }
     }
 }
@@ -58,7 +55,6 @@ impl Tls {
                 }
                 Ok(Self::Rustls(Side::new(
                     tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-                    config,
                     context,
                 )))
             }
@@ -77,12 +73,14 @@ impl Tls {
                     .check_private_key()
                     .map_err(|e| Error::Unusable(e.into()))?;
                 if config.tickets {
-                    // OpenSSL's own stateless tickets, and no session cache.
+                    // OpenSSL's own stateless tickets, and no session cache; the handshakes
+                    // still count in the context's statistics.
                     builder.set_session_cache_mode(SslSessionCacheMode::OFF);
+                    sesscache_openssl::count_handshakes(&mut builder, context);
                 } else {
                     sesscache_openssl::install_server(&mut builder, context)?;
                 }
-                Ok(Self::Openssl(Side::new(builder.build(), config, context)))
+                Ok(Self::Openssl(Side::new(builder.build(), context)))
             }
         }
     }
