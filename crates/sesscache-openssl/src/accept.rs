@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 
-use ctx::Context;
+use ctx::{Context, WeakContext};
 use openssl::ex_data::Index;
 use openssl::ssl::{ClientHelloResponse, ErrorCode, Ssl, SslRef};
 use session_cache::{ExtendedMasterSecret, HandshakeRecord, LookupRequest};
@@ -18,8 +18,9 @@ use crate::ffi;
 
 /// Where a connection on the async path is: the ClientHello callback reads it.
 enum Prefetch {
-    /// Not read yet: the callback suspends the handshake once, with what to fetch.
-    Wanted,
+    /// Not read yet: the callback suspends the handshake once, with what to fetch into this
+    /// context's cache.
+    Wanted(WeakContext),
     /// The callback found this to fetch; the accept loop takes it.
     Pending(Offered),
     /// Fetched, or nothing to fetch: the handshake goes on.
@@ -47,10 +48,23 @@ pub(crate) fn client_hello(ssl: &mut SslRef) -> ClientHelloResponse {
     let Some(index) = prefetch_index() else {
         return ClientHelloResponse::SUCCESS;
     };
-    let offered = match ssl.ex_data(index) {
-        Some(state) if matches!(*lock(state), Prefetch::Wanted) => offered(ssl),
+    let context = match ssl.ex_data(index).map(|state| match &*lock(state) {
+        Prefetch::Wanted(context) => context.upgrade(),
+        _ => None,
+    }) {
+        Some(Some(context)) => context,
         _ => return ClientHelloResponse::SUCCESS,
     };
+    // Suspended only if the prefetch may fetch something: not for a session the cache holds,
+    // nor for a cache without a fleet tier.
+    let offered = offered(ssl).filter(|offered| {
+        context.cache().wants_prefetch(&LookupRequest::new(
+            offered.version,
+            &offered.id,
+            context.sid_ctx(),
+            ExtendedMasterSecret::CheckedByStack,
+        ))
+    });
     let Some(state) = ssl.ex_data(index) else {
         return ClientHelloResponse::SUCCESS;
     };
@@ -97,10 +111,12 @@ fn offered(ssl: &SslRef) -> Option<Offered> {
 /// Opts a server connection into the asynchronous path: its ClientHello callback suspends
 /// the handshake once (`SSL_get_error` says `SSL_ERROR_WANT_CLIENT_HELLO_CB`) with what the
 /// client offers, for [`prefetch`] to fetch before the handshake goes on. For a server that
-/// drives OpenSSL's handshake itself; [`accept`] does both for a tokio-openssl stream.
-pub fn enable_prefetch(ssl: &mut SslRef) {
+/// drives OpenSSL's handshake itself; [`accept`] does both for a tokio-openssl stream. The
+/// handshake is suspended only when the prefetch may fetch something
+/// ([`SessionCache::wants_prefetch`](session_cache::SessionCache::wants_prefetch)).
+pub fn enable_prefetch(ssl: &mut SslRef, context: &Context) {
     if let Some(index) = prefetch_index() {
-        ssl.set_ex_data(index, Mutex::new(Prefetch::Wanted));
+        ssl.set_ex_data(index, Mutex::new(Prefetch::Wanted(context.downgrade())));
     }
 }
 
@@ -156,7 +172,7 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    enable_prefetch(&mut ssl);
+    enable_prefetch(&mut ssl, context);
     let mut stream = SslStream::new(ssl, io).map_err(openssl::ssl::Error::from)?;
     loop {
         match Pin::new(&mut stream).accept().await {

@@ -127,7 +127,7 @@ pub(crate) async fn openssl(
     let limit = deadline.saturating_duration_since(Instant::now());
     let mut ssl = Ssl::new(side.acceptor.context()).map_err(io::Error::other)?;
     // The ClientHello callback suspends the handshake once, with what to fetch.
-    sesscache_openssl::enable_prefetch(&mut ssl);
+    sesscache_openssl::enable_prefetch(&mut ssl, &side.context);
     let mut stream = ssl::SslStream::new(ssl, Nonblocking(tcp)).map_err(io::Error::other)?;
     let accept = async {
         loop {

@@ -53,11 +53,7 @@ impl SessionCache {
         &self,
         request: &LookupRequest<'_>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let held = if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
-            None
-        } else {
-            self.get(request.version, request.id)
-        };
+        let held = self.held_for_prefetch(request);
         let fetch = if held.is_some() && !request.version.is_tls13_or_later() {
             None
         } else {
@@ -69,6 +65,24 @@ impl SessionCache {
             if let Some(fetch) = fetch {
                 fetch.await;
             }
+        }
+    }
+
+    /// Whether [`prefetch`](Self::prefetch) may have anything to fetch for `request`: a
+    /// prefetch callback is set, and the internal cache does not hold the TLS 1.2 session
+    /// already. A TLS stack that suspends a handshake to prefetch asks this first.
+    pub fn wants_prefetch(&self, request: &LookupRequest<'_>) -> bool {
+        self.callbacks.prefetch().is_some()
+            && (request.version.is_tls13_or_later() || self.held_for_prefetch(request).is_none())
+    }
+
+    /// The session the internal cache holds under `request`'s key, unless the mode says
+    /// the internal cache is not looked at.
+    fn held_for_prefetch(&self, request: &LookupRequest<'_>) -> Option<Session> {
+        if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            None
+        } else {
+            self.get(request.version, request.id)
         }
     }
 
