@@ -552,13 +552,13 @@ mod tests {
                 recorder.record_parts(v13, offered, issued.iter().copied(), outcome);
             };
             // Two clients start; the first resumes with its ticket, then with the next.
-            record(None, &[b"a1", b"a2"], Resumption::NotOffered);
-            record(None, &[b"b1"], Resumption::NotOffered);
-            record(Some(b"a2"), &[b"a3"], Resumption::Resumed);
-            record(Some(b"a3"), &[], Resumption::UnknownId);
+            record(None, &[b"qa1", b"qa2"], Resumption::NotOffered);
+            record(None, &[b"qb1"], Resumption::NotOffered);
+            record(Some(b"qa2"), &[b"qa3"], Resumption::Resumed);
+            record(Some(b"qa3"), &[], Resumption::UnknownId);
             // An id issued before the trace began: a client of its own, the same each time.
-            record(Some(b"old"), &[], Resumption::UnknownId);
-            record(Some(b"old"), &[], Resumption::UnknownId);
+            record(Some(b"qold"), &[], Resumption::UnknownId);
+            record(Some(b"qold"), &[], Resumption::UnknownId);
             assert_eq!(recorder.losses().dropped(), 0);
         }
         let lines = read(&path).unwrap();
@@ -574,8 +574,9 @@ mod tests {
         assert!(lines.iter().all(|l| l.offered == l.outcome.offered()));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with(HEADER));
+        // The ids hold a `q`, which neither the hex of a client's hash nor any outcome has.
         assert!(
-            !text.contains("a1") && !text.contains("old"),
+            !text.contains("qa1") && !text.contains("qold"),
             "no id is written"
         );
     }
