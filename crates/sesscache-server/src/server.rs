@@ -11,7 +11,7 @@ use sesscache_workload::trace::Recorder;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::ServerConfig;
 use crate::connection::{self, Shared};
@@ -178,13 +178,18 @@ impl Server {
         } = self;
         let flusher =
             flush_interval.map(|every| runtime.spawn(flush(context, every, shared.counts.clone())));
-        runtime.block_on(accept(
+        // On a worker, not on this thread: a connection's task then starts on the worker that
+        // accepted it, without waking another thread.
+        let accepting = runtime.spawn(accept(
             listener,
             shutdown,
             shared,
             max_pending,
             max_connections,
         ));
+        if let Err(err) = runtime.block_on(accepting) {
+            error!(error = %err, "the accept loop failed");
+        }
         if let Some(flusher) = flusher {
             flusher.abort();
         }
