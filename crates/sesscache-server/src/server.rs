@@ -233,8 +233,8 @@ async fn accept(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 warn!(error = %err, "accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -253,7 +253,7 @@ async fn accept(
         served += 1;
         let shared = shared.clone();
         tokio::spawn(async move {
-            connection::serve(tcp, &shared).await;
+            connection::serve(tcp, peer, &shared).await;
             // The handle goes before the permit: once every permit is back, no task holds
             // one.
             drop(shared);
