@@ -3,6 +3,7 @@
 //! the client asked in HTTP), close_notify, its counts and its log line.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,12 +34,9 @@ pub(crate) struct Shared {
 }
 
 /// Serves one accepted connection to its end.
-pub(crate) async fn serve(tcp: TcpStream, shared: &Shared) {
+pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
     let counts = &shared.counts;
     let _held = InFlight::enter(counts);
-    let peer = tcp
-        .peer_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     // A trace is anonymous; with one, the log names the peer only at debug level.
     let named = shared.trace.is_none();
     Counts::add(&counts.connections, 1);

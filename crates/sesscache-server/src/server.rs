@@ -11,7 +11,7 @@ use sesscache_workload::trace::Recorder;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::ServerConfig;
 use crate::connection::{self, Shared};
@@ -177,13 +177,18 @@ impl Server {
         } = self;
         let flusher =
             flush_interval.map(|every| runtime.spawn(flush(context, every, shared.counts.clone())));
-        runtime.block_on(accept(
+        // On a worker, not on this thread: a connection's task then starts on the worker that
+        // accepted it, without waking another thread.
+        let accepting = runtime.spawn(accept(
             listener,
             shutdown,
             shared,
             max_pending,
             max_connections,
         ));
+        if let Err(err) = runtime.block_on(accepting) {
+            error!(error = %err, "the accept loop failed");
+        }
         if let Some(flusher) = flusher {
             flusher.abort();
         }
@@ -227,8 +232,8 @@ async fn accept(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 warn!(error = %err, "accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -247,7 +252,7 @@ async fn accept(
         served += 1;
         let shared = shared.clone();
         tokio::spawn(async move {
-            connection::serve(tcp, &shared).await;
+            connection::serve(tcp, peer, &shared).await;
             // The handle goes before the permit: once every permit is back, no task holds
             // one.
             drop(shared);

@@ -60,6 +60,8 @@ impl Tls {
             }
             Backend::Openssl => {
                 let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+                // A flight's records in one read, not two reads a record.
+                builder.set_read_ahead(true);
                 let mut certs = chain.iter();
                 let leaf = certs.next().ok_or(Error::Config("no certificate"))?;
                 let leaf = openssl::x509::X509::from_der(leaf)?;
