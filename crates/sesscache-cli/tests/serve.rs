@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{metric, s_client, scrape, stat, tls13_request, Server, BACKENDS, S_CLIENT_LIMIT};
+use common::{metric, output_within, s_client, scrape, stat, tls13_request, Server, BACKENDS};
 
 #[test]
 fn tls12_session_ids_resume_with_reconnect() {
@@ -291,7 +291,7 @@ fn sessions_of_clients_that_hang_up_first_still_resume() {
 
 /// `openssl s_time` with `args`; its stdout. It must finish within `S_CLIENT_LIMIT`.
 fn s_time(args: &[&str]) -> String {
-    let mut child = Command::new("openssl")
+    let child = Command::new("openssl")
         .arg("s_time")
         .args(args)
         .stdin(Stdio::null())
@@ -299,22 +299,7 @@ fn s_time(args: &[&str]) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > S_CLIENT_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("s_time did not finish within {S_CLIENT_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    reader.join().unwrap()
+    output_within(child, "s_time")
 }
 
 /// The timer flushes expired sessions: a session with a one-second timeout is gone a few

@@ -156,6 +156,12 @@ pub(crate) fn s_client(args: &[&str], input: &[u8]) -> String {
         .spawn()
         .expect("the `openssl` command must be installed (.ci/run installs it)");
     child.stdin.take().unwrap().write_all(input).unwrap();
+    output_within(child, "s_client")
+}
+
+/// The stdout of `child` (an `openssl` command, `what`), which must finish within
+/// `S_CLIENT_LIMIT` (killed, and the test fails, if not).
+pub(crate) fn output_within(mut child: Child, what: &str) -> String {
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -167,7 +173,7 @@ pub(crate) fn s_client(args: &[&str], input: &[u8]) -> String {
         if started.elapsed() > S_CLIENT_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("s_client did not finish within {S_CLIENT_LIMIT:?}");
+            panic!("{what} did not finish within {S_CLIENT_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
