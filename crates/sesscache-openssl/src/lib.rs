@@ -14,12 +14,17 @@
 //! - [`install_client`] keeps a client's sessions in a CLIENT-mode cache, keyed by server name,
 //!   and [`resume`] sets the one for a server on the next connection.
 //!
-//! Sessions cross as OpenSSL's own serialized form (`i2d_SSL_SESSION`, decoded and encoded by
-//! `session-der`), so the cache never holds an OpenSSL object. The reference counts follow from
-//! that: the new-session callback's reference is OpenSSL's to drop (the `openssl` crate drops
-//! it when the callback returns), and the get-session callback hands OpenSSL a fresh session
-//! decoded from DER whose one reference becomes OpenSSL's (`copy = 0`). Nothing is shared, so
-//! nothing can be freed twice or leak.
+//! The cache keeps, beside each session it holds, the `SSL_SESSION` OpenSSL made for it (a
+//! reference taken in the new-session callback, [`Session::attach_native`]), and the
+//! get-session callback hands OpenSSL a new reference to that object on a hit (`copy = 0`:
+//! the reference becomes OpenSSL's), as OpenSSL's own cache shares its sessions between
+//! connections. The cache's reference goes when the cache's session does (removed, taken,
+//! expired or evicted, and the last handle dropped). Only a session that came from elsewhere
+//! (the fleet's store, or one the application added) crosses as OpenSSL's serialized form
+//! (`i2d_SSL_SESSION`, encoded by `session-der`): OpenSSL decodes it into a fresh session on
+//! its first hit, which is then kept beside it in the same way. The new-session callback's
+//! own reference is OpenSSL's to drop (the `openssl` crate drops it when the callback
+//! returns), so every reference has one owner, and nothing is freed twice or leaks.
 //!
 //! The callbacks hold a [`WeakContext`](ctx::WeakContext): the OpenSSL context never keeps the
 //! cache alive, and once the [`Context`] is gone they behave as an empty cache.
@@ -348,6 +353,8 @@ fn store(context: &Context, ssl: &mut SslRef, session: &SslSessionRef) {
         return;
     }
     let Some(ours) = decode(session) else { return };
+    // The cache's own reference to OpenSSL's session, handed out again on each hit.
+    let _ = ours.attach_native(Box::new(session.to_owned()));
     let callback_panicked = with_handshake(ssl, context, |h| {
         let before = h.record().issued_count();
         // The handshake notes the session after the add and before the new-session
@@ -407,7 +414,22 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
     let Lookup::Hit(session) = outcome else {
         return None;
     };
-    encode(&session)
+    shared(&session)
+}
+
+/// A new reference to OpenSSL's session for the cache's `session`: the one kept beside it,
+/// or, for a session that came from elsewhere, a fresh one decoded from its serialized form,
+/// kept beside it from then on.
+fn shared(session: &Session) -> Option<SslSession> {
+    if let Some(kept) = session
+        .native()
+        .and_then(|native| native.downcast_ref::<SslSession>())
+    {
+        return Some(kept.clone());
+    }
+    let fresh = encode(session)?;
+    let _ = session.attach_native(Box::new(fresh.clone()));
+    Some(fresh)
 }
 
 /// Installs `context`'s cache as a client's session cache: OpenSSL's internal cache off, and

@@ -55,14 +55,25 @@ fn connect(
     client: &SslContext,
     offer: Option<&SslSession>,
 ) -> (bool, bool, SslSession) {
+    let (server_says, client_says, session, _) = connect_seen(server, client, offer);
+    (server_says, client_says, session)
+}
+
+/// [`connect`], and the session the server's connection used.
+fn connect_seen(
+    server: &SslContext,
+    client: &SslContext,
+    offer: Option<&SslSession>,
+) -> (bool, bool, SslSession, SslSession) {
     let (a, b) = UnixStream::pair().unwrap();
     let server = server.clone();
     let accepting = std::thread::spawn(move || {
         let mut tls = Ssl::new(&server).unwrap().accept(a).unwrap();
         tls.write_all(b"x").unwrap();
         let reused = tls.ssl().session_reused();
+        let used = tls.ssl().session().unwrap().to_owned();
         let _ = tls.shutdown();
-        reused
+        (reused, used)
     });
     let mut ssl = Ssl::new(client).unwrap();
     ssl.set_hostname("localhost").unwrap();
@@ -76,7 +87,8 @@ fn connect(
     let client_reused = tls.ssl().session_reused();
     let session = tls.ssl().session().unwrap().to_owned();
     let _ = tls.shutdown();
-    (accepting.join().unwrap(), client_reused, session)
+    let (server_reused, used) = accepting.join().unwrap();
+    (server_reused, client_reused, session, used)
 }
 
 #[test]
@@ -93,6 +105,54 @@ fn tls12_session_ids_resume_through_the_cache() {
     }
     let stats = context.cache().stats();
     assert_eq!((stats.hits, stats.misses, stats.number), (3, 0, 1));
+}
+
+#[test]
+fn a_hit_hands_openssl_its_own_session_and_one_from_elsewhere_is_decoded_once() {
+    let home = context(b"app", Arc::new(SystemClock));
+    let here = server(&home, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first, made) = connect_seen(&here, &client, None);
+    for _ in 0..2 {
+        let (reused, _, _, used) = connect_seen(&here, &client, Some(&first));
+        assert!(reused);
+        assert_eq!(
+            address(&used),
+            address(&made),
+            "a resumption shares the session OpenSSL made, as OpenSSL's own cache does"
+        );
+    }
+
+    // The same session as the fleet's store would bring it: a copy with no OpenSSL session
+    // beside it, on another server.
+    let cached = home
+        .cache()
+        .get(session_core::ProtocolVersion::TLS1_2, first.id())
+        .unwrap();
+    assert!(cached.native().is_some());
+    let elsewhere = context(b"app", Arc::new(SystemClock));
+    let copy = cached.to_builder().build();
+    assert!(copy.native().is_none(), "a copy starts without one");
+    elsewhere.cache().add(&copy).unwrap();
+    let other = server(&elsewhere, SslVersion::TLS1_2);
+    let (reused, _, _, decoded) = connect_seen(&other, &client, Some(&first));
+    assert!(
+        reused,
+        "a session from elsewhere resumes, decoded from its serialized form"
+    );
+    assert_ne!(address(&decoded), address(&made));
+    let (reused, _, _, again) = connect_seen(&other, &client, Some(&first));
+    assert!(reused);
+    assert_eq!(
+        address(&again),
+        address(&decoded),
+        "and is kept beside it from then on"
+    );
+}
+
+/// The address of OpenSSL's session object: equal for two references to the same one.
+fn address(session: &SslSession) -> *const openssl::ssl::SslSessionRef {
+    &**session
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod app_bytes;
 mod error;
 mod extras;
 mod fields;
+mod native;
 mod session;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod storage;

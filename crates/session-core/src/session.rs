@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::native::Native;
 use crate::storage::Wiped;
 use crate::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, OpensslExtras, ProtocolVersion,
@@ -22,7 +23,8 @@ pub const DEFAULT_SESSION_TIMEOUT: u64 = 304;
 type AppData = Arc<dyn Any + Send + Sync>;
 
 /// What a session holds. Reached through [`Session`] or [`SessionRef`]; once shared, nothing
-/// in it changes but the one-way "not resumable" mark.
+/// in it changes but the one-way "not resumable" mark and the stack's object, attached once
+/// ([`native`](Self::native)).
 ///
 /// `repr(C)` with the cache key (version, id) first: it then sits right after the reference
 /// count at the start of the allocation, so a cache lookup's key comparison and the reference
@@ -47,6 +49,8 @@ pub struct SessionData {
     ticket: Option<Ticket>,
     app_data: Option<AppData>,
     extras: Option<Box<OpensslExtras>>,
+    /// The TLS stack's own object for this session, attached once by the stack's adapter.
+    native: Native,
     /// The session this one is a renewed copy of ([`Session::with_time`],
     /// [`Session::with_timeout`]), the first of the chain: in OpenSSL both would be one object
     /// whose time changed. Weak, so it keeps no secret alive.
@@ -191,6 +195,25 @@ impl SessionData {
     #[doc(alias = "SSL_SESSION_get_app_data")]
     pub fn app_data(&self) -> Option<&(dyn Any + Send + Sync)> {
         self.app_data.as_deref()
+    }
+
+    /// The TLS stack's own object for this session, if its adapter attached one
+    /// ([`attach_native`](Self::attach_native)): OpenSSL's `SSL_SESSION` for the
+    /// `sesscache-openssl` adapter, which hands OpenSSL a new reference to it on a hit, as
+    /// OpenSSL's own cache does. A copy of a session starts without one.
+    pub fn native(&self) -> Option<&(dyn Any + Send + Sync)> {
+        self.native.get()
+    }
+
+    /// Attaches the TLS stack's own object for this session, the one that describes exactly
+    /// these fields; the first one attached stays, and a later one is handed back. Never
+    /// serialized, compared or printed; dropped with the session (after its secrets are
+    /// zeroized, the object's own drop wipes what it holds).
+    pub fn attach_native(
+        &self,
+        object: Box<dyn Any + Send + Sync>,
+    ) -> Result<(), Box<dyn Any + Send + Sync>> {
+        self.native.set(object)
     }
 
     /// The OpenSSL fields the cache never reads (all at their defaults unless the session
@@ -452,6 +475,7 @@ impl SessionBuilder {
             ticket: None,
             app_data: None,
             extras: None,
+            native: Native::default(),
             renews: None,
         })
     }
@@ -633,6 +657,29 @@ mod tests {
         let owned = borrowed.up_ref();
         assert_eq!(s.ref_count(), 2);
         assert!(borrowed.ptr_eq(&owned));
+    }
+
+    #[test]
+    fn a_native_object_is_attached_once_not_copied_and_dropped_with_the_session() {
+        let s = session(b"a");
+        let object = Arc::new(7u32);
+        assert!(s.native().is_none());
+        s.attach_native(Box::new(object.clone())).unwrap();
+        assert!(
+            s.attach_native(Box::new(0u8)).is_err(),
+            "the first one attached stays"
+        );
+        let kept = s.native().and_then(|n| n.downcast_ref::<Arc<u32>>());
+        assert_eq!(kept.map(|k| **k), Some(7));
+        for copy in [s.dup(), s.with_time(9), s.to_builder().build()] {
+            assert!(copy.native().is_none(), "a copy's fields may differ");
+        }
+        assert_eq!(Arc::strong_count(&object), 2);
+        let other = s.up_ref();
+        drop(s);
+        assert_eq!(Arc::strong_count(&object), 2, "kept while the session lives");
+        drop(other);
+        assert_eq!(Arc::strong_count(&object), 1, "dropped with it");
     }
 
     #[test]
