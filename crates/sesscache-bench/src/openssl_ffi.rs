@@ -1,8 +1,10 @@
-//! OpenSSL's own session cache through the C calls a server makes, for the benchmarks and
-//! `flush_latency`. OpenSSL 3.0's signatures; openssl-sys links libssl but does not
-//! declare all of these.
+//! OpenSSL's own session cache through the C calls a server makes, for the benchmarks,
+//! `flush_latency` and `memory_per_session`; and OpenSSL's allocations routed through Rust's
+//! global allocator, so that a counting allocator counts them. OpenSSL 3.0's signatures;
+//! openssl-sys links libssl but does not declare all of these.
 
-use std::os::raw::{c_int, c_long, c_uint, c_void};
+use std::alloc::Layout;
+use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
@@ -30,6 +32,84 @@ unsafe extern "C" {
     fn SSL_CTX_remove_session(ctx: *mut SSL_CTX, s: *mut SSL_SESSION) -> c_int;
     fn SSL_has_matching_session_id(ssl: *const SSL, id: *const u8, len: c_uint) -> c_int;
     fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long);
+    fn CRYPTO_set_mem_functions(
+        m: Option<unsafe extern "C" fn(usize, *const c_char, c_int) -> *mut c_void>,
+        r: Option<unsafe extern "C" fn(*mut c_void, usize, *const c_char, c_int) -> *mut c_void>,
+        f: Option<unsafe extern "C" fn(*mut c_void, *const c_char, c_int)>,
+    ) -> c_int;
+}
+
+/// Routes every allocation OpenSSL makes from now on through Rust's global allocator, so
+/// that a counting global allocator counts OpenSSL's memory with the same rule as Rust's (the
+/// bytes asked for). Must run before OpenSSL allocates anything (first thing in `main`);
+/// whether it took.
+pub fn route_openssl_allocations() -> bool {
+    // SAFETY: the three functions below keep `CRYPTO_malloc`'s contract.
+    unsafe { CRYPTO_set_mem_functions(Some(ossl_malloc), Some(ossl_realloc), Some(ossl_free)) == 1 }
+}
+
+/// Each block carries its size in front of what OpenSSL sees, for `free` and `realloc`.
+const HEADER: usize = 16;
+
+fn layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
+}
+
+unsafe extern "C" fn ossl_malloc(size: usize, _: *const c_char, _: c_int) -> *mut c_void {
+    let Some(layout) = layout(size) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `layout` has a non-zero size (the header).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: `base` holds at least HEADER bytes, 16-aligned.
+    unsafe {
+        base.cast::<usize>().write(size);
+        base.add(HEADER).cast()
+    }
+}
+
+unsafe extern "C" fn ossl_realloc(
+    ptr: *mut c_void,
+    size: usize,
+    file: *const c_char,
+    line: c_int,
+) -> *mut c_void {
+    if ptr.is_null() {
+        // SAFETY: as `CRYPTO_realloc` of NULL is `CRYPTO_malloc`.
+        return unsafe { ossl_malloc(size, file, line) };
+    }
+    // SAFETY: `ptr` came from `ossl_malloc` or this function: its header is HEADER bytes
+    // before it and holds its size.
+    unsafe {
+        let base = ptr.cast::<u8>().sub(HEADER);
+        let old = base.cast::<usize>().read();
+        let (Some(from), Some(_)) = (layout(old), layout(size)) else {
+            return std::ptr::null_mut();
+        };
+        let moved = std::alloc::realloc(base, from, size + HEADER);
+        if moved.is_null() {
+            return std::ptr::null_mut();
+        }
+        moved.cast::<usize>().write(size);
+        moved.add(HEADER).cast()
+    }
+}
+
+unsafe extern "C" fn ossl_free(ptr: *mut c_void, _: *const c_char, _: c_int) {
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: as in `ossl_realloc`; the block is given back once, with its own layout.
+    unsafe {
+        let base = ptr.cast::<u8>().sub(HEADER);
+        let size = base.cast::<usize>().read();
+        if let Some(layout) = layout(size) {
+            std::alloc::dealloc(base, layout);
+        }
+    }
 }
 
 /// An `SSL_CTX` and the sessions the benchmark owns a reference to.
