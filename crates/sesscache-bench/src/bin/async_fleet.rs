@@ -8,6 +8,9 @@
 //! runtime of 2 workers; 200 clients at once, each resuming its own TLS 1.2 session again and
 //! again over in-memory pipes for the given seconds. Then the store hangs, and a client that
 //! offers nothing (a handshake that needs no store) measures how long it waits meanwhile.
+//! Last, the floor under that figure: the store answers again, the 200 clients make full
+//! handshakes (as they do once their lookups time out while it hangs), and the same client
+//! measures how long its handshake waits for the CPU alone.
 //!
 //! `cargo run --release -p sesscache-bench --bin async_fleet [-- SECONDS]` (default 5).
 
@@ -199,6 +202,11 @@ fn client_configs(
     config.resumption = rustls::client::Resumption::in_memory_sessions(4);
     let mut b = SslContextBuilder::new(SslMethod::tls_client()).expect("a context");
     b.set_verify(SslVerifyMode::NONE);
+    // TLS 1.2 only, like the rustls clients: a client that could speak TLS 1.3 sends a random
+    // legacy session id when it has nothing to offer, which a TLS 1.2 server cannot tell from
+    // a session's and must look up.
+    b.set_max_proto_version(Some(openssl::ssl::SslVersion::TLS1_2))
+        .expect("TLS 1.2");
     (Arc::new(config), b.build())
 }
 
@@ -208,6 +216,8 @@ struct Run {
     latency: Histogram<u64>,
     /// A client offering nothing, while the store hangs: its handshakes' latency.
     fresh_while_hung: Histogram<u64>,
+    /// The same client while the store answers and the others make full handshakes.
+    fresh_beside_full: Histogram<u64>,
 }
 
 fn run(stack: Stack, path: Path, seconds: u64, made: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Run {
@@ -233,6 +243,9 @@ fn run(stack: Stack, path: Path, seconds: u64, made: &rcgen::CertifiedKey<rcgen:
     let fresh = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("a histogram"),
     ));
+    let mut beside_full = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("a histogram");
+    // Clients make full handshakes (offer nothing) while this is set.
+    let full = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Mutex::new((0u64, 0u64)));
     let stop = Arc::new(AtomicBool::new(false));
     let (rustls, openssl) = client_configs(made);
@@ -253,16 +266,28 @@ fn run(stack: Stack, path: Path, seconds: u64, made: &rcgen::CertifiedKey<rcgen:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut tasks = Vec::new();
+        let no_resumption = {
+            let mut c = (*rustls).clone();
+            c.resumption = rustls::client::Resumption::disabled();
+            Arc::new(c)
+        };
         for (rustls, held) in clients {
-            let (to, openssl, latency, counts, stop) = (
+            let (to, openssl, latency, counts, stop, full, no_resumption) = (
                 to.clone(),
                 openssl.clone(),
                 latency.clone(),
                 counts.clone(),
                 stop.clone(),
+                full.clone(),
+                no_resumption.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
+                    if full.load(Ordering::Relaxed) {
+                        let none = Mutex::new(None);
+                        connect(stack, &to, &no_resumption, &openssl, &none).await;
+                        continue;
+                    }
                     let began = Instant::now();
                     let Some(resumed) = connect(stack, &to, &rustls, &openssl, &held).await else {
                         continue;
@@ -278,23 +303,28 @@ fn run(stack: Stack, path: Path, seconds: u64, made: &rcgen::CertifiedKey<rcgen:
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         // The store hangs: a client with nothing to offer, meanwhile.
         redis.hang();
-        let fresh_config = {
-            let mut c = (*rustls).clone();
-            c.resumption = rustls::client::Resumption::disabled();
-            Arc::new(c)
+        let fresh_handshakes = || async {
+            let mut took = Vec::new();
+            for _ in 0..20 {
+                let began = Instant::now();
+                let none = Mutex::new(None);
+                connect(stack, &to, &no_resumption, &openssl, &none).await;
+                took.push(began.elapsed().as_micros().max(1) as u64);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            took
         };
-        for _ in 0..20 {
-            let began = Instant::now();
-            let none = Mutex::new(None);
-            connect(stack, &to, &fresh_config, &openssl, &none).await;
-            fresh
-                .lock()
-                .expect("histogram")
-                .saturating_record(began.elapsed().as_micros().max(1) as u64);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for took in fresh_handshakes().await {
+            fresh.lock().expect("histogram").saturating_record(took);
+        }
+        // The floor: the store answers, the others make full handshakes.
+        redis.resume();
+        full.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for took in fresh_handshakes().await {
+            beside_full.saturating_record(took);
         }
         stop.store(true, Ordering::Relaxed);
-        redis.resume();
         for task in tasks {
             let _ = task.await;
         }
@@ -307,6 +337,7 @@ fn run(stack: Stack, path: Path, seconds: u64, made: &rcgen::CertifiedKey<rcgen:
         resumed,
         latency,
         fresh_while_hung,
+        fresh_beside_full: beside_full,
     }
 }
 
@@ -321,8 +352,15 @@ fn main() {
          a server runtime of 2 workers, {seconds} s each"
     );
     println!(
-        "{:<8} {:<9} {:>12} {:>9} {:>10} {:>10} {:>22}",
-        "stack", "path", "handshakes/s", "resumed", "p50 ms", "p99 ms", "no-store p99 (hung) ms"
+        "{:<8} {:<9} {:>12} {:>9} {:>10} {:>10} {:>22} {:>22}",
+        "stack",
+        "path",
+        "handshakes/s",
+        "resumed",
+        "p50 ms",
+        "p99 ms",
+        "no-store p99 (hung) ms",
+        "floor: beside full ms"
     );
     for stack in [Stack::Rustls, Stack::Openssl] {
         let mut per_second = Vec::new();
@@ -332,7 +370,7 @@ fn main() {
             per_second.push(rate);
             let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
             println!(
-                "{:<8} {:<9} {:>12.0} {:>8.1}% {:>10.1} {:>10.1} {:>22.1}",
+                "{:<8} {:<9} {:>12.0} {:>8.1}% {:>10.1} {:>10.1} {:>22.1} {:>22.1}",
                 format!("{stack:?}").to_lowercase(),
                 format!("{path:?}").to_lowercase(),
                 rate,
@@ -340,6 +378,7 @@ fn main() {
                 ms(&r.latency, 0.5),
                 ms(&r.latency, 0.99),
                 ms(&r.fresh_while_hung, 0.99),
+                ms(&r.fresh_beside_full, 0.99),
             );
         }
         println!(
