@@ -1,10 +1,12 @@
 //! OpenSSL's own session cache through the C calls a server makes, for the benchmarks,
 //! `flush_latency` and `memory_per_session`; and OpenSSL's allocations routed through Rust's
-//! global allocator, so that a counting allocator counts them. OpenSSL 3.0's signatures;
+//! global allocator, so that a counting allocator counts them (less the headers this module
+//! puts in front of them, [`openssl_header_bytes`]). OpenSSL 3.0's signatures;
 //! openssl-sys links libssl but does not declare all of these.
 
 use std::alloc::Layout;
 use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 use openssl_sys::{SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
@@ -51,6 +53,15 @@ pub fn route_openssl_allocations() -> bool {
 /// Each block carries its size in front of what OpenSSL sees, for `free` and `realloc`.
 const HEADER: usize = 16;
 
+/// OpenSSL's blocks alive now, each with a header the allocator counts.
+static BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+/// The bytes of the headers in front of OpenSSL's live blocks: what a counting allocator
+/// counted for them beyond the bytes OpenSSL asked for.
+pub fn openssl_header_bytes() -> isize {
+    BLOCKS.load(Ordering::Relaxed) * HEADER as isize
+}
+
 fn layout(size: usize) -> Option<Layout> {
     Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
 }
@@ -64,6 +75,7 @@ unsafe extern "C" fn ossl_malloc(size: usize, _: *const c_char, _: c_int) -> *mu
     if base.is_null() {
         return std::ptr::null_mut();
     }
+    BLOCKS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `base` holds at least HEADER bytes, 16-aligned.
     unsafe {
         base.cast::<usize>().write(size);
@@ -80,6 +92,12 @@ unsafe extern "C" fn ossl_realloc(
     if ptr.is_null() {
         // SAFETY: as `CRYPTO_realloc` of NULL is `CRYPTO_malloc`.
         return unsafe { ossl_malloc(size, file, line) };
+    }
+    if size == 0 {
+        // As `CRYPTO_realloc` to 0 bytes: freed, and NULL.
+        // SAFETY: `ptr` came from `ossl_malloc` or this function.
+        unsafe { ossl_free(ptr, file, line) };
+        return std::ptr::null_mut();
     }
     // SAFETY: `ptr` came from `ossl_malloc` or this function: its header is HEADER bytes
     // before it and holds its size.
@@ -108,6 +126,7 @@ unsafe extern "C" fn ossl_free(ptr: *mut c_void, _: *const c_char, _: c_int) {
         let size = base.cast::<usize>().read();
         if let Some(layout) = layout(size) {
             std::alloc::dealloc(base, layout);
+            BLOCKS.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -88,9 +88,30 @@ pub(crate) fn set_get_session_callback<F>(builder: &mut SslContextBuilder, callb
 where
     F: Fn(&mut SslRef, &[u8]) -> Option<SslSession> + 'static + Sync + Send,
 {
-    // SAFETY: the callback returns only sessions it has just decoded from DER
-    // (`SslSession::from_der`), which belong to no context at all.
+    // SAFETY: the callback returns either a session it has just decoded from DER
+    // (`SslSession::from_der`), which belongs to no context, or the session a connection
+    // made that the new-session callback kept, which it keeps only from a context whose
+    // internal store is off (`keeps_internal_store`), and hands out only to a connection
+    // whose context's is off too: OpenSSL links neither into any context's cache.
     unsafe { builder.set_get_session_callback(callback) }
+}
+
+/// Whether the connection's context stores sessions in OpenSSL's internal cache
+/// (`SSL_CTX_get_session_cache_mode` without `SSL_SESS_CACHE_NO_INTERNAL_STORE`): an
+/// application changed the mode [`install_server`](crate::install_server) set.
+pub(crate) fn keeps_internal_store(ssl: &SslRef) -> bool {
+    const SSL_CTRL_GET_SESS_CACHE_MODE: c_int = 45;
+    const SSL_SESS_CACHE_NO_INTERNAL_STORE: c_long = 0x0200;
+    // SAFETY: a read-only control call on the connection's live context.
+    let mode = unsafe {
+        openssl_sys::SSL_CTX_ctrl(
+            ssl.ssl_context().as_ptr(),
+            SSL_CTRL_GET_SESS_CACHE_MODE,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    mode & SSL_SESS_CACHE_NO_INTERNAL_STORE == 0
 }
 
 /// `SSL_set_session`: the connection takes its own reference to `session`; whether it did.

@@ -19,12 +19,15 @@
 //! get-session callback hands OpenSSL a new reference to that object on a hit (`copy = 0`:
 //! the reference becomes OpenSSL's), as OpenSSL's own cache shares its sessions between
 //! connections. The cache's reference goes when the cache's session does (removed, taken,
-//! expired or evicted, and the last handle dropped). Only a session that came from elsewhere
-//! (the fleet's store, or one the application added) crosses as OpenSSL's serialized form
-//! (`i2d_SSL_SESSION`, encoded by `session-der`): OpenSSL decodes it into a fresh session on
-//! its first hit, which is then kept beside it in the same way. The new-session callback's
-//! own reference is OpenSSL's to drop (the `openssl` crate drops it when the callback
-//! returns), so every reference has one owner, and nothing is freed twice or leaks.
+//! expired or evicted, and the last handle dropped). A session the cache holds without one
+//! (fetched from the fleet's store, added by the application, a renewed copy) crosses as
+//! OpenSSL's serialized form (`i2d_SSL_SESSION`, encoded by `session-der`) on its first hit,
+//! and the session OpenSSL decodes is kept beside it from then on; a fetch that the cache
+//! does not keep (`NO_INTERNAL_STORE`) crosses on every hit. The object handed out must
+//! carry the session's version, id and secret, and none is shared with a context whose
+//! internal store an application turned back on. The new-session callback's own reference
+//! is OpenSSL's to drop (the `openssl` crate drops it when the callback returns), so every
+//! reference has one owner, and nothing is freed twice or leaks.
 //!
 //! The callbacks hold a [`WeakContext`](ctx::WeakContext): the OpenSSL context never keeps the
 //! cache alive, and once the [`Context`] is gone they behave as an empty cache.
@@ -353,8 +356,11 @@ fn store(context: &Context, ssl: &mut SslRef, session: &SslSessionRef) {
         return;
     }
     let Some(ours) = decode(session) else { return };
-    // The cache's own reference to OpenSSL's session, handed out again on each hit.
-    let _ = ours.attach_native(Box::new(session.to_owned()));
+    // The cache's own reference to OpenSSL's session, handed out again on each hit; not
+    // from a context whose internal cache holds it too.
+    if !ffi::keeps_internal_store(ssl) {
+        let _ = ours.attach_native(Box::new(session.to_owned()));
+    }
     let callback_panicked = with_handshake(ssl, context, |h| {
         let before = h.record().issued_count();
         // The handshake notes the session after the add and before the new-session
@@ -414,22 +420,40 @@ fn look_up(weak: &WeakContext, ssl: &mut SslRef, id: &[u8]) -> Option<SslSession
     let Lookup::Hit(session) = outcome else {
         return None;
     };
+    if ffi::keeps_internal_store(ssl) {
+        // OpenSSL links what this callback returns into its internal cache: a fresh copy.
+        return encode(&session);
+    }
     shared(&session)
 }
 
 /// A new reference to OpenSSL's session for the cache's `session`: the one kept beside it,
-/// or, for a session that came from elsewhere, a fresh one decoded from its serialized form,
-/// kept beside it from then on.
+/// or, for a session kept without one (from the fleet's store, or added by the
+/// application, a renewed copy), a fresh one decoded from its serialized form, kept beside it
+/// from then on.
 fn shared(session: &Session) -> Option<SslSession> {
     if let Some(kept) = session
         .native()
         .and_then(|native| native.downcast_ref::<SslSession>())
+        .filter(|kept| describes(kept, session))
     {
         return Some(kept.clone());
     }
     let fresh = encode(session)?;
     let _ = session.attach_native(Box::new(fresh.clone()));
     Some(fresh)
+}
+
+/// Whether OpenSSL's `kept` carries `session`'s key material: its version, id and secret.
+/// Anyone who holds a session may attach an object to it ([`Session::attach_native`]); the
+/// one handed to OpenSSL must be the session the cache checked.
+fn describes(kept: &SslSessionRef, session: &Session) -> bool {
+    let mut key = zeroize::Zeroizing::new([0u8; 64]);
+    let n = kept.master_key(&mut key[..]);
+    wire_version(kept.protocol_version()) == Some(session.version())
+        && kept.id() == session.id().as_bytes()
+        && kept.master_key_len() == n
+        && key[..n] == *session.master_key()
 }
 
 /// Installs `context`'s cache as a client's session cache: OpenSSL's internal cache off, and

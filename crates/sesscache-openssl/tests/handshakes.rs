@@ -150,6 +150,69 @@ fn a_hit_hands_openssl_its_own_session_and_one_from_elsewhere_is_decoded_once() 
     );
 }
 
+#[test]
+fn an_object_that_is_not_the_sessions_is_never_handed_to_openssl() {
+    let home = context(b"app", Arc::new(SystemClock));
+    let here = server(&home, SslVersion::TLS1_2);
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first, _) = connect_seen(&here, &client, None);
+    let (_, _, _, other) = connect_seen(&here, &client, None);
+    let cached = home
+        .cache()
+        .get(session_core::ProtocolVersion::TLS1_2, first.id())
+        .unwrap();
+    // Another server's cache holds a copy to which someone attached another session's
+    // OpenSSL object (another id and secret).
+    let elsewhere = context(b"app", Arc::new(SystemClock));
+    let copy = cached.to_builder().build();
+    copy.attach_native(Box::new(other.clone())).unwrap();
+    elsewhere.cache().add(&copy).unwrap();
+    let there = server(&elsewhere, SslVersion::TLS1_2);
+    let (reused, client_says, _, used) = connect_seen(&there, &client, Some(&first));
+    assert!(
+        reused && client_says,
+        "it resumes with the session's own secret"
+    );
+    assert_ne!(address(&used), address(&other));
+    assert_eq!(used.id(), first.id());
+}
+
+#[test]
+fn a_context_whose_internal_store_is_back_on_shares_nothing() {
+    let home = context(b"app", Arc::new(SystemClock));
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
+    b.set_certificate(&X509::from_der(made.cert.der()).unwrap())
+        .unwrap();
+    b.set_private_key(&PKey::private_key_from_der(&made.signing_key.serialize_der()).unwrap())
+        .unwrap();
+    b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    sesscache_openssl::install_server(&mut b, &home).unwrap();
+    // The application turns OpenSSL's internal store back on (lookups still through the
+    // get callback): OpenSSL then links each new session, and each one the get callback
+    // returns, into its own cache.
+    b.set_session_cache_mode(
+        openssl::ssl::SslSessionCacheMode::SERVER
+            | openssl::ssl::SslSessionCacheMode::NO_INTERNAL_LOOKUP,
+    );
+    let here = b.build();
+    let client = client(SslVersion::TLS1_2);
+    let (_, _, first, made) = connect_seen(&here, &client, None);
+    let cached = home
+        .cache()
+        .get(session_core::ProtocolVersion::TLS1_2, first.id())
+        .unwrap();
+    assert!(
+        cached.native().is_none(),
+        "not kept: OpenSSL's cache holds it"
+    );
+    for _ in 0..2 {
+        let (reused, _, _, used) = connect_seen(&here, &client, Some(&first));
+        assert!(reused);
+        assert_ne!(address(&used), address(&made));
+    }
+}
+
 /// The address of OpenSSL's session object: equal for two references to the same one.
 fn address(session: &SslSession) -> *const openssl::ssl::SslSessionRef {
     &**session

@@ -677,7 +677,11 @@ mod tests {
         assert_eq!(Arc::strong_count(&object), 2);
         let other = s.up_ref();
         drop(s);
-        assert_eq!(Arc::strong_count(&object), 2, "kept while the session lives");
+        assert_eq!(
+            Arc::strong_count(&object),
+            2,
+            "kept while the session lives"
+        );
         drop(other);
         assert_eq!(Arc::strong_count(&object), 1, "dropped with it");
     }

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 use sesscache_bench::serve_fleet::{check_sesscache, default_sesscache};
 
 const USAGE: &str =
-    "usage: s_time [--time SECONDS] [--runs N] [--clients N,N...] [--sesscache PATH]
+    "usage: s_time [--time SECONDS] [--runs N] [--clients N,N...] [--workers N] [--sesscache PATH]
 
   --time       seconds each s_time runs (default 3)
   --runs       rounds, each measuring every server once (default 3)
   --clients    how many s_time run at once, one table row each (default 1,8)
+  --workers    serve's --workers (default: serve's own, one per CPU)
   --sesscache  the sesscache binary (default target/release/sesscache in the workspace;
                build it with `cargo build --release -p sesscache-cli`)";
 
@@ -45,6 +46,7 @@ struct Options {
     time: u64,
     runs: usize,
     clients: Vec<usize>,
+    workers: Option<u16>,
     sesscache: PathBuf,
 }
 
@@ -53,6 +55,7 @@ fn options() -> Options {
         time: 3,
         runs: 3,
         clients: vec![1, 8],
+        workers: None,
         sesscache: default_sesscache(),
     };
     let mut args = std::env::args().skip(1);
@@ -69,6 +72,15 @@ fn options() -> Options {
                     .split(',')
                     .map(|n| n.parse().unwrap_or_else(|_| usage("--clients")))
                     .collect()
+            }
+            "--workers" => {
+                options.workers = Some(
+                    value()
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .unwrap_or_else(|| usage("--workers")),
+                )
             }
             "--sesscache" => options.sesscache = PathBuf::from(value()),
             "-h" | "--help" => {
@@ -100,9 +112,19 @@ impl Drop for Server {
 
 impl Server {
     /// `sesscache serve --backend BACKEND` with the certificate, on a free loopback port.
-    fn serve(bin: &Path, backend: &str, name: &'static str, dir: &Path) -> Result<Self, String> {
-        let mut child = Command::new(bin)
-            .args(["serve", "--backend", backend, "--listen", "127.0.0.1:0"])
+    fn serve(
+        bin: &Path,
+        backend: &str,
+        name: &'static str,
+        dir: &Path,
+        workers: Option<u16>,
+    ) -> Result<Self, String> {
+        let mut command = Command::new(bin);
+        command.args(["serve", "--backend", backend, "--listen", "127.0.0.1:0"]);
+        if let Some(workers) = workers {
+            command.args(["--workers", &workers.to_string()]);
+        }
+        let mut child = command
             .arg("--cert")
             .arg(dir.join("cert.pem"))
             .arg("--key")
@@ -254,8 +276,20 @@ fn main() {
     let run = || -> Result<(), String> {
         certificate(dir.path())?;
         let servers = [
-            Server::serve(&options.sesscache, "rustls", "serve rustls", dir.path())?,
-            Server::serve(&options.sesscache, "openssl", "serve OpenSSL", dir.path())?,
+            Server::serve(
+                &options.sesscache,
+                "rustls",
+                "serve rustls",
+                dir.path(),
+                options.workers,
+            )?,
+            Server::serve(
+                &options.sesscache,
+                "openssl",
+                "serve OpenSSL",
+                dir.path(),
+                options.workers,
+            )?,
             Server::s_server(dir.path())?,
         ];
         let names: Vec<_> = servers.iter().map(|s| s.name).collect();
