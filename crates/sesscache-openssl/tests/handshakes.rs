@@ -19,6 +19,11 @@ use session_core::{Clock, ManualClock, Session, SidCtx, SystemClock};
 
 /// A server context on OpenSSL with the adapter installed, at most `version`.
 fn server(context: &Context, version: SslVersion) -> SslContext {
+    server_builder(context, version).build()
+}
+
+/// [`server`], not built yet.
+fn server_builder(context: &Context, version: SslVersion) -> SslContextBuilder {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
     b.set_certificate(&X509::from_der(made.cert.der()).unwrap())
@@ -27,7 +32,7 @@ fn server(context: &Context, version: SslVersion) -> SslContext {
         .unwrap();
     b.set_max_proto_version(Some(version)).unwrap();
     sesscache_openssl::install_server(&mut b, context).unwrap();
-    b.build()
+    b
 }
 
 fn client(version: SslVersion) -> SslContext {
@@ -180,14 +185,7 @@ fn an_object_that_is_not_the_sessions_is_never_handed_to_openssl() {
 #[test]
 fn a_context_whose_internal_store_is_back_on_shares_nothing() {
     let home = context(b"app", Arc::new(SystemClock));
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
-    b.set_certificate(&X509::from_der(made.cert.der()).unwrap())
-        .unwrap();
-    b.set_private_key(&PKey::private_key_from_der(&made.signing_key.serialize_der()).unwrap())
-        .unwrap();
-    b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
-    sesscache_openssl::install_server(&mut b, &home).unwrap();
+    let mut b = server_builder(&home, SslVersion::TLS1_2);
     // The application turns OpenSSL's internal store back on (lookups still through the
     // get callback): OpenSSL then links each new session, and each one the get callback
     // returns, into its own cache.
