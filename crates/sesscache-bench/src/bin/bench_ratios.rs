@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sesscache_bench::spread;
+
 const GROUPS: [&str; 7] = [
     "lookup_hit",
     "add_full",
@@ -77,19 +79,6 @@ fn median(dir: &Path, run: &str) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join(run).join("estimates.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["median"]["point_estimate"].as_f64()
-}
-
-/// The median of a non-empty list (the mean of the two middle values for an even count), and
-/// its lowest and highest values.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    let median = if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    };
-    (median, values[0], values[n - 1])
 }
 
 struct Args {
@@ -190,8 +179,8 @@ fn main() {
             let Some(ours) = by_contender.get("sesscache") else {
                 continue;
             };
-            let own = ours.iter().flatten().copied().collect();
-            let mut line = format!("  {case:<12} sesscache {:>10.1}", spread(own).0);
+            let own: Vec<f64> = ours.iter().flatten().copied().collect();
+            let mut line = format!("  {case:<12} sesscache {:>10.1}", spread(&own).0);
             for contender in &CONTENDERS[1..] {
                 let Some(times) = by_contender.get(contender) else {
                     continue;
@@ -200,13 +189,13 @@ fn main() {
                 if ratios.is_empty() {
                     continue;
                 }
-                let (ratio, lo, hi) = spread(ratios);
+                let (ratio, lo, hi) = spread(&ratios);
                 let range = if several {
                     format!(" [{lo:.2}-{hi:.2}]")
                 } else {
                     String::new()
                 };
-                let t = spread(times).0;
+                let t = spread(&times).0;
                 line += &if LIMITS.contains(contender) {
                     format!(" | {contender} {t:>10.1} ({ratio:.2}{range} of {contender})")
                 } else {

@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sesscache_bench::serve_fleet::{check_sesscache, default_sesscache};
+use sesscache_bench::spread;
 
 const USAGE: &str =
     "usage: s_time [--time SECONDS] [--runs N] [--clients N,N...] [--workers N] [--sesscache PATH]
@@ -235,19 +236,6 @@ fn measure(addr: SocketAddr, version: &str, mode: &str, clients: usize, time: u6
         rate,
         resumed: resumed as f64 / connections.max(1) as f64,
     }
-}
-
-/// The median, lowest and highest of `values`.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
-    (median, sorted[0], sorted[n - 1])
 }
 
 fn certificate(dir: &Path) -> Result<(), String> {
