@@ -688,12 +688,15 @@ impl Tier {
             // never left.
             return None;
         }
-        if let Some((_, _, lookups)) = lock(&shared.prefetched).get_mut(&name) {
-            *lookups += 1;
-            return None;
-        }
         let mut waiting = {
+            // The answer moves from `inflight` to `prefetched` under both locks, so both are
+            // read under the first: a prefetch never misses an answer in passing and asks the
+            // store a second time (for a ticket, a second claim that would find it used).
             let mut inflight = lock(&shared.inflight);
+            if let Some((_, _, lookups)) = lock(&shared.prefetched).get_mut(&name) {
+                *lookups += 1;
+                return None;
+            }
             match inflight.get_mut(&name) {
                 Some((rx, waiting)) => {
                     *waiting += 1;
