@@ -16,25 +16,24 @@
 #![deny(unsafe_code)]
 
 mod app_bytes;
+mod data;
 mod error;
 mod extras;
 mod fields;
-mod native;
 mod session;
 #[allow(unsafe_code)] // the crate's one home of `unsafe`, each block with its reason
 mod storage;
 mod time;
 
 pub use app_bytes::AppBytes;
+pub use data::SessionData;
 pub use error::Error;
 pub use extras::OpensslExtras;
 pub use fields::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, ProtocolVersion, SessionId,
     SidCtx, Ticket,
 };
-pub use session::{
-    Session, SessionBuilder, SessionData, SessionRef, WeakSession, DEFAULT_SESSION_TIMEOUT,
-};
+pub use session::{Session, SessionBuilder, SessionRef, WeakSession, DEFAULT_SESSION_TIMEOUT};
 #[doc(hidden)]
 pub use storage::Wiped;
 pub use time::{Clock, ManualClock, SystemClock, UnixTime};

@@ -1,249 +1,21 @@
-//! The session ([`SessionData`]), its owned handle ([`Session`]), its borrowed handle
+//! The session's owned handle ([`Session`]), its borrowed handle
 //! ([`SessionRef`]) and the builder that makes new sessions and changed copies.
 
 use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::native::Native;
+use crate::data::Fields;
 use crate::storage::Wiped;
 use crate::{
     AlpnProtocol, CertificateDer, CipherSuite, HostName, MasterKey, OpensslExtras, ProtocolVersion,
-    SessionId, SidCtx, Ticket, UnixTime,
+    SessionData, SessionId, SidCtx, Ticket, UnixTime,
 };
 
 /// The timeout of a session made outside a handshake, in seconds (OpenSSL's
 /// `SSL_SESSION_new` default; a context's own default is usually 7200).
 pub const DEFAULT_SESSION_TIMEOUT: u64 = 304;
-
-/// Application data attached to a session (OpenSSL's `SSL_SESSION_set_app_data`), shared by
-/// copies and dropped with the last reference to the last copy that holds it.
-type AppData = Arc<dyn Any + Send + Sync>;
-
-/// What a session holds. Reached through [`Session`] or [`SessionRef`]; once shared, nothing
-/// in it changes but the one-way "not resumable" mark and the stack's object, attached once
-/// ([`native`](Self::native)).
-///
-/// `repr(C)` with the cache key (version, id) first: it then sits right after the reference
-/// count at the start of the allocation, so a cache lookup's key comparison and the reference
-/// it takes touch the same cache line (or its adjacent-line pair) instead of two or three.
-#[repr(C)]
-#[derive(Clone)]
-pub struct SessionData {
-    version: ProtocolVersion,
-    id: SessionId,
-    cipher: CipherSuite,
-    extended_master_secret: bool,
-    not_resumable: Mark,
-    max_early_data: u32,
-    sid_ctx: SidCtx,
-    time: UnixTime,
-    timeout: u64,
-    verify_result: i64,
-    master_key: MasterKey,
-    peer_certificates: Option<Arc<[CertificateDer]>>,
-    host_name: Option<HostName>,
-    alpn: Option<AlpnProtocol>,
-    ticket: Option<Ticket>,
-    app_data: Option<AppData>,
-    extras: Option<Box<OpensslExtras>>,
-    /// The TLS stack's own object for this session, attached once by the stack's adapter.
-    native: Native,
-    /// The session this one is a renewed copy of ([`Session::with_time`],
-    /// [`Session::with_timeout`]), the first of the chain: in OpenSSL both would be one object
-    /// whose time changed. Weak, so it keeps no secret alive.
-    renews: Option<std::sync::Weak<Wiped>>,
-}
-
-/// The one-way "not resumable" mark. A copy of a session's data is a new session, so a
-/// cloned mark starts unmarked (a `dup` copies it on purpose).
-#[repr(transparent)]
-#[derive(Default)]
-struct Mark(AtomicBool);
-
-impl Clone for Mark {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-/// The extras of a session that has none stored.
-static NO_EXTRAS: std::sync::LazyLock<OpensslExtras> =
-    std::sync::LazyLock::new(OpensslExtras::default);
-
-impl SessionData {
-    /// The protocol version the session was negotiated with.
-    #[inline]
-    pub fn version(&self) -> ProtocolVersion {
-        self.version
-    }
-
-    /// The cipher suite.
-    pub fn cipher(&self) -> CipherSuite {
-        self.cipher
-    }
-
-    /// The session id (possibly empty).
-    #[doc(alias = "SSL_SESSION_get_id")]
-    #[inline]
-    pub fn id(&self) -> &SessionId {
-        &self.id
-    }
-
-    /// The session id context.
-    #[doc(alias = "SSL_SESSION_get0_id_context")]
-    #[inline]
-    pub fn sid_ctx(&self) -> &SidCtx {
-        &self.sid_ctx
-    }
-
-    /// The master key or resumption secret.
-    #[doc(alias = "SSL_SESSION_get_master_key")]
-    #[inline]
-    pub fn master_key(&self) -> &[u8] {
-        self.master_key.as_bytes()
-    }
-
-    /// When the session was made (or last renewed), in seconds since the Unix epoch.
-    #[doc(alias = "SSL_SESSION_get_time")]
-    #[inline]
-    pub fn time(&self) -> UnixTime {
-        self.time
-    }
-
-    /// How long the session lives after [`time`](Self::time), in seconds.
-    #[doc(alias = "SSL_SESSION_get_timeout")]
-    #[inline]
-    pub fn timeout(&self) -> u64 {
-        self.timeout
-    }
-
-    /// `time + timeout`, saturating: a sum that would overflow is a session that never
-    /// expires, never one that wraps into the past.
-    #[inline]
-    pub fn expiry(&self) -> UnixTime {
-        self.time.saturating_add(self.timeout)
-    }
-
-    /// Whether the session has expired at `now`: strictly after its expiry, as OpenSSL counts.
-    #[inline]
-    pub fn is_expired_at(&self, now: UnixTime) -> bool {
-        now > self.expiry()
-    }
-
-    /// The peer's certificate chain, leaf first (empty if the peer sent none).
-    #[doc(alias = "SSL_SESSION_get0_peer")]
-    pub fn peer_certificates(&self) -> &[CertificateDer] {
-        self.peer_certificates.as_deref().unwrap_or_default()
-    }
-
-    /// The SNI host name.
-    #[doc(alias = "SSL_SESSION_get0_hostname")]
-    pub fn host_name(&self) -> Option<&str> {
-        self.host_name.as_ref().map(HostName::as_str)
-    }
-
-    /// The negotiated ALPN protocol.
-    #[doc(alias = "SSL_SESSION_get0_alpn_selected")]
-    pub fn alpn(&self) -> Option<&[u8]> {
-        self.alpn.as_ref().map(AlpnProtocol::as_bytes)
-    }
-
-    /// The session ticket, with its lifetime hint and `ticket_age_add`.
-    #[doc(alias = "SSL_SESSION_get0_ticket")]
-    pub fn ticket(&self) -> Option<&Ticket> {
-        self.ticket.as_ref()
-    }
-
-    /// The most early data (0-RTT) the session allows, in bytes.
-    #[doc(alias = "SSL_SESSION_get_max_early_data")]
-    pub fn max_early_data(&self) -> u32 {
-        self.max_early_data
-    }
-
-    /// Whether the session used the extended master secret (RFC 7627).
-    #[inline]
-    pub fn extended_master_secret(&self) -> bool {
-        self.extended_master_secret
-    }
-
-    /// The result of verifying the peer's certificate (`X509_V_OK` is 0).
-    pub fn verify_result(&self) -> i64 {
-        self.verify_result
-    }
-
-    /// Whether the session can be resumed: not marked otherwise, and with an id or a ticket.
-    #[doc(alias = "SSL_SESSION_is_resumable")]
-    #[inline]
-    pub fn is_resumable(&self) -> bool {
-        !self.not_resumable.0.load(Ordering::Acquire)
-            && (!self.id.is_empty() || self.ticket.is_some())
-    }
-
-    /// Marks the session as never to be resumed again. One-way: a session cannot be made
-    /// resumable again (build a new one with [`Session::to_builder`] for that; a
-    /// [`dup`](Session::dup) keeps the mark, as OpenSSL's does). The cache marks every session
-    /// it takes out: removed, evicted, expired, flushed or taken.
-    #[inline]
-    pub fn mark_not_resumable(&self) {
-        self.not_resumable.0.store(true, Ordering::Release);
-    }
-
-    /// The application data attached to the session, if any.
-    #[doc(alias = "SSL_SESSION_get_app_data")]
-    pub fn app_data(&self) -> Option<&(dyn Any + Send + Sync)> {
-        self.app_data.as_deref()
-    }
-
-    /// The TLS stack's own object for this session, if its adapter attached one
-    /// ([`attach_native`](Self::attach_native)): OpenSSL's `SSL_SESSION` for the
-    /// `sesscache-openssl` adapter, which hands OpenSSL a new reference to it on a hit, as
-    /// OpenSSL's own cache does. A copy of a session starts without one.
-    pub fn native(&self) -> Option<&(dyn Any + Send + Sync)> {
-        self.native.get()
-    }
-
-    /// Attaches the TLS stack's own object for this session, the one that describes exactly
-    /// these fields; the first one attached stays, and a later one is handed back. Never
-    /// serialized, compared or printed; dropped with the session (after its secrets are
-    /// zeroized, the object's own drop wipes what it holds).
-    pub fn attach_native(
-        &self,
-        object: Box<dyn Any + Send + Sync>,
-    ) -> Result<(), Box<dyn Any + Send + Sync>> {
-        self.native.set(object)
-    }
-
-    /// The OpenSSL fields the cache never reads (all at their defaults unless the session
-    /// was decoded from OpenSSL's form or built with them).
-    pub fn extras(&self) -> &OpensslExtras {
-        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
-    }
-}
-
-impl fmt::Debug for SessionData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("version", &self.version)
-            .field("cipher", &self.cipher)
-            .field("id", &self.id)
-            .field("sid_ctx", &self.sid_ctx)
-            .field("time", &self.time)
-            .field("timeout", &self.timeout)
-            .field("peer_certificates", &self.peer_certificates().len())
-            .field("host_name", &self.host_name)
-            .field("alpn", &self.alpn)
-            .field("ticket", &self.ticket)
-            .field("max_early_data", &self.max_early_data)
-            .field("extended_master_secret", &self.extended_master_secret)
-            .field("verify_result", &self.verify_result)
-            .field("resumable", &self.is_resumable())
-            .field("extras", self.extras())
-            .finish_non_exhaustive()
-    }
-}
 
 /// An owned reference to a session (what OpenSSL's `get1` functions return).
 ///
@@ -281,7 +53,7 @@ impl Session {
 
     /// `copy`, marked not resumable if this session is.
     fn keep_mark(&self, copy: Session) -> Session {
-        if self.not_resumable.0.load(Ordering::Acquire) {
+        if self.is_marked() {
             copy.mark_not_resumable();
         }
         copy
@@ -290,17 +62,17 @@ impl Session {
     /// A builder that starts from a deep copy of this session: change it, then
     /// [`build`](SessionBuilder::build) a new session (shared sessions are immutable).
     pub fn to_builder(&self) -> SessionBuilder {
-        let mut data = SessionData::clone(self);
-        data.renews = None;
-        SessionBuilder(data)
+        let mut fields = self.unpack();
+        fields.renews = None;
+        SessionBuilder(fields)
     }
 
     /// A builder for a renewed copy of this session: the same session in OpenSSL's terms,
     /// with its not-resumable mark and the same origin ([`same_origin`](Self::same_origin)).
     fn renewal(&self) -> SessionBuilder {
         let origin = self
-            .renews
-            .clone()
+            .renews()
+            .cloned()
             .unwrap_or_else(|| Arc::downgrade(&self.0));
         let mut builder = self.to_builder();
         builder.0.renews = Some(origin);
@@ -319,8 +91,7 @@ impl Session {
     /// The address of the first session of this one's chain of renewals. Kept allocated (by
     /// `renews`, a weak count) while this one lives, so no other session can have it.
     fn origin(&self) -> *const Wiped {
-        self.renews
-            .as_ref()
+        self.renews()
             .map_or(Arc::as_ptr(&self.0), std::sync::Weak::as_ptr)
     }
 
@@ -376,7 +147,7 @@ impl Deref for Session {
 
     #[inline]
     fn deref(&self) -> &SessionData {
-        &self.0 .0
+        self.0.get()
     }
 }
 
@@ -450,19 +221,18 @@ impl fmt::Debug for SessionRef<'_> {
 ///
 /// Every value it takes is already checked (a [`SessionId`], a [`MasterKey`], ...), so
 /// [`build`](Self::build) cannot fail.
-pub struct SessionBuilder(SessionData);
+pub struct SessionBuilder(Fields);
 
 impl SessionBuilder {
     /// A session of `version` made at `time`, with an empty id, an empty secret and OpenSSL's
     /// default timeout of 304 seconds.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn new(version: ProtocolVersion, time: UnixTime) -> Self {
-        Self(SessionData {
+        Self(Fields {
             version,
             id: SessionId::empty(),
             cipher: CipherSuite(0),
             extended_master_secret: false,
-            not_resumable: Mark::default(),
             max_early_data: 0,
             sid_ctx: SidCtx::empty(),
             time,
@@ -475,7 +245,6 @@ impl SessionBuilder {
             ticket: None,
             app_data: None,
             extras: None,
-            native: Native::default(),
             renews: None,
         })
     }
@@ -601,7 +370,7 @@ impl SessionBuilder {
     /// The session, with a reference count of one.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn build(self) -> Session {
-        Session(Arc::new(Wiped::new(self.0)))
+        Session(Arc::new(Wiped::new(SessionData::pack(self.0))))
     }
 }
 
@@ -627,12 +396,6 @@ mod tests {
             .cipher(CipherSuite(0xC02F))
             .timeout(300)
             .build()
-    }
-
-    #[test]
-    fn the_cache_key_leads_the_layout() {
-        assert_eq!(std::mem::offset_of!(SessionData, version), 0);
-        assert_eq!(std::mem::offset_of!(SessionData, id), 2);
     }
 
     #[test]

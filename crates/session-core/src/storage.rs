@@ -1,5 +1,5 @@
 //! The session's storage, wiped whole when the session is freed (the crate's only `unsafe`
-//! code), and the safe conversions between a [`Session`] and the pinned `Arc` of its
+//! code; the same wipe covers the boxes of rarely used fields), and the safe conversions between a [`Session`] and the pinned `Arc` of its
 //! storage, on which the session cache's lock-free map builds its raw handles.
 
 use std::fmt;
@@ -19,34 +19,41 @@ use crate::{Session, SessionData};
 /// or of a key. So after the fields are dropped (the master key and id zeroize themselves),
 /// every byte of the storage is overwritten before the memory goes back to the allocator.
 ///
+/// The same holds for the box of a session's rarely used fields (`Wiped<Rare>`): a `None`
+/// among them carries stack bytes as much as the session's own storage does.
+///
 /// Opaque outside this crate: no public field, no method, so a `Pin<Arc<Wiped>>`
 /// ([`Session::into_shared`]) gives no way to read or change the session; it only counts
 /// references to it. It is pinned (`Wiped` is `!Unpin`), so no safe code can move the
 /// storage out of its allocation (`Arc::try_unwrap` would free the allocation without the
 /// wipe).
 #[doc(hidden)]
-pub struct Wiped(pub(crate) ManuallyDrop<SessionData>, PhantomPinned);
+pub struct Wiped<T = SessionData>(ManuallyDrop<T>, PhantomPinned);
 
-impl Wiped {
-    pub(crate) fn new(data: SessionData) -> Self {
+impl<T> Wiped<T> {
+    pub(crate) fn new(data: T) -> Self {
         Self(ManuallyDrop::new(data), PhantomPinned)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> &T {
+        &self.0
     }
 }
 
-impl Drop for Wiped {
+impl<T> Drop for Wiped<T> {
     fn drop(&mut self) {
+        // The storage is 8-aligned and a whole number of words long (every type kept here
+        // holds u64s or pointers), so it is wiped a word at a time.
+        const { assert!(size_of::<T>().is_multiple_of(8) && align_of::<T>() >= 8) };
         // SAFETY: the data is dropped exactly once, here, and never read again.
         unsafe { ManuallyDrop::drop(&mut self.0) };
-        // The storage is 8-aligned and a whole number of words long (SessionData holds u64s),
-        // so it is wiped a word at a time.
-        const WORDS: usize = size_of::<ManuallyDrop<SessionData>>() / 8;
-        const _: () = assert!(size_of::<ManuallyDrop<SessionData>>().is_multiple_of(8));
-        const _: () = assert!(align_of::<ManuallyDrop<SessionData>>() >= 8);
+        let words = size_of::<T>() / 8;
         let base = std::ptr::addr_of_mut!(self.0).cast::<u64>();
-        for i in 0..WORDS {
-            // SAFETY: `base..base + WORDS` is this struct's own storage, 8-aligned (checked
-            // above), which we may overwrite with any bytes since nothing reads it as a
-            // `SessionData` again. Volatile, so that writes to memory about to be freed are not
+        for i in 0..words {
+            // SAFETY: `base..base + words` is this struct's own storage, 8-aligned (checked
+            // above), which we may overwrite with any bytes since nothing reads it as a `T`
+            // again. Volatile, so that writes to memory about to be freed are not
             // elided.
             unsafe { base.add(i).write_volatile(0) };
         }
@@ -54,7 +61,7 @@ impl Drop for Wiped {
     }
 }
 
-impl fmt::Debug for Wiped {
+impl<T> fmt::Debug for Wiped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wiped").finish_non_exhaustive()
     }
