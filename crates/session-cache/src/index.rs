@@ -1,5 +1,5 @@
 //! One map shard's expiry order: its entries' stamps (expiry, insertion order), sorted, each
-//! with the key's hash.
+//! with the low half of the key's hash (all a slot keeps of it).
 //!
 //! It answers the two questions a hash table cannot: which entry expires soonest (eviction),
 //! and which have expired by a given time (flush), at a cost that follows the answer, not the
@@ -22,19 +22,21 @@ pub(crate) struct Stamp {
 /// real sequence numbers never reach. The entry keeps its place, so the ring stays sorted.
 const GONE: u64 = 1 << 63;
 
-/// An entry of a shard's ring.
+/// An entry of a shard's ring: 16 bytes.
 #[derive(Clone, Copy)]
 struct Entry {
-    expiry: u64,
     /// The sequence number, with [`GONE`] set once removed.
     seq: u64,
-    hash: u64,
+    /// The low half of the key's hash.
+    hash: u32,
+    /// The expiry, less the ring's `base`.
+    expiry: u32,
 }
 
 impl Entry {
-    fn stamp(&self) -> Stamp {
+    fn stamp(&self, base: u64) -> Stamp {
         Stamp {
-            expiry: self.expiry,
+            expiry: base + u64::from(self.expiry),
             seq: self.seq & !GONE,
         }
     }
@@ -49,29 +51,44 @@ impl Entry {
 /// Sessions nearly always arrive in expiry order (one timeout for all, time = now), so most
 /// entries go to the back of a sorted ring and leave from its front: no allocation and no
 /// tree walk per entry. One that expires before all of the ring goes to its front. An entry
-/// that would land in the middle goes to a B-tree beside the ring instead; the soonest entry is the lesser of the two fronts. A removal from the middle
-/// of the ring leaves a tombstone (found by binary search); the ring never starts or ends
-/// with one, and is compacted once tombstones make up half of it.
+/// that would land in the middle goes to a B-tree beside the ring instead, as does one whose
+/// expiry is not within 2^32 seconds after the ring's `base` (set when an empty ring takes
+/// its first entry); the soonest entry is the lesser of the two fronts. A removal from the
+/// middle of the ring leaves a tombstone (found by binary search); the ring never starts or
+/// ends with one, and is compacted once tombstones make up half of it.
 #[derive(Default)]
 pub(crate) struct ExpiryOrder {
     ring: VecDeque<Entry>,
+    /// What the ring's entries' expiries count from.
+    base: u64,
     tombstones: usize,
-    stragglers: BTreeMap<Stamp, u64>,
+    stragglers: BTreeMap<Stamp, u32>,
+    /// The largest sequence number inserted.
+    last_seq: u64,
 }
 
 impl ExpiryOrder {
-    pub(crate) fn insert(&mut self, stamp: Stamp, hash: u64) {
+    pub(crate) fn insert(&mut self, stamp: Stamp, hash: u32) {
         debug_assert_eq!(stamp.seq & GONE, 0, "sequence numbers stay below 2^63");
-        let entry = Entry {
-            expiry: stamp.expiry,
-            seq: stamp.seq,
-            hash,
-        };
+        self.last_seq = self.last_seq.max(stamp.seq);
+        if self.ring.is_empty() {
+            self.base = stamp.expiry;
+        }
+        let entry = stamp
+            .expiry
+            .checked_sub(self.base)
+            .and_then(|e| u32::try_from(e).ok())
+            .map(|expiry| Entry {
+                seq: stamp.seq,
+                hash,
+                expiry,
+            });
+        let base = self.base;
         // The ring's ends are never tombstones, so they bound every stamp in it.
-        match (self.ring.front(), self.ring.back()) {
-            (_, Some(last)) if last.stamp() < stamp => self.ring.push_back(entry),
-            (Some(first), _) if stamp < first.stamp() => self.ring.push_front(entry),
-            (None, None) => self.ring.push_back(entry),
+        match (entry, self.ring.front(), self.ring.back()) {
+            (Some(e), _, Some(last)) if last.stamp(base) < stamp => self.ring.push_back(e),
+            (Some(e), Some(first), _) if stamp < first.stamp(base) => self.ring.push_front(e),
+            (Some(e), None, None) => self.ring.push_back(e),
             _ => {
                 self.stragglers.insert(stamp, hash);
             }
@@ -83,8 +100,8 @@ impl ExpiryOrder {
     }
 
     /// The soonest entry's stamp and hash.
-    pub(crate) fn first_entry(&self) -> Option<(Stamp, u64)> {
-        let ring = self.ring.front().map(|e| (e.stamp(), e.hash));
+    pub(crate) fn first_entry(&self) -> Option<(Stamp, u32)> {
+        let ring = self.ring.front().map(|e| (e.stamp(self.base), e.hash));
         let tree = self.stragglers.first_key_value().map(|(s, h)| (*s, *h));
         match (ring, tree) {
             (Some(r), Some(t)) => Some(if r.0 < t.0 { r } else { t }),
@@ -92,28 +109,52 @@ impl ExpiryOrder {
         }
     }
 
-    pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u64)> {
+    pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u32)> {
         let from_ring = match (self.ring.front(), self.stragglers.first_key_value()) {
-            (Some(r), Some((t, _))) => r.stamp() < *t,
+            (Some(r), Some((t, _))) => r.stamp(self.base) < *t,
             (r, _) => r.is_some(),
         };
         if from_ring {
             let e = self.ring.pop_front()?;
             self.trim();
             self.compact_if_sparse();
-            Some((e.stamp(), e.hash))
+            Some((e.stamp(self.base), e.hash))
         } else {
             self.stragglers.pop_first()
         }
     }
 
-    /// Removes an entry; returns whether it was there.
-    pub(crate) fn remove(&mut self, stamp: Stamp) -> bool {
-        match self.ring.binary_search_by(|e| e.stamp().cmp(&stamp)) {
+    /// Removes the entry of a linked slot, known by its expiry and its slot's meta (the low
+    /// halves of its hash and sequence number): the newest entry that has them. Returns
+    /// whether there was one.
+    pub(crate) fn remove_linked(&mut self, expiry: u64, meta: u64) -> bool {
+        let (hash, seq_low) = (meta as u32, meta >> 32);
+        // The newest sequence number with those low bits, then each 2^32 before it.
+        let Some(mut seq) = self
+            .last_seq
+            .checked_sub(self.last_seq.wrapping_sub(seq_low) & u64::from(u32::MAX))
+        else {
+            return false;
+        };
+        loop {
+            if self.remove(Stamp { expiry, seq }, hash) {
+                return true;
+            }
+            match seq.checked_sub(1 << 32) {
+                Some(earlier) => seq = earlier,
+                None => return false,
+            }
+        }
+    }
+
+    /// Removes the entry with this stamp, if its hash is `hash`; returns whether it was there.
+    pub(crate) fn remove(&mut self, stamp: Stamp, hash: u32) -> bool {
+        let base = self.base;
+        match self.ring.binary_search_by(|e| e.stamp(base).cmp(&stamp)) {
             // A stamp is never reused, so a tombstone means it is gone from both.
             Ok(i) => {
                 let e = &mut self.ring[i];
-                if e.is_gone() {
+                if e.is_gone() || e.hash != hash {
                     return false;
                 }
                 e.seq |= GONE;
@@ -122,7 +163,13 @@ impl ExpiryOrder {
                 self.compact_if_sparse();
                 true
             }
-            Err(_) => self.stragglers.remove(&stamp).is_some(),
+            Err(_) => {
+                let listed = self.stragglers.get(&stamp) == Some(&hash);
+                if listed {
+                    self.stragglers.remove(&stamp);
+                }
+                listed
+            }
         }
     }
 
@@ -157,7 +204,8 @@ impl ExpiryOrder {
         end: Bound<Stamp>,
         seq_limit: u64,
         max: usize,
-    ) -> Vec<(Stamp, u64)> {
+    ) -> Vec<(Stamp, u32)> {
+        let base = self.base;
         let before_end = |s: &Stamp| (Bound::Unbounded, end).contains(s);
         let mut popped = Vec::with_capacity(max.min(self.len()));
         // The common case: the soonest entries all qualify, so pop from the front.
@@ -185,23 +233,23 @@ impl ExpiryOrder {
             while self
                 .ring
                 .get(ring_at)
-                .is_some_and(|e| before_end(&e.stamp()) && (e.is_gone() || e.seq >= seq_limit))
+                .is_some_and(|e| before_end(&e.stamp(base)) && (e.is_gone() || e.seq >= seq_limit))
             {
                 ring_at += 1;
             }
             let ring_next = self
                 .ring
                 .get(ring_at)
-                .filter(|e| before_end(&e.stamp()))
+                .filter(|e| before_end(&e.stamp(base)))
                 .copied();
             match (ring_next, tree.peek()) {
-                (Some(r), Some((t, _))) if *t < r.stamp() => {
+                (Some(r), Some((t, _))) if *t < r.stamp(base) => {
                     let (s, h) = tree.next().expect("peeked");
                     from_tree.push(s);
                     popped.push((s, h));
                 }
                 (Some(r), _) => {
-                    popped.push((r.stamp(), r.hash));
+                    popped.push((r.stamp(base), r.hash));
                     self.ring[ring_at].seq |= GONE;
                     self.tombstones += 1;
                     ring_at += 1;
@@ -240,7 +288,7 @@ mod tests {
             order.insert(Stamp { expiry: seq, seq }, 0xABC);
         }
         let before = |at| Bound::Excluded(Stamp { expiry: at, seq: 0 });
-        let seqs = |v: Vec<(Stamp, u64)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
+        let seqs = |v: Vec<(Stamp, u32)>| v.iter().map(|e| e.0.seq).collect::<Vec<_>>();
         assert_eq!(seqs(order.pop_before(before(3), u64::MAX, 100)), [0, 1, 2]);
         assert_eq!(order.pop_before(before(9), u64::MAX, 2).len(), 2, "bounded");
         // Inserted after the flush began (seq 99 > limit 10), with an early expiry.
@@ -258,11 +306,11 @@ mod tests {
     fn removals_from_the_middle_are_compacted_away() {
         let mut entries = ExpiryOrder::default();
         for seq in 0..1000 {
-            entries.insert(Stamp { expiry: 5, seq }, seq);
+            entries.insert(Stamp { expiry: 5, seq }, seq as u32);
         }
         // Three in four, never the first or the last: tombstones in the middle only.
         for seq in (1..999).filter(|s| s % 4 != 0) {
-            assert!(entries.remove(Stamp { expiry: 5, seq }));
+            assert!(entries.remove(Stamp { expiry: 5, seq }, seq as u32));
         }
         let live = entries.len();
         assert_eq!(live, 251);
@@ -280,21 +328,27 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        /// Insert with this expiry offset (sequence numbers come in order, as from the counter).
-        Insert(i64),
-        /// Remove the n-th stamp ever inserted (which may be gone already).
+        /// Insert with this expiry offset, the sequence number one past the last or, with
+        /// `jump`, 2^32 past it (so that low halves repeat, with the same hash).
+        Insert {
+            offset: i64,
+            far: bool,
+            jump: bool,
+        },
+        /// Remove the n-th stamp ever inserted (which may be gone already), as a slot would.
         Remove(usize),
         PopFirst,
-        /// Pop before this expiry, below this many inserts so far, at most this many.
+        /// Pop before this expiry, below the n-th inserted sequence number, at most this many.
         PopBefore(Option<u64>, usize, usize),
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         prop_oneof![
-            // Mostly later, sometimes earlier than all: the ring's back, its front and the
-            // B-tree all get entries.
-            6 => (-40i64..40).prop_map(Op::Insert),
+            // Mostly later, sometimes earlier than all, sometimes beyond 2^32 seconds: the
+            // ring's back, its front and the B-tree all get entries.
+            6 => (-40i64..40, proptest::bool::weighted(0.05), proptest::bool::weighted(0.2))
+                .prop_map(|(offset, far, jump)| Op::Insert { offset, far, jump }),
             3 => any::<usize>().prop_map(Op::Remove),
             1 => Just(Op::PopFirst),
             1 => (proptest::option::of(0u64..40), any::<usize>(), 0usize..8)
@@ -302,41 +356,62 @@ mod tests {
         ]
     }
 
+    /// The hash an entry with this sequence number gets: the same for numbers 2^32 apart.
+    fn hash_of(seq: u64) -> u32 {
+        (seq as u32).wrapping_mul(0x9E37_79B9) | 2
+    }
+
     proptest::proptest! {
         /// A shard's ring-plus-tree gives exactly what one sorted map would, whatever the
-        /// order of inserts, removals and pops.
+        /// order of inserts, removals and pops; a removal by a slot's meta takes the newest
+        /// entry that matches it.
         #[test]
         fn entries_behave_as_one_sorted_map(ops in proptest::collection::vec(op(), 1..400)) {
             let mut entries = ExpiryOrder::default();
-            let mut model = BTreeMap::new();
-            let mut inserted = Vec::new();
+            let mut model: BTreeMap<Stamp, u32> = BTreeMap::new();
+            let mut inserted: Vec<Stamp> = Vec::new();
             let mut clock = 0u64;
             for op in ops {
                 match op {
-                    Op::Insert(offset) => {
+                    Op::Insert { offset, far, jump } => {
                         // Expiries creep up with time, some jumping back.
                         clock += 1;
-                        let expiry = (100 + clock).saturating_add_signed(offset);
-                        let stamp = Stamp { expiry, seq: inserted.len() as u64 };
-                        let hash = stamp.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        entries.insert(stamp, hash);
-                        model.insert(stamp, hash);
+                        let mut expiry = (100 + clock).saturating_add_signed(offset);
+                        if far {
+                            expiry += 1 << 33;
+                        }
+                        let seq = inserted.last().map_or(0, |s| s.seq + if jump { 1 << 32 } else { 1 });
+                        let stamp = Stamp { expiry, seq };
+                        entries.insert(stamp, hash_of(seq));
+                        model.insert(stamp, hash_of(seq));
                         inserted.push(stamp);
                     }
                     Op::Remove(n) if !inserted.is_empty() => {
                         let stamp = inserted[n % inserted.len()];
-                        proptest::prop_assert_eq!(entries.remove(stamp), model.remove(&stamp).is_some());
+                        let hash = hash_of(stamp.seq);
+                        let newest = model
+                            .iter()
+                            .filter(|(s, h)| {
+                                s.expiry == stamp.expiry && s.seq as u32 == stamp.seq as u32 && **h == hash
+                            })
+                            .map(|(s, _)| *s)
+                            .next_back();
+                        if let Some(s) = newest {
+                            model.remove(&s);
+                        }
+                        let meta = (stamp.seq << 32) | u64::from(hash);
+                        proptest::prop_assert_eq!(entries.remove_linked(stamp.expiry, meta), newest.is_some());
                     }
                     Op::Remove(_) => {}
                     Op::PopFirst => {
                         proptest::prop_assert_eq!(entries.pop_first(), model.pop_first());
                     }
                     Op::PopBefore(at, lim, max) => {
-                        let seq_limit = (lim % (inserted.len() + 1)) as u64;
+                        let seq_limit = inserted.get(lim % (inserted.len() + 1)).map_or(u64::MAX, |s| s.seq);
                         let end = at.map_or(Bound::Unbounded, |at| {
                             Bound::Excluded(Stamp { expiry: 60 + clock + at, seq: 0 })
                         });
-                        let want: Vec<(Stamp, u64)> = model
+                        let want: Vec<(Stamp, u32)> = model
                             .range((Bound::Unbounded, end))
                             .filter(|(s, _)| s.seq < seq_limit)
                             .take(max)

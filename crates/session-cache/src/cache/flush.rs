@@ -21,12 +21,12 @@ impl SessionCache {
         &self,
         version: u16,
         id: &[u8],
-        unlink: impl FnOnce(&Session, u64) -> bool,
+        unlink: impl FnOnce(&Session) -> bool,
     ) -> Option<Session> {
         let hash = self.map.hash(version, id);
         let mut writer = self.map.write(hash);
         let found = writer.find(hash, version, id)?;
-        if !writer.with_session(&found, |s| unlink(s, found.seq)) {
+        if !writer.with_session(&found, unlink) {
             return None;
         }
         let unlinked = writer.remove(&found);
@@ -50,7 +50,7 @@ impl SessionCache {
             return false;
         }
         let (version, id) = key_of(session);
-        let unlinked = self.unlink_if(version, id, |_, _| true);
+        let unlinked = self.unlink_if(version, id, |_| true);
         session.mark_not_resumable();
         trace!(
             version = session.version().wire(),

@@ -117,7 +117,7 @@ impl SessionCache {
     /// caller: a single-use ticket's lookup (rustls's `take`). Like every removal it marks
     /// the session not resumable, and the remove callback runs.
     pub fn take(&self, version: ProtocolVersion, id: &[u8]) -> Option<Session> {
-        let taken = self.unlink_if(version.wire(), id, |_, _| true)?;
+        let taken = self.unlink_if(version.wire(), id, |_| true)?;
         taken.mark_not_resumable();
         self.report(std::slice::from_ref(&taken), RemovalCause::Taken);
         Some(taken)
@@ -150,7 +150,7 @@ impl SessionCache {
         let mut local = None;
         if !self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
             let mut refused = None;
-            let taken = self.unlink_if(request.version.wire(), request.id, |s, _| {
+            let taken = self.unlink_if(request.version.wire(), request.id, |s| {
                 refused = refuses(request, s);
                 refused.is_none()
             });
@@ -267,7 +267,7 @@ impl SessionCache {
         if session.is_expired_at(self.now()) {
             self.counters.timeouts.inc();
             let (version, id) = key_of(&session);
-            let unlinked = self.unlink_if(version, id, |s, _| s.ptr_eq(&session));
+            let unlinked = self.unlink_if(version, id, |s| s.ptr_eq(&session));
             session.mark_not_resumable();
             trace!(
                 version = session.version().wire(),

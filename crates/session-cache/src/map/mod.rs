@@ -1,10 +1,11 @@
 //! The map from (protocol version, session id) to the cache's own reference: sharded, with
 //! lookups that take no lock and write nothing shared.
 //!
-//! Each shard is an open-addressing table (linear probing) of slots holding a hash, a raw
-//! session handle and the entry's sequence number, and beside it, under the shard's lock, the
-//! same entries in expiry order (`index.rs`), whose first stamp the shard publishes so that
-//! eviction finds the soonest shard without taking every lock. Writers lock their shard;
+//! Each shard is an open-addressing table (linear probing) of 16-byte slots, each the low
+//! halves of its entry's hash and sequence number in one word and a raw session handle in the
+//! other, and beside it, under the shard's lock, the same entries in expiry order
+//! (`index.rs`), whose first stamp the shard publishes so that eviction finds the soonest
+//! shard without taking every lock. Writers lock their shard;
 //! readers pin the epoch (crossbeam-epoch, a thread-local operation), probe the table and take
 //! a reference with a compare-and-swap on the session's own count that fails once the session
 //! is being freed. So a lookup's only shared write is the reference it takes, which the
@@ -21,7 +22,12 @@
 //!
 //! Architecture invariants:
 //! - Lock-free readers never read a session's fields before they hold a reference to it: a
-//!   slot's hash picks the candidates, and the key is compared on the reference.
+//!   slot's half of the hash picks the candidates, and the key is compared on the reference.
+//! - An entry of the expiry order finds its slot by its hash and sequence number, and a slot
+//!   its entry by its expiry and the low half of its sequence number (the newest entry with
+//!   those, `ExpiryOrder::remove_linked`). Two entries of one shard that agree on all of
+//!   these (same expiry, same half hash, sequence numbers 2^32 apart) are interchangeable to
+//!   the order: whichever is taken, the order and the table still hold the same entries.
 //! - Within one table a slot goes from empty to used and from used to tombstone (and a
 //!   tombstone back to used), never back to empty, and at least a quarter of the slots are
 //!   empty; so a probe always ends, and finds every entry that stays linked throughout (in
@@ -51,7 +57,7 @@ use crate::sync::{lock, try_lock, AtomicU64, Mutex, MutexGuard, Ordering};
 use handle::RawHandle;
 use prefetch::{prefetch, prefetch_counts};
 use reclaim::{Reclaim, Unlinked};
-use table::{tag, Table, EMPTY, MIN_SLOTS, TOMBSTONE};
+use table::{meta, tag, Table, EMPTY, MIN_SLOTS, TOMBSTONE};
 
 /// What a shard's lock guards: its counts and its entries' expiry order. The table pointer
 /// changes only under it.
@@ -106,7 +112,9 @@ impl Shard {
     fn publish_first(&self, order: &ExpiryOrder) {
         let (expiry, seq, hash) = order
             .first_entry()
-            .map_or((u64::MAX, u64::MAX, EMPTY), |(s, h)| (s.expiry, s.seq, h));
+            .map_or((u64::MAX, u64::MAX, EMPTY), |(s, h)| {
+                (s.expiry, s.seq, u64::from(h))
+            });
         if self.first_seq.load(Ordering::Relaxed) != seq
             || self.first_expiry.load(Ordering::Relaxed) != expiry
         {
@@ -256,7 +264,7 @@ impl SessionMap {
         version: u16,
         id: &[u8],
     ) -> Option<Session> {
-        for (_, slot) in self.shard(hash).table(guard).probe(hash) {
+        for (_, slot, _) in self.shard(hash).table(guard).probe(hash) {
             let raw = slot.session.load(Ordering::Acquire);
             if raw.is_null() {
                 continue;
@@ -290,7 +298,7 @@ impl SessionMap {
             .shard(hash)
             .table(&guard)
             .probe(hash)
-            .any(|(_, slot)| slot.session.load(Ordering::Acquire) == want);
+            .any(|(_, slot, _)| slot.session.load(Ordering::Acquire) == want);
         held
     }
 
@@ -527,8 +535,8 @@ pub(crate) struct Found {
     index: usize,
     hash: u64,
     raw: RawHandle,
-    /// The entry's sequence number.
-    pub(crate) seq: u64,
+    /// The slot's meta: the low halves of the hash and of the sequence number.
+    meta: u64,
 }
 
 impl Found {
@@ -559,18 +567,18 @@ impl ShardWriter<'_> {
 
     /// The entry linked with sequence number `seq` under `hash`, if it still is.
     pub(crate) fn find_seq(&self, hash: u64, seq: u64) -> Option<Found> {
-        self.find_by(hash, |_, slot_seq| slot_seq == seq)
+        let want = meta(hash, seq);
+        self.find_by(hash, |_, meta| meta == want)
     }
 
     fn find_by(&self, hash: u64, mut matches: impl FnMut(RawHandle, u64) -> bool) -> Option<Found> {
-        self.table().probe(hash).find_map(|(index, slot)| {
+        self.table().probe(hash).find_map(|(index, slot, meta)| {
             let raw = RawHandle::from_ptr(slot.session.load(Ordering::Relaxed));
-            let seq = slot.seq.load(Ordering::Relaxed);
-            matches(raw, seq).then_some(Found {
+            matches(raw, meta).then_some(Found {
                 index,
                 hash,
                 raw,
-                seq,
+                meta,
             })
         })
     }
@@ -579,7 +587,7 @@ impl ShardWriter<'_> {
     /// returns the reference it held.
     pub(crate) fn pop_first(&mut self) -> Option<Session> {
         while let Some((stamp, hash)) = self.state_mut().order.pop_first() {
-            if let Some(found) = self.find_seq(hash, stamp.seq) {
+            if let Some(found) = self.find_seq(u64::from(hash), stamp.seq) {
                 return Some(self.unlink(&found));
             }
             debug_assert!(false, "an ordered entry that is not linked");
@@ -605,7 +613,7 @@ impl ShardWriter<'_> {
             .get_or_insert_with(|| Vec::with_capacity(popped.len()));
         let mut unlinked = Vec::with_capacity(popped.len());
         for (stamp, hash) in popped {
-            match self.find_seq(hash, stamp.seq) {
+            match self.find_seq(u64::from(hash), stamp.seq) {
                 Some(found) => unlinked.push(self.unlink(&found)),
                 None => debug_assert!(false, "an ordered entry that is not linked"),
             }
@@ -626,7 +634,7 @@ impl ShardWriter<'_> {
             expiry: session.expiry(),
             seq,
         };
-        self.state_mut().order.insert(stamp, hash);
+        self.state_mut().order.insert(stamp, hash as u32);
         let slots = self.table().slots.len();
         if (self.state().used + 1) * 4 > slots * 3 {
             self.rebuild(((self.state().live + 1) * 2).next_power_of_two());
@@ -637,7 +645,7 @@ impl ShardWriter<'_> {
         // The first tombstone or empty slot on the probe: the key is not linked, so nothing
         // further along can be its entry.
         let reused = loop {
-            match table.slots[i].hash.load(Ordering::Relaxed) {
+            match table.slots[i].meta.load(Ordering::Relaxed) {
                 EMPTY => break false,
                 TOMBSTONE => break true,
                 _ => i = (i + 1) & mask,
@@ -646,9 +654,8 @@ impl ShardWriter<'_> {
         let slot = &table.slots[i];
         slot.session
             .store(RawHandle::new(session).as_ptr(), Ordering::Relaxed);
-        slot.seq.store(seq, Ordering::Relaxed);
         // Publishes the handle: a reader that sees the hash sees the handle.
-        slot.hash.store(hash, Ordering::Release);
+        slot.meta.store(meta(hash, seq), Ordering::Release);
         self.state_mut().live += 1;
         if !reused {
             self.state_mut().used += 1;
@@ -658,33 +665,26 @@ impl ShardWriter<'_> {
     /// Puts `session` (the map takes this reference) in place of a found entry, with a new
     /// sequence number; returns the reference the entry held.
     pub(crate) fn replace(&mut self, found: &Found, session: Session, seq: u64) -> Session {
-        let old = self.stamp_of(found);
+        let old_expiry = with_raw(found.raw, |s| s.expiry());
         let new = Stamp {
             expiry: session.expiry(),
             seq,
         };
         let order = &mut self.state_mut().order;
-        order.remove(old);
-        order.insert(new, found.hash);
+        order.remove_linked(old_expiry, found.meta);
+        order.insert(new, found.hash as u32);
         let slot = &self.table().slots[found.index];
-        slot.seq.store(seq, Ordering::Relaxed);
+        // The hash's half stays as it is, so readers see the same candidate throughout.
+        slot.meta.store(meta(found.hash, seq), Ordering::Relaxed);
         slot.session
             .store(RawHandle::new(session).as_ptr(), Ordering::Release);
         self.release(found.raw)
     }
 
-    /// A found entry's place in expiry order.
-    fn stamp_of(&self, found: &Found) -> Stamp {
-        Stamp {
-            expiry: with_raw(found.raw, |s| s.expiry()),
-            seq: found.seq,
-        }
-    }
-
     /// Unlinks a found entry; returns the reference it held.
     pub(crate) fn remove(&mut self, found: &Found) -> Session {
-        let stamp = self.stamp_of(found);
-        let ordered = self.state_mut().order.remove(stamp);
+        let expiry = with_raw(found.raw, |s| s.expiry());
+        let ordered = self.state_mut().order.remove_linked(expiry, found.meta);
         debug_assert!(ordered, "a linked entry that is not ordered");
         self.unlink(found)
     }
@@ -696,7 +696,7 @@ impl ShardWriter<'_> {
         // it now and let the miss overlap the rest of the unlink and the unlock.
         prefetch_counts(found.raw.as_ptr());
         let slot = &self.table().slots[found.index];
-        slot.hash.store(TOMBSTONE, Ordering::Release);
+        slot.meta.store(TOMBSTONE, Ordering::Release);
         slot.session.store(std::ptr::null_mut(), Ordering::Release);
         self.state_mut().live -= 1;
         let taken = self.release(found.raw);
@@ -729,17 +729,16 @@ impl ShardWriter<'_> {
         let len = len.max(MIN_SLOTS);
         let new = Table::new(len);
         let mask = new.mask();
-        for (hash, slot) in self.table().linked() {
-            let mut i = hash as usize & mask;
-            while new.slots[i].hash.load(Ordering::Relaxed) != EMPTY {
+        for (meta, slot) in self.table().linked() {
+            // The slot's half of the hash holds every bit a table's mask takes.
+            let mut i = meta as u32 as usize & mask;
+            while new.slots[i].meta.load(Ordering::Relaxed) != EMPTY {
                 i = (i + 1) & mask;
             }
             let to = &new.slots[i];
-            to.hash.store(hash, Ordering::Relaxed);
+            to.meta.store(meta, Ordering::Relaxed);
             to.session
                 .store(slot.session.load(Ordering::Relaxed), Ordering::Relaxed);
-            to.seq
-                .store(slot.seq.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         // The handles moved: the old table is only memory now, freed once no reader sees it.
         let old = self
@@ -993,7 +992,7 @@ mod tests {
         let hash = map.hash(v, id);
         let mut w = map.write(hash);
         let found = w.find(hash, v, id).unwrap();
-        assert!(found.holds(&old) && found.seq == 1);
+        assert!(found.holds(&old) && found.meta >> 32 == 1);
         let was = w.replace(&found, new.clone(), 2);
         assert!(w.find_seq(hash, 1).is_none());
         assert!(w.find_seq(hash, 2).is_some_and(|f| f.holds(&new)));

@@ -1,5 +1,6 @@
-//! A shard's open-addressing table: slots of (hash, raw session handle, sequence number),
-//! probed linearly. Readers probe without a lock; writers change slots under the shard lock.
+//! A shard's open-addressing table: 16-byte slots of (hash and sequence number, raw session
+//! handle), probed linearly. Readers probe without a lock; writers change slots under the
+//! shard lock.
 
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
@@ -17,19 +18,31 @@ pub(super) const MIN_SLOTS: usize = 16;
 #[cfg(sesscache_loom)]
 pub(super) const MIN_SLOTS: usize = 4;
 
-/// A key's hash as slots store it: never one of the two markers.
+/// A key's hash as the map uses it: its low half, which slots keep, is never one of the two
+/// markers (its top bits pick the shard and are left alone).
 #[inline]
 pub(super) fn tag(hash: u64) -> u64 {
-    hash.max(TOMBSTONE + 1)
+    if (hash as u32) <= TOMBSTONE as u32 {
+        hash | 2
+    } else {
+        hash
+    }
+}
+
+/// What a slot's `meta` holds for an entry: the low half of its hash (which picks the slot a
+/// probe starts from and which readers compare), and the low half of its sequence number
+/// (which ties the slot to its entry in the shard's expiry order). Never a marker: the hash's
+/// half is at least 2.
+#[inline]
+pub(super) fn meta(hash: u64, seq: u64) -> u64 {
+    (seq << 32) | u64::from(hash as u32)
 }
 
 pub(super) struct Slot {
-    /// `EMPTY`, `TOMBSTONE` or the entry's hash (`tag`ged).
-    pub(super) hash: AtomicU64,
+    /// `EMPTY`, `TOMBSTONE` or the entry's [`meta`].
+    pub(super) meta: AtomicU64,
     /// The entry's raw handle, as `RawHandle::as_ptr` gives it (null when not in use).
     pub(super) session: AtomicPtr<()>,
-    /// The entry's stamp sequence number: written and read under the shard lock only.
-    pub(super) seq: AtomicU64,
 }
 
 /// A shard's slots. A table owns no references and releases none when freed: its handles
@@ -44,21 +57,20 @@ impl Table {
         Self {
             slots: (0..len)
                 .map(|_| Slot {
-                    hash: AtomicU64::new(EMPTY),
+                    meta: AtomicU64::new(EMPTY),
                     session: AtomicPtr::new(std::ptr::null_mut()),
-                    seq: AtomicU64::new(0),
                 })
                 .collect(),
         }
     }
 
-    /// The slots that hold an entry, with its hash. Under the shard lock (or with the table
+    /// The slots that hold an entry, with its meta. Under the shard lock (or with the table
     /// owned) these are exactly the linked entries.
     pub(super) fn linked(&self) -> impl Iterator<Item = (u64, &Slot)> + '_ {
         self.slots
             .iter()
-            .map(|slot| (slot.hash.load(Ordering::Relaxed), slot))
-            .filter(|&(hash, _)| hash > TOMBSTONE)
+            .map(|slot| (slot.meta.load(Ordering::Relaxed), slot))
+            .filter(|&(meta, _)| meta > TOMBSTONE)
     }
 
     #[inline]
@@ -74,9 +86,9 @@ impl Table {
     }
 
     /// The slots a probe for `hash` visits, in order, up to and excluding the first empty
-    /// one, with the hash each holds: only those holding `hash`.
+    /// one: only those whose entry's hash has the same low half, with their meta.
     #[inline]
-    pub(super) fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+    pub(super) fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Slot, u64)> + '_ {
         let mask = self.mask();
         let start = hash as usize & mask;
         (0..self.slots.len())
@@ -85,11 +97,10 @@ impl Table {
                 (
                     i,
                     &self.slots[i],
-                    self.slots[i].hash.load(Ordering::Acquire),
+                    self.slots[i].meta.load(Ordering::Acquire),
                 )
             })
-            .take_while(|&(_, _, h)| h != EMPTY)
-            .filter(move |&(_, _, h)| h == hash)
-            .map(|(i, slot, _)| (i, slot))
+            .take_while(|&(_, _, m)| m != EMPTY)
+            .filter(move |&(_, _, m)| m as u32 == hash as u32)
     }
 }
