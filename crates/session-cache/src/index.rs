@@ -4,8 +4,8 @@
 //! It answers the two questions a hash table cannot: which entry expires soonest (eviction),
 //! and which have expired by a given time (flush), at a cost that follows the answer, not the
 //! size of the cache. Each map shard keeps one under its own lock (`map.rs`), so the order
-//! and the table always hold the same entries. An entry holds the stamp and the key's hash,
-//! which finds the slot: no pointer to the session, and no count on it.
+//! and the table always hold the same entries. An entry holds the stamp and the low half of
+//! the key's hash, which find the slot: no pointer to the session, and no count on it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};

@@ -6,8 +6,8 @@
 //! sessions leave empty. Those live out of line in two levels, each allocated only when used:
 //! [`Rare`] (host name, ALPN, the stack's object, the renewal origin) and [`More`]
 //! (certificates, ticket, application data, OpenSSL's extras, and the values too large for
-//! their inline room: a longer secret, a time past 2^40, a timeout of 2^24 seconds or more,
-//! a verify result or early-data limit other than 0).
+//! their inline room: a longer secret, a time of 2^40 - 1 or later, a timeout of 2^24 - 1
+//! seconds or more, a verify result or early-data limit other than 0).
 //!
 //! The builder keeps the plain form ([`Fields`]); [`SessionData::pack`] and
 //! [`SessionData::unpack`] convert between the two.
@@ -99,17 +99,18 @@ pub struct SessionData {
 }
 
 /// Fields a session carries only when it uses them (boxed, and wiped whole when freed).
+/// Fields drop in order: a long secret (in `more`) is zeroized before the stack's object goes.
 #[derive(Default)]
 struct Rare {
     host_name: Option<HostName>,
     alpn: Option<AlpnProtocol>,
+    renews: Option<Weak<Wiped>>,
+    more: Option<Box<Wiped<More>>>,
     /// The TLS stack's own object for this session, attached at most once, so that a cache
     /// hit hands the stack a new reference to it instead of a copy decoded again from the
     /// session's bytes. A copy of the session starts without one, since its fields may
     /// differ; it is never serialized, compared or printed.
     native: OnceBox<NativeObject>,
-    renews: Option<Weak<Wiped>>,
-    more: Option<Box<Wiped<More>>>,
 }
 
 /// Fields rarer still, and the values too large for their inline room.
@@ -195,9 +196,9 @@ impl SessionData {
             let filled = Rare {
                 host_name,
                 alpn,
-                native: OnceBox::new(),
                 renews,
                 more,
+                native: OnceBox::new(),
             };
             let _ = rare.set(Box::new(Wiped::new(filled)));
         }

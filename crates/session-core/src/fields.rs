@@ -243,9 +243,10 @@ impl fmt::Debug for SidCtx {
 /// The master key (TLS 1.2 and earlier, 48 bytes) or resumption secret (TLS 1.3, up to 64
 /// bytes; OpenSSL's buffer takes 512). Zeroized when dropped; never shown by `Debug`.
 ///
-/// Secrets of up to 64 bytes (every master key, and resumption secrets of SHA-256 and SHA-384
-/// suites) live inline in the session: no allocation of their own to make, free and leave
-/// behind. Longer ones, which only a forged or exotic session carries, are boxed.
+/// Secrets of up to 64 bytes live inline in this value: no allocation of their own to make,
+/// free and leave behind. Longer ones, which only a forged or exotic session carries, are
+/// boxed. (A session keeps up to 48 bytes inline, every master key and the resumption
+/// secrets of SHA-256 and SHA-384 suites, and a longer secret in a box of its own.)
 #[derive(Clone)]
 pub struct MasterKey(KeyRepr);
 

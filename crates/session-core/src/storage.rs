@@ -1,6 +1,7 @@
 //! The session's storage, wiped whole when the session is freed (the crate's only `unsafe`
-//! code; the same wipe covers the boxes of rarely used fields), and the safe conversions between a [`Session`] and the pinned `Arc` of its
-//! storage, on which the session cache's lock-free map builds its raw handles.
+//! code; the same wipe covers the boxes of rarely used fields), and the safe conversions
+//! between a [`Session`] and the pinned `Arc` of its storage, on which the session cache's
+//! lock-free map builds its raw handles.
 
 use std::fmt;
 use std::marker::PhantomPinned;

@@ -23,11 +23,12 @@
 //! Architecture invariants:
 //! - Lock-free readers never read a session's fields before they hold a reference to it: a
 //!   slot's half of the hash picks the candidates, and the key is compared on the reference.
-//! - An entry of the expiry order finds its slot by its hash and sequence number, and a slot
-//!   its entry by its expiry and the low half of its sequence number (the newest entry with
-//!   those, `ExpiryOrder::remove_linked`). Two entries of one shard that agree on all of
-//!   these (same expiry, same half hash, sequence numbers 2^32 apart) are interchangeable to
-//!   the order: whichever is taken, the order and the table still hold the same entries.
+//! - An entry of the expiry order finds its slot by the halves of hash and sequence number
+//!   the slot keeps, and by its expiry should two slots have those (`find_entry`); a slot
+//!   finds its entry by its expiry and the same halves (the newest such entry,
+//!   `ExpiryOrder::remove_linked`). Entries that agree on all three (sequence numbers 2^32
+//!   apart) are interchangeable to the order: whichever is taken, the order and the table
+//!   still hold the same entries.
 //! - Within one table a slot goes from empty to used and from used to tombstone (and a
 //!   tombstone back to used), never back to empty, and at least a quarter of the slots are
 //!   empty; so a probe always ends, and finds every entry that stays linked throughout (in
@@ -565,10 +566,29 @@ impl ShardWriter<'_> {
         self.find_by(hash, |raw, _| with_raw(raw, |s| same_key(s, version, id)))
     }
 
-    /// The entry linked with sequence number `seq` under `hash`, if it still is.
-    pub(crate) fn find_seq(&self, hash: u64, seq: u64) -> Option<Found> {
-        let want = meta(hash, seq);
-        self.find_by(hash, |_, meta| meta == want)
+    /// The slot of the expiry order's entry `stamp` under `hash`: the one whose meta (the
+    /// halves of hash and sequence number) is the entry's. Should two slots have it (sequence
+    /// numbers 2^32 apart), the one whose session has the entry's expiry.
+    pub(crate) fn find_entry(&self, hash: u64, stamp: Stamp) -> Option<Found> {
+        let want = meta(hash, stamp.seq);
+        let mut matching = self
+            .table()
+            .probe(hash)
+            .filter(|&(_, _, meta)| meta == want)
+            .map(|(index, slot, meta)| Found {
+                index,
+                hash,
+                raw: RawHandle::from_ptr(slot.session.load(Ordering::Relaxed)),
+                meta,
+            });
+        let first = matching.next()?;
+        let Some(second) = matching.next() else {
+            return Some(first);
+        };
+        [first, second]
+            .into_iter()
+            .chain(matching)
+            .find(|found| with_raw(found.raw, |s| s.expiry()) == stamp.expiry)
     }
 
     fn find_by(&self, hash: u64, mut matches: impl FnMut(RawHandle, u64) -> bool) -> Option<Found> {
@@ -587,7 +607,7 @@ impl ShardWriter<'_> {
     /// returns the reference it held.
     pub(crate) fn pop_first(&mut self) -> Option<Session> {
         while let Some((stamp, hash)) = self.state_mut().order.pop_first() {
-            if let Some(found) = self.find_seq(u64::from(hash), stamp.seq) {
+            if let Some(found) = self.find_entry(u64::from(hash), stamp) {
                 return Some(self.unlink(&found));
             }
             debug_assert!(false, "an ordered entry that is not linked");
@@ -613,7 +633,7 @@ impl ShardWriter<'_> {
             .get_or_insert_with(|| Vec::with_capacity(popped.len()));
         let mut unlinked = Vec::with_capacity(popped.len());
         for (stamp, hash) in popped {
-            match self.find_seq(u64::from(hash), stamp.seq) {
+            match self.find_entry(u64::from(hash), stamp) {
                 Some(found) => unlinked.push(self.unlink(&found)),
                 None => debug_assert!(false, "an ordered entry that is not linked"),
             }
@@ -983,7 +1003,7 @@ mod tests {
     }
 
     #[test]
-    fn replace_and_find_seq() {
+    fn replace_and_find_entry() {
         let map = SessionMap::new(1);
         let old = session(1);
         let new = session(1);
@@ -994,13 +1014,43 @@ mod tests {
         let found = w.find(hash, v, id).unwrap();
         assert!(found.holds(&old) && found.meta >> 32 == 1);
         let was = w.replace(&found, new.clone(), 2);
-        assert!(w.find_seq(hash, 1).is_none());
-        assert!(w.find_seq(hash, 2).is_some_and(|f| f.holds(&new)));
+        let stamp = |seq| Stamp {
+            expiry: new.expiry(),
+            seq,
+        };
+        assert!(w.find_entry(hash, stamp(1)).is_none());
+        assert!(w.find_entry(hash, stamp(2)).is_some_and(|f| f.holds(&new)));
         drop(w);
         assert!(was.ptr_eq(&old));
         drop(was);
         assert_eq!(old.ref_count(), 1);
         assert!(get(&map, &new).is_some_and(|g| g.ptr_eq(&new)));
+    }
+
+    /// Two entries whose slots keep the same halves of hash and sequence number (numbers 2^32
+    /// apart) but that expire at different times: each entry of the order unlinks its own
+    /// session, whichever slot a probe meets first.
+    #[test]
+    fn slots_alike_but_for_their_expiry_go_in_expiry_order() {
+        let map = SessionMap::new(1);
+        let timed = |n: u32, time| {
+            SessionBuilder::new(ProtocolVersion::TLS1_2, time)
+                .id(SessionId::new(&n.to_le_bytes()).unwrap())
+                .build()
+        };
+        let (later, sooner) = (timed(1, 200), timed(2, 100));
+        // One hash for both (the map trusts the caller's), the later one first in the probe.
+        let hash = map.hash(0x0303, &1u32.to_le_bytes());
+        let mut w = map.write(hash);
+        w.insert(hash, later.clone(), (1 << 32) + 5);
+        w.insert(hash, sooner.clone(), 5);
+        let first = w.pop_first().unwrap();
+        assert!(first.ptr_eq(&sooner), "the soonest entry's own session");
+        let next = w.pop_first().unwrap();
+        assert!(next.ptr_eq(&later));
+        assert!(w.pop_first().is_none());
+        drop(w);
+        assert_eq!(map.len(), 0);
     }
 
     /// Counts live sessions: one per session made, minus one when its last reference goes.
