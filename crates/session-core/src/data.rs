@@ -136,6 +136,31 @@ impl Drop for More {
 /// The extras of a session that has none stored.
 static NO_EXTRAS: LazyLock<OpensslExtras> = LazyLock::new(OpensslExtras::default);
 
+impl Fields {
+    /// A session of `version` made at `time`, every other field at OpenSSL's default.
+    pub(crate) fn new(version: ProtocolVersion, time: UnixTime) -> Self {
+        Self {
+            version,
+            id: SessionId::empty(),
+            cipher: CipherSuite(0),
+            extended_master_secret: false,
+            max_early_data: 0,
+            sid_ctx: SidCtx::empty(),
+            time,
+            timeout: crate::DEFAULT_SESSION_TIMEOUT,
+            verify_result: 0,
+            master_key: MasterKey::default(),
+            peer_certificates: None,
+            host_name: None,
+            alpn: None,
+            ticket: None,
+            app_data: None,
+            extras: None,
+            renews: None,
+        }
+    }
+}
+
 impl SessionData {
     /// Packs the plain fields into a session's layout, unmarked and with no stack object.
     pub(crate) fn pack(fields: Fields) -> Self {
@@ -478,25 +503,14 @@ mod tests {
     }
 
     fn fields() -> Fields {
-        Fields {
-            version: ProtocolVersion::TLS1_2,
-            id: SessionId::new(&[1; 32]).unwrap(),
-            cipher: CipherSuite(0xC02F),
-            extended_master_secret: true,
-            max_early_data: 0,
-            sid_ctx: SidCtx::new(b"ctx").unwrap(),
-            time: 1_700_000_000,
-            timeout: 7200,
-            verify_result: 0,
-            master_key: MasterKey::new(&[2; 48]).unwrap(),
-            peer_certificates: None,
-            host_name: None,
-            alpn: None,
-            ticket: None,
-            app_data: None,
-            extras: None,
-            renews: None,
-        }
+        let mut f = Fields::new(ProtocolVersion::TLS1_2, 1_700_000_000);
+        f.id = SessionId::new(&[1; 32]).unwrap();
+        f.cipher = CipherSuite(0xC02F);
+        f.extended_master_secret = true;
+        f.sid_ctx = SidCtx::new(b"ctx").unwrap();
+        f.timeout = 7200;
+        f.master_key = MasterKey::new(&[2; 48]).unwrap();
+        f
     }
 
     #[test]

@@ -228,25 +228,7 @@ impl SessionBuilder {
     /// default timeout of 304 seconds.
     #[doc(alias = "SSL_SESSION_new")]
     pub fn new(version: ProtocolVersion, time: UnixTime) -> Self {
-        Self(Fields {
-            version,
-            id: SessionId::empty(),
-            cipher: CipherSuite(0),
-            extended_master_secret: false,
-            max_early_data: 0,
-            sid_ctx: SidCtx::empty(),
-            time,
-            timeout: DEFAULT_SESSION_TIMEOUT,
-            verify_result: 0,
-            master_key: MasterKey::default(),
-            peer_certificates: None,
-            host_name: None,
-            alpn: None,
-            ticket: None,
-            app_data: None,
-            extras: None,
-            renews: None,
-        })
+        Self(Fields::new(version, time))
     }
 
     /// The protocol version.
