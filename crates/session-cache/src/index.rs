@@ -7,6 +7,7 @@
 //! and the table always hold the same entries. An entry holds the stamp and the low half of
 //! the key's hash, which find the slot: no pointer to the session, and no count on it.
 
+use std::collections::btree_map::Entry as Listed;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 
@@ -163,13 +164,13 @@ impl ExpiryOrder {
                 self.compact_if_sparse();
                 true
             }
-            Err(_) => {
-                let listed = self.stragglers.get(&stamp) == Some(&hash);
-                if listed {
-                    self.stragglers.remove(&stamp);
+            Err(_) => match self.stragglers.entry(stamp) {
+                Listed::Occupied(listed) if *listed.get() == hash => {
+                    listed.remove();
+                    true
                 }
-                listed
-            }
+                _ => false,
+            },
         }
     }
 
