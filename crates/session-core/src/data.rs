@@ -48,9 +48,40 @@ const NOT_RESUMABLE: u8 = 0x80;
 /// `when` bits 0-39: the time, or [`TIME_ELSEWHERE`] (a time of 2^40 - 1 or more, which
 /// lives in [`More`]).
 const TIME_ELSEWHERE: u64 = (1 << 40) - 1;
-/// `when` bits 40-63: the timeout, or [`TIMEOUT_ELSEWHERE`] (in [`More`]).
+/// `when` bits 40-63: the timeout, coded by [`timeout_code`]; [`TIMEOUT_ELSEWHERE`] means
+/// it lives in [`More`].
 const TIMEOUT_ELSEWHERE: u64 = (1 << 24) - 1;
 const TIMEOUT_SHIFT: u32 = 40;
+/// A timeout code with this bit set is a mantissa (bits 0-17) shifted left by bits 18-22.
+const TIMEOUT_SCALED: u64 = 1 << 23;
+const TIMEOUT_MANTISSA: u64 = (1 << 18) - 1;
+
+/// The 24-bit code of a timeout: below 2^23 seconds (97 days) the number itself; above, a
+/// round figure below 2^49 (a year, or 2^40 for "never") as an 18-bit mantissa and a shift;
+/// any other timeout [`TIMEOUT_ELSEWHERE`].
+fn timeout_code(timeout: u64) -> u64 {
+    if timeout < TIMEOUT_SCALED {
+        return timeout;
+    }
+    let shift = timeout.trailing_zeros().min(31);
+    let mantissa = timeout >> shift;
+    let code = TIMEOUT_SCALED | u64::from(shift) << 18 | mantissa;
+    if mantissa <= TIMEOUT_MANTISSA && code != TIMEOUT_ELSEWHERE {
+        code
+    } else {
+        TIMEOUT_ELSEWHERE
+    }
+}
+
+/// The timeout a [`timeout_code`] stands for, or `None` for [`TIMEOUT_ELSEWHERE`].
+#[inline]
+fn timeout_of(code: u64) -> Option<u64> {
+    match code {
+        TIMEOUT_ELSEWHERE => None,
+        plain if plain < TIMEOUT_SCALED => Some(plain),
+        scaled => Some((scaled & TIMEOUT_MANTISSA) << ((scaled >> 18) & 31)),
+    }
+}
 
 /// The fields of a session in their plain form: what a [`SessionBuilder`](crate::SessionBuilder)
 /// fills in, packed into a [`SessionData`] when it builds.
@@ -193,7 +224,7 @@ impl SessionData {
             None => (KEY_ELSEWHERE, Some(Box::<[u8]>::from(secret))),
         };
         let time_inline = time.min(TIME_ELSEWHERE);
-        let timeout_inline = timeout.min(TIMEOUT_ELSEWHERE);
+        let timeout_inline = timeout_code(timeout);
         let more = (peer_certificates.is_some()
             || ticket.is_some()
             || app_data.is_some()
@@ -336,9 +367,9 @@ impl SessionData {
     #[doc(alias = "SSL_SESSION_get_timeout")]
     #[inline]
     pub fn timeout(&self) -> u64 {
-        match self.when >> TIMEOUT_SHIFT {
-            TIMEOUT_ELSEWHERE => self.more().map_or(TIMEOUT_ELSEWHERE, |m| m.timeout),
-            timeout => timeout,
+        match timeout_of(self.when >> TIMEOUT_SHIFT) {
+            Some(timeout) => timeout,
+            None => self.more().map_or(TIMEOUT_ELSEWHERE, |m| m.timeout),
         }
     }
 
@@ -519,8 +550,11 @@ mod tests {
         assert!(plain.rare().is_none(), "nothing rare: no box");
         let edges = [
             (0, 0, 0, 0, 0),
-            (TIME_ELSEWHERE - 1, TIMEOUT_ELSEWHERE - 1, 48, 0, 0),
-            (TIME_ELSEWHERE, TIMEOUT_ELSEWHERE, 49, -1, 1),
+            (TIME_ELSEWHERE - 1, TIMEOUT_SCALED - 1, 48, 0, 0),
+            (TIME_ELSEWHERE, TIMEOUT_SCALED + 1, 49, -1, 1),
+            (1, TIMEOUT_ELSEWHERE, 0, 0, 0),
+            (1, TIMEOUT_MANTISSA << 31, 0, 0, 0),
+            (1, (TIMEOUT_MANTISSA + 2) << 31, 0, 0, 0),
             (u64::MAX, u64::MAX, 512, i64::MIN, u32::MAX),
         ];
         for (time, timeout, key_len, verify, early) in edges {
@@ -545,6 +579,37 @@ mod tests {
             let copy = data.clone();
             assert_eq!((copy.time(), copy.timeout()), (time, timeout));
             assert_eq!(copy.master_key(), data.master_key());
+        }
+    }
+
+    #[test]
+    fn round_timeouts_past_97_days_stay_inline_and_others_go_out_of_line() {
+        let inline = [
+            TIMEOUT_SCALED - 1,
+            TIMEOUT_SCALED,
+            365 * 86_400,
+            1 << 40,
+            (TIMEOUT_MANTISSA - 1) << 31,
+            TIMEOUT_MANTISSA << 30,
+            1 << 48,
+        ];
+        let boxed = [
+            TIMEOUT_SCALED + 1,
+            (TIMEOUT_MANTISSA + 2) << 10,
+            TIMEOUT_MANTISSA << 31,
+            1 << 49,
+            u64::MAX,
+        ];
+        for (timeout, out_of_line) in inline
+            .map(|t| (t, false))
+            .into_iter()
+            .chain(boxed.map(|t| (t, true)))
+        {
+            let mut f = fields();
+            f.timeout = timeout;
+            let data = SessionData::pack(f);
+            assert_eq!(data.timeout(), timeout);
+            assert_eq!(data.more().is_some(), out_of_line, "timeout {timeout}");
         }
     }
 
