@@ -47,22 +47,127 @@ impl Entry {
     }
 }
 
+/// How many sorted rings an order keeps beside its B-tree.
+const RINGS: usize = 2;
+
+/// Which ring, and where in it.
+type RingAt = (usize, usize);
+
+/// Entries in stamp order, pushed at either end only, with expiries counted from `base`.
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Entry>,
+    /// What the entries' expiries count from: the expiry of the entry that found it empty.
+    base: u64,
+    tombstones: usize,
+}
+
+impl Ring {
+    /// The entry for `stamp`, if its expiry is within 2^32 seconds after `base`.
+    fn entry(&self, stamp: Stamp, hash: u32) -> Option<Entry> {
+        let expiry = u32::try_from(stamp.expiry.checked_sub(self.base)?).ok()?;
+        Some(Entry {
+            seq: stamp.seq,
+            hash,
+            expiry,
+        })
+    }
+
+    /// Puts the entry at the back or the front if it belongs there; returns whether it did.
+    fn push(&mut self, stamp: Stamp, hash: u32) -> bool {
+        if self.entries.is_empty() {
+            self.base = stamp.expiry;
+        }
+        let Some(e) = self.entry(stamp, hash) else {
+            return false;
+        };
+        let base = self.base;
+        // The ends are never tombstones, so they bound every stamp in the ring.
+        match (self.entries.front(), self.entries.back()) {
+            (_, Some(last)) if last.stamp(base) < stamp => self.entries.push_back(e),
+            (Some(first), _) if stamp < first.stamp(base) => self.entries.push_front(e),
+            (None, None) => self.entries.push_back(e),
+            _ => return false,
+        }
+        true
+    }
+
+    fn front(&self) -> Option<(Stamp, u32)> {
+        self.entries.front().map(|e| (e.stamp(self.base), e.hash))
+    }
+
+    fn pop_front(&mut self) -> Option<(Stamp, u32)> {
+        let e = self.entries.pop_front()?;
+        self.trim();
+        self.compact_if_sparse();
+        Some((e.stamp(self.base), e.hash))
+    }
+
+    /// Removes the entry with this stamp if its hash is `hash`: `None` if the ring never
+    /// held the stamp, else whether the entry was there to remove.
+    fn remove(&mut self, stamp: Stamp, hash: u32) -> Option<bool> {
+        self.entry(stamp, hash)?;
+        let base = self.base;
+        let i = self
+            .entries
+            .binary_search_by(|e| e.stamp(base).cmp(&stamp))
+            .ok()?;
+        // A stamp is never reused, so a tombstone means it is gone.
+        let e = &mut self.entries[i];
+        if e.is_gone() || e.hash != hash {
+            return Some(false);
+        }
+        e.seq |= GONE;
+        self.tombstones += 1;
+        self.trim();
+        self.compact_if_sparse();
+        Some(true)
+    }
+
+    /// Drops tombstones from both ends.
+    fn trim(&mut self) {
+        while self.entries.front().is_some_and(Entry::is_gone) {
+            self.entries.pop_front();
+            self.tombstones -= 1;
+        }
+        while self.entries.back().is_some_and(Entry::is_gone) {
+            self.entries.pop_back();
+            self.tombstones -= 1;
+        }
+    }
+
+    /// Rebuilds the ring without its tombstones once they are half of it, and gives back
+    /// memory a much larger ring once needed: amortized constant time per removal.
+    fn compact_if_sparse(&mut self) {
+        if self.tombstones >= 32 && self.tombstones * 2 >= self.entries.len() {
+            self.entries.retain(|e| !e.is_gone());
+            self.tombstones = 0;
+        }
+        if self.entries.capacity() >= 64 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len() - self.tombstones
+    }
+}
+
 /// One shard's entries in stamp order.
 ///
 /// Sessions nearly always arrive in expiry order (one timeout for all, time = now), so most
 /// entries go to the back of a sorted ring and leave from its front: no allocation and no
-/// tree walk per entry. One that expires before all of the ring goes to its front. An entry
-/// that would land in the middle goes to a B-tree beside the ring instead, as does one whose
-/// expiry is not within 2^32 seconds after the ring's `base` (set when an empty ring takes
-/// its first entry); the soonest entry is the lesser of the two fronts. A removal from the
-/// middle of the ring leaves a tombstone (found by binary search); the ring never starts or
-/// ends with one, and is compacted once tombstones make up half of it.
+/// tree walk per entry. One that expires before all of a ring goes to its front. A ring's
+/// expiries count from a base, the expiry of the entry that found it empty, and span 2^32
+/// seconds; an entry that fits neither end of the first ring, by its stamp or that span,
+/// tries the second, so a second run of sessions (another timeout, or sessions that never
+/// expire beside ones that do) keeps to a ring too. The rest go to a B-tree beside them; the
+/// soonest entry is the least of the fronts. A removal from the middle of a ring leaves a
+/// tombstone (found by binary search); a ring never starts or ends with one, and is compacted
+/// once tombstones make up half of it.
 #[derive(Default)]
 pub(crate) struct ExpiryOrder {
-    ring: VecDeque<Entry>,
-    /// What the ring's entries' expiries count from.
-    base: u64,
-    tombstones: usize,
+    rings: [Ring; RINGS],
     stragglers: BTreeMap<Stamp, u32>,
     /// The largest sequence number inserted.
     last_seq: u64,
@@ -72,27 +177,8 @@ impl ExpiryOrder {
     pub(crate) fn insert(&mut self, stamp: Stamp, hash: u32) {
         debug_assert_eq!(stamp.seq & GONE, 0, "sequence numbers stay below 2^63");
         self.last_seq = self.last_seq.max(stamp.seq);
-        if self.ring.is_empty() {
-            self.base = stamp.expiry;
-        }
-        let entry = stamp
-            .expiry
-            .checked_sub(self.base)
-            .and_then(|e| u32::try_from(e).ok())
-            .map(|expiry| Entry {
-                seq: stamp.seq,
-                hash,
-                expiry,
-            });
-        let base = self.base;
-        // The ring's ends are never tombstones, so they bound every stamp in it.
-        match (entry, self.ring.front(), self.ring.back()) {
-            (Some(e), _, Some(last)) if last.stamp(base) < stamp => self.ring.push_back(e),
-            (Some(e), Some(first), _) if stamp < first.stamp(base) => self.ring.push_front(e),
-            (Some(e), None, None) => self.ring.push_back(e),
-            _ => {
-                self.stragglers.insert(stamp, hash);
-            }
+        if !self.rings.iter_mut().any(|ring| ring.push(stamp, hash)) {
+            self.stragglers.insert(stamp, hash);
         }
     }
 
@@ -102,26 +188,23 @@ impl ExpiryOrder {
 
     /// The soonest entry's stamp and hash.
     pub(crate) fn first_entry(&self) -> Option<(Stamp, u32)> {
-        let ring = self.ring.front().map(|e| (e.stamp(self.base), e.hash));
         let tree = self.stragglers.first_key_value().map(|(s, h)| (*s, *h));
-        match (ring, tree) {
-            (Some(r), Some(t)) => Some(if r.0 < t.0 { r } else { t }),
-            (r, t) => r.or(t),
-        }
+        self.rings
+            .iter()
+            .filter_map(Ring::front)
+            .chain(tree)
+            .min_by_key(|(stamp, _)| *stamp)
     }
 
     pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u32)> {
-        let from_ring = match (self.ring.front(), self.stragglers.first_key_value()) {
-            (Some(r), Some((t, _))) => r.stamp(self.base) < *t,
-            (r, _) => r.is_some(),
-        };
-        if from_ring {
-            let e = self.ring.pop_front()?;
-            self.trim();
-            self.compact_if_sparse();
-            Some((e.stamp(self.base), e.hash))
-        } else {
-            self.stragglers.pop_first()
+        let (first, _) = self.first_entry()?;
+        match self
+            .rings
+            .iter_mut()
+            .find(|ring| ring.front().is_some_and(|(s, _)| s == first))
+        {
+            Some(ring) => ring.pop_front(),
+            None => self.stragglers.pop_first(),
         }
     }
 
@@ -150,51 +233,15 @@ impl ExpiryOrder {
 
     /// Removes the entry with this stamp, if its hash is `hash`; returns whether it was there.
     pub(crate) fn remove(&mut self, stamp: Stamp, hash: u32) -> bool {
-        let base = self.base;
-        match self.ring.binary_search_by(|e| e.stamp(base).cmp(&stamp)) {
-            // A stamp is never reused, so a tombstone means it is gone from both.
-            Ok(i) => {
-                let e = &mut self.ring[i];
-                if e.is_gone() || e.hash != hash {
-                    return false;
-                }
-                e.seq |= GONE;
-                self.tombstones += 1;
-                self.trim();
-                self.compact_if_sparse();
+        if let Some(removed) = self.rings.iter_mut().find_map(|r| r.remove(stamp, hash)) {
+            return removed;
+        }
+        match self.stragglers.entry(stamp) {
+            Listed::Occupied(listed) if *listed.get() == hash => {
+                listed.remove();
                 true
             }
-            Err(_) => match self.stragglers.entry(stamp) {
-                Listed::Occupied(listed) if *listed.get() == hash => {
-                    listed.remove();
-                    true
-                }
-                _ => false,
-            },
-        }
-    }
-
-    /// Drops tombstones from both ends of the ring.
-    fn trim(&mut self) {
-        while self.ring.front().is_some_and(Entry::is_gone) {
-            self.ring.pop_front();
-            self.tombstones -= 1;
-        }
-        while self.ring.back().is_some_and(Entry::is_gone) {
-            self.ring.pop_back();
-            self.tombstones -= 1;
-        }
-    }
-
-    /// Rebuilds the ring without its tombstones once they are half of it, and gives back
-    /// memory a much larger ring once needed: amortized constant time per removal.
-    fn compact_if_sparse(&mut self) {
-        if self.tombstones >= 32 && self.tombstones * 2 >= self.ring.len() {
-            self.ring.retain(|e| !e.is_gone());
-            self.tombstones = 0;
-        }
-        if self.ring.capacity() >= 64 && self.ring.len() * 4 < self.ring.capacity() {
-            self.ring.shrink_to(self.ring.len() * 2);
+            _ => false,
         }
     }
 
@@ -206,7 +253,6 @@ impl ExpiryOrder {
         seq_limit: u64,
         max: usize,
     ) -> Vec<(Stamp, u32)> {
-        let base = self.base;
         let before_end = |s: &Stamp| (Bound::Unbounded, end).contains(s);
         let mut popped = Vec::with_capacity(max.min(self.len()));
         // The common case: the soonest entries all qualify, so pop from the front.
@@ -216,65 +262,54 @@ impl ExpiryOrder {
                 _ => break,
             }
         }
-        if popped.len() == max || !self.first().is_some_and(|s| before_end(&s)) {
-            self.compact_if_sparse();
-            return popped;
-        }
-        // Sessions added since the flush began sit among the expired ones: walk both in
-        // stamp order past them.
-        let mut ring_at = 0;
-        let mut tree = self
-            .stragglers
-            .range((Bound::Unbounded, end))
-            .filter(|(s, _)| s.seq < seq_limit)
-            .map(|(s, h)| (*s, *h))
-            .peekable();
-        let mut from_tree = Vec::new();
-        while popped.len() < max {
-            while self
-                .ring
-                .get(ring_at)
-                .is_some_and(|e| before_end(&e.stamp(base)) && (e.is_gone() || e.seq >= seq_limit))
-            {
-                ring_at += 1;
+        if popped.len() < max && self.first().is_some_and(|s| before_end(&s)) {
+            // Sessions added since the flush began sit among the expired ones: take what
+            // qualifies from each ring and the tree, in stamp order, past them.
+            let wanted = max - popped.len();
+            let mut found: Vec<(Stamp, u32, Option<RingAt>)> = Vec::new();
+            for (r, ring) in self.rings.iter().enumerate() {
+                let qualifying = ring
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (i, e, e.stamp(ring.base)))
+                    .take_while(|(_, _, s)| before_end(s))
+                    .filter(|(_, e, s)| !e.is_gone() && s.seq < seq_limit)
+                    .take(wanted)
+                    .map(|(i, e, s)| (s, e.hash, Some((r, i))));
+                found.extend(qualifying);
             }
-            let ring_next = self
-                .ring
-                .get(ring_at)
-                .filter(|e| before_end(&e.stamp(base)))
-                .copied();
-            match (ring_next, tree.peek()) {
-                (Some(r), Some((t, _))) if *t < r.stamp(base) => {
-                    let (s, h) = tree.next().expect("peeked");
-                    from_tree.push(s);
-                    popped.push((s, h));
+            let tree = self
+                .stragglers
+                .range((Bound::Unbounded, end))
+                .filter(|(s, _)| s.seq < seq_limit)
+                .take(wanted)
+                .map(|(s, h)| (*s, *h, None));
+            found.extend(tree);
+            found.sort_unstable_by_key(|(s, _, _)| *s);
+            found.truncate(wanted);
+            for (stamp, hash, at) in found {
+                match at {
+                    Some((r, i)) => {
+                        self.rings[r].entries[i].seq |= GONE;
+                        self.rings[r].tombstones += 1;
+                    }
+                    None => {
+                        self.stragglers.remove(&stamp);
+                    }
                 }
-                (Some(r), _) => {
-                    popped.push((r.stamp(base), r.hash));
-                    self.ring[ring_at].seq |= GONE;
-                    self.tombstones += 1;
-                    ring_at += 1;
-                }
-                (None, Some(_)) => {
-                    let (s, h) = tree.next().expect("peeked");
-                    from_tree.push(s);
-                    popped.push((s, h));
-                }
-                (None, None) => break,
+                popped.push((stamp, hash));
             }
         }
-        drop(tree);
-        for stamp in &from_tree {
-            self.stragglers.remove(stamp);
+        for ring in &mut self.rings {
+            ring.trim();
+            ring.compact_if_sparse();
         }
-        popped.sort_unstable_by_key(|(s, _)| *s);
-        self.trim();
-        self.compact_if_sparse();
         popped
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ring.len() - self.tombstones + self.stragglers.len()
+        self.rings.iter().map(Ring::len).sum::<usize>() + self.stragglers.len()
     }
 }
 
@@ -304,6 +339,33 @@ mod tests {
     }
 
     #[test]
+    fn sessions_that_never_expire_and_ones_that_do_each_keep_to_a_ring() {
+        let mut order = ExpiryOrder::default();
+        let (now, never) = (1_800_000_000, 1_800_000_000 + (1 << 40));
+        for seq in 0..100 {
+            order.insert(Stamp { expiry: never, seq }, 3);
+        }
+        for seq in 100..200 {
+            order.insert(
+                Stamp {
+                    expiry: now + seq,
+                    seq,
+                },
+                3,
+            );
+        }
+        assert!(order.stragglers.is_empty(), "no entry in the B-tree");
+        let before = Bound::Excluded(Stamp {
+            expiry: now + 150,
+            seq: 0,
+        });
+        let flushed = order.pop_before(before, u64::MAX, 1000);
+        assert_eq!(flushed.len(), 50);
+        assert!(order.stragglers.is_empty());
+        assert_eq!(order.len(), 150);
+    }
+
+    #[test]
     fn removals_from_the_middle_are_compacted_away() {
         let mut entries = ExpiryOrder::default();
         for seq in 0..1000 {
@@ -316,15 +378,18 @@ mod tests {
         let live = entries.len();
         assert_eq!(live, 251);
         assert!(
-            entries.ring.len() <= 2 * live,
+            entries.rings[0].entries.len() <= 2 * live,
             "compacted: {} ring entries for {live} live",
-            entries.ring.len()
+            entries.rings[0].entries.len()
         );
         let order: Vec<u64> =
             std::iter::from_fn(|| entries.pop_first().map(|(s, _)| s.seq)).collect();
         let want: Vec<u64> = (0..1000).filter(|s| s % 4 == 0 || *s == 999).collect();
         assert_eq!(order, want);
-        assert!(entries.ring.capacity() < 64, "memory given back");
+        assert!(
+            entries.rings[0].entries.capacity() < 64,
+            "memory given back"
+        );
     }
 
     #[derive(Debug, Clone)]
