@@ -57,13 +57,14 @@ type RingAt = (usize, usize);
 #[derive(Default)]
 struct Ring {
     entries: VecDeque<Entry>,
-    /// What the entries' expiries count from: the expiry of the entry that found it empty.
+    /// What the entries' expiries count from: 2^31 seconds before the expiry of the entry
+    /// that found the ring empty, so that later entries fit on either side of it.
     base: u64,
     tombstones: usize,
 }
 
 impl Ring {
-    /// The entry for `stamp`, if its expiry is within 2^32 seconds after `base`.
+    /// The entry for `stamp`, if its expiry is within 2^32 seconds from `base`.
     fn entry(&self, stamp: Stamp, hash: u32) -> Option<Entry> {
         let expiry = u32::try_from(stamp.expiry.checked_sub(self.base)?).ok()?;
         Some(Entry {
@@ -76,7 +77,7 @@ impl Ring {
     /// Puts the entry at the back or the front if it belongs there; returns whether it did.
     fn push(&mut self, stamp: Stamp, hash: u32) -> bool {
         if self.entries.is_empty() {
-            self.base = stamp.expiry;
+            self.base = stamp.expiry.saturating_sub(1 << 31);
         }
         let Some(e) = self.entry(stamp, hash) else {
             return false;
@@ -158,8 +159,8 @@ impl Ring {
 /// Sessions nearly always arrive in expiry order (one timeout for all, time = now), so most
 /// entries go to the back of a sorted ring and leave from its front: no allocation and no
 /// tree walk per entry. One that expires before all of a ring goes to its front. A ring's
-/// expiries count from a base, the expiry of the entry that found it empty, and span 2^32
-/// seconds; an entry that fits neither end of the first ring, by its stamp or that span,
+/// expiries count from a base 2^31 seconds before the entry that found it empty and span 2^32
+/// seconds (68 years each way); an entry that fits neither end of the first ring, by its stamp or that span,
 /// tries the second, so a second run of sessions (another timeout, or sessions that never
 /// expire beside ones that do) keeps to a ring too. The rest go to a B-tree beside them; the
 /// soonest entry is the least of the fronts. A removal from the middle of a ring leaves a
@@ -180,6 +181,12 @@ impl ExpiryOrder {
         if !self.rings.iter_mut().any(|ring| ring.push(stamp, hash)) {
             self.stragglers.insert(stamp, hash);
         }
+    }
+
+    /// Whether two entries can share a slot's meta: sequence numbers 2^32 apart, so one at
+    /// least 2^32.
+    pub(crate) fn metas_may_repeat(&self) -> bool {
+        self.last_seq >> 32 != 0
     }
 
     pub(crate) fn first(&self) -> Option<Stamp> {
@@ -340,29 +347,35 @@ mod tests {
 
     #[test]
     fn sessions_that_never_expire_and_ones_that_do_each_keep_to_a_ring() {
-        let mut order = ExpiryOrder::default();
         let (now, never) = (1_800_000_000, 1_800_000_000 + (1 << 40));
-        for seq in 0..100 {
-            order.insert(Stamp { expiry: never, seq }, 3);
-        }
-        for seq in 100..200 {
-            order.insert(
-                Stamp {
-                    expiry: now + seq,
-                    seq,
-                },
-                3,
+        // Expiries that rise (one timeout, time = now) and that fall (each added with less
+        // time left), beside sessions that never expire.
+        for falling in [false, true] {
+            let mut order = ExpiryOrder::default();
+            for seq in 0..100 {
+                order.insert(Stamp { expiry: never, seq }, 3);
+            }
+            for seq in 100..200 {
+                let expiry = if falling { now + 300 - seq } else { now + seq };
+                order.insert(Stamp { expiry, seq }, 3);
+            }
+            assert!(
+                order.stragglers.is_empty(),
+                "B-tree used (falling {falling})"
             );
+            let before = Bound::Excluded(Stamp {
+                expiry: now + 150,
+                seq: 0,
+            });
+            let flushed = order.pop_before(before, u64::MAX, 1000);
+            assert_eq!(flushed.len(), if falling { 49 } else { 50 });
+            assert!(
+                flushed.windows(2).all(|w| w[0].0 < w[1].0),
+                "in stamp order"
+            );
+            assert!(order.stragglers.is_empty());
+            assert_eq!(order.len(), 200 - flushed.len());
         }
-        assert!(order.stragglers.is_empty(), "no entry in the B-tree");
-        let before = Bound::Excluded(Stamp {
-            expiry: now + 150,
-            seq: 0,
-        });
-        let flushed = order.pop_before(before, u64::MAX, 1000);
-        assert_eq!(flushed.len(), 50);
-        assert!(order.stragglers.is_empty());
-        assert_eq!(order.len(), 150);
     }
 
     #[test]

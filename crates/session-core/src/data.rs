@@ -6,8 +6,8 @@
 //! sessions leave empty. Those live out of line in two levels, each allocated only when used:
 //! [`Rare`] (host name, ALPN, the stack's object, the renewal origin) and [`More`]
 //! (certificates, ticket, application data, OpenSSL's extras, and the values too large for
-//! their inline room: a longer secret, a time of 2^40 - 1 or later, a timeout of 2^24 - 1
-//! seconds or more, a verify result or early-data limit other than 0).
+//! their inline room: a longer secret, a time of 2^40 - 1 or later, a timeout that
+//! [`timeout_code`] cannot hold, a verify result or early-data limit other than 0).
 //!
 //! The builder keeps the plain form ([`Fields`]); [`SessionData::pack`] and
 //! [`SessionData::unpack`] convert between the two.

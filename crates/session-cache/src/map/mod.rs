@@ -567,28 +567,15 @@ impl ShardWriter<'_> {
     }
 
     /// The slot of the expiry order's entry `stamp` under `hash`: the one whose meta (the
-    /// halves of hash and sequence number) is the entry's. Should two slots have it (sequence
-    /// numbers 2^32 apart), the one whose session has the entry's expiry.
+    /// halves of hash and sequence number) is the entry's. Two slots have the same meta only
+    /// if their sequence numbers are 2^32 apart: once the shard has seen such numbers, the
+    /// first of them whose session has the entry's expiry.
     pub(crate) fn find_entry(&self, hash: u64, stamp: Stamp) -> Option<Found> {
         let want = meta(hash, stamp.seq);
-        let mut matching = self
-            .table()
-            .probe(hash)
-            .filter(|&(_, _, meta)| meta == want)
-            .map(|(index, slot, meta)| Found {
-                index,
-                hash,
-                raw: RawHandle::from_ptr(slot.session.load(Ordering::Relaxed)),
-                meta,
-            });
-        let first = matching.next()?;
-        let Some(second) = matching.next() else {
-            return Some(first);
-        };
-        [first, second]
-            .into_iter()
-            .chain(matching)
-            .find(|found| with_raw(found.raw, |s| s.expiry()) == stamp.expiry)
+        let alike = self.state().order.metas_may_repeat();
+        self.find_by(hash, |raw, meta| {
+            meta == want && (!alike || with_raw(raw, |s| s.expiry()) == stamp.expiry)
+        })
     }
 
     fn find_by(&self, hash: u64, mut matches: impl FnMut(RawHandle, u64) -> bool) -> Option<Found> {
