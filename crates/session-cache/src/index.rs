@@ -93,10 +93,6 @@ impl Ring {
         true
     }
 
-    fn front(&self) -> Option<(Stamp, u32)> {
-        self.entries.front().map(|e| (e.stamp(self.base), e.hash))
-    }
-
     fn pop_front(&mut self) -> Option<(Stamp, u32)> {
         let e = self.entries.pop_front()?;
         self.trim();
@@ -195,24 +191,39 @@ impl ExpiryOrder {
 
     /// The soonest entry's stamp and hash.
     pub(crate) fn first_entry(&self) -> Option<(Stamp, u32)> {
-        let tree = self.stragglers.first_key_value().map(|(s, h)| (*s, *h));
-        self.rings
-            .iter()
-            .filter_map(Ring::front)
-            .chain(tree)
-            .min_by_key(|(stamp, _)| *stamp)
+        self.soonest().map(|(stamp, hash, _)| (stamp, hash))
     }
 
-    pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u32)> {
-        let (first, _) = self.first_entry()?;
-        match self
-            .rings
-            .iter_mut()
-            .find(|ring| ring.front().is_some_and(|(s, _)| s == first))
-        {
+    /// The soonest entry's stamp and hash, and where it is: a ring's index, or [`RINGS`] for
+    /// the B-tree.
+    #[inline]
+    fn soonest(&self) -> Option<(Stamp, u32, usize)> {
+        let mut soonest = self
+            .stragglers
+            .first_key_value()
+            .map(|(stamp, hash)| (*stamp, *hash, RINGS));
+        for (at, ring) in self.rings.iter().enumerate() {
+            if let Some(e) = ring.entries.front() {
+                let stamp = e.stamp(ring.base);
+                if soonest.is_none_or(|(s, _, _)| stamp < s) {
+                    soonest = Some((stamp, e.hash, at));
+                }
+            }
+        }
+        soonest
+    }
+
+    /// Takes the front entry of a ring, or the B-tree's first for [`RINGS`].
+    fn pop_at(&mut self, at: usize) -> Option<(Stamp, u32)> {
+        match self.rings.get_mut(at) {
             Some(ring) => ring.pop_front(),
             None => self.stragglers.pop_first(),
         }
+    }
+
+    pub(crate) fn pop_first(&mut self) -> Option<(Stamp, u32)> {
+        let (_, _, at) = self.soonest()?;
+        self.pop_at(at)
     }
 
     /// Removes the entry of a linked slot, known by its expiry and its slot's meta (the low
@@ -264,8 +275,10 @@ impl ExpiryOrder {
         let mut popped = Vec::with_capacity(max.min(self.len()));
         // The common case: the soonest entries all qualify, so pop from the front.
         while popped.len() < max {
-            match self.first() {
-                Some(s) if before_end(&s) && s.seq < seq_limit => popped.extend(self.pop_first()),
+            match self.soonest() {
+                Some((s, _, at)) if before_end(&s) && s.seq < seq_limit => {
+                    popped.extend(self.pop_at(at));
+                }
                 _ => break,
             }
         }
