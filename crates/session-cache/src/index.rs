@@ -100,6 +100,32 @@ impl Ring {
         Some((e.stamp(self.base), e.hash))
     }
 
+    /// Moves entries from the front to `out` while `takes` their stamps, until `out` holds
+    /// `max`.
+    fn pop_front_while(
+        &mut self,
+        takes: impl Fn(&Stamp) -> bool,
+        max: usize,
+        out: &mut Vec<(Stamp, u32)>,
+    ) {
+        while out.len() < max {
+            // The front is never a tombstone.
+            match self.entries.front() {
+                Some(e) if takes(&e.stamp(self.base)) => {
+                    out.push((e.stamp(self.base), e.hash));
+                    self.entries.pop_front();
+                    while self.entries.front().is_some_and(Entry::is_gone) {
+                        self.entries.pop_front();
+                        self.tombstones -= 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.trim();
+        self.compact_if_sparse();
+    }
+
     /// Removes the entry with this stamp if its hash is `hash`: `None` if the ring never
     /// held the stamp, else whether the entry was there to remove.
     fn remove(&mut self, stamp: Stamp, hash: u32) -> Option<bool> {
@@ -213,6 +239,24 @@ impl ExpiryOrder {
         soonest
     }
 
+    /// The soonest stamp in the sources other than `at` (a ring's index, or [`RINGS`]).
+    fn soonest_besides(&self, at: usize) -> Option<Stamp> {
+        let tree = match at {
+            RINGS => None,
+            _ => self.stragglers.first_key_value().map(|(stamp, _)| *stamp),
+        };
+        let mut soonest = tree;
+        for (i, ring) in self.rings.iter().enumerate() {
+            if let Some(e) = ring.entries.front().filter(|_| i != at) {
+                let stamp = e.stamp(ring.base);
+                if soonest.is_none_or(|s| stamp < s) {
+                    soonest = Some(stamp);
+                }
+            }
+        }
+        soonest
+    }
+
     /// Takes the front entry of a ring, or the B-tree's first for [`RINGS`].
     fn pop_at(&mut self, at: usize) -> Option<(Stamp, u32)> {
         match self.rings.get_mut(at) {
@@ -273,13 +317,22 @@ impl ExpiryOrder {
     ) -> Vec<(Stamp, u32)> {
         let before_end = |s: &Stamp| (Bound::Unbounded, end).contains(s);
         let mut popped = Vec::with_capacity(max.min(self.len()));
-        // The common case: the soonest entries all qualify, so pop from the front.
+        // The common case: the soonest entries all qualify, so pop from the fronts, from one
+        // source at a time for as long as its front comes before every other source's.
         while popped.len() < max {
-            match self.soonest() {
-                Some((s, _, at)) if before_end(&s) && s.seq < seq_limit => {
-                    popped.extend(self.pop_at(at));
-                }
-                _ => break,
+            let Some((soonest, _, at)) = self.soonest() else {
+                break;
+            };
+            if !before_end(&soonest) || soonest.seq >= seq_limit {
+                break;
+            }
+            let elsewhere = self.soonest_besides(at);
+            let takes = |s: &Stamp| {
+                before_end(s) && s.seq < seq_limit && elsewhere.is_none_or(|next| *s < next)
+            };
+            match self.rings.get_mut(at) {
+                Some(ring) => ring.pop_front_while(takes, max, &mut popped),
+                None => popped.extend(self.stragglers.pop_first()),
             }
         }
         if popped.len() < max && self.first().is_some_and(|s| before_end(&s)) {

@@ -573,9 +573,31 @@ impl ShardWriter<'_> {
     pub(crate) fn find_entry(&self, hash: u64, stamp: Stamp) -> Option<Found> {
         let want = meta(hash, stamp.seq);
         let alike = self.state().order.metas_may_repeat();
-        self.find_by(hash, |raw, meta| {
-            meta == want && (!alike || with_raw(raw, |s| s.expiry()) == stamp.expiry)
-        })
+        let table = self.table();
+        let mask = table.mask();
+        let mut index = hash as usize & mask;
+        // A loop rather than `probe`: this runs for every flushed and evicted session, and
+        // compares whole metas, so it needs no filter on the hash's half first.
+        for _ in 0..table.slots.len() {
+            let slot = &table.slots[index];
+            match slot.meta.load(Ordering::Acquire) {
+                EMPTY => return None,
+                meta if meta == want => {
+                    let raw = RawHandle::from_ptr(slot.session.load(Ordering::Relaxed));
+                    if !alike || with_raw(raw, |s| s.expiry()) == stamp.expiry {
+                        return Some(Found {
+                            index,
+                            hash,
+                            raw,
+                            meta,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            index = (index + 1) & mask;
+        }
+        None
     }
 
     fn find_by(&self, hash: u64, mut matches: impl FnMut(RawHandle, u64) -> bool) -> Option<Found> {
