@@ -511,7 +511,12 @@ mod tests {
         /// order of inserts, removals and pops; a removal by a slot's meta takes the newest
         /// entry that matches it.
         #[test]
-        fn entries_behave_as_one_sorted_map(ops in proptest::collection::vec(op(), 1..400)) {
+        fn entries_behave_as_one_sorted_map(
+            // Where expiries start: at 0 (a ring's base stays 0), past 2^31 (its base sits
+            // below its first entry) or near the top of u64.
+            origin in proptest::sample::select(vec![0u64, 1 << 40, u64::MAX - (1 << 34)]),
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
             let mut entries = ExpiryOrder::default();
             let mut model: BTreeMap<Stamp, u32> = BTreeMap::new();
             let mut inserted: Vec<Stamp> = Vec::new();
@@ -521,7 +526,7 @@ mod tests {
                     Op::Insert { offset, far, jump } => {
                         // Expiries creep up with time, some jumping back.
                         clock += 1;
-                        let mut expiry = (100 + clock).saturating_add_signed(offset);
+                        let mut expiry = (origin + 100 + clock).saturating_add_signed(offset);
                         if far {
                             expiry += 1 << 33;
                         }
@@ -554,7 +559,7 @@ mod tests {
                     Op::PopBefore(at, lim, max) => {
                         let seq_limit = inserted.get(lim % (inserted.len() + 1)).map_or(u64::MAX, |s| s.seq);
                         let end = at.map_or(Bound::Unbounded, |at| {
-                            Bound::Excluded(Stamp { expiry: 60 + clock + at, seq: 0 })
+                            Bound::Excluded(Stamp { expiry: origin + 60 + clock + at, seq: 0 })
                         });
                         let want: Vec<(Stamp, u32)> = model
                             .range((Bound::Unbounded, end))
