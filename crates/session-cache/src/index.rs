@@ -114,10 +114,7 @@ impl Ring {
                 Some(e) if takes(&e.stamp(self.base)) => {
                     out.push((e.stamp(self.base), e.hash));
                     self.entries.pop_front();
-                    while self.entries.front().is_some_and(Entry::is_gone) {
-                        self.entries.pop_front();
-                        self.tombstones -= 1;
-                    }
+                    self.trim_front();
                 }
                 _ => break,
             }
@@ -149,12 +146,17 @@ impl Ring {
 
     /// Drops tombstones from both ends.
     fn trim(&mut self) {
-        while self.entries.front().is_some_and(Entry::is_gone) {
-            self.entries.pop_front();
-            self.tombstones -= 1;
-        }
+        self.trim_front();
         while self.entries.back().is_some_and(Entry::is_gone) {
             self.entries.pop_back();
+            self.tombstones -= 1;
+        }
+    }
+
+    /// Drops tombstones from the front.
+    fn trim_front(&mut self) {
+        while self.entries.front().is_some_and(Entry::is_gone) {
+            self.entries.pop_front();
             self.tombstones -= 1;
         }
     }
@@ -182,12 +184,12 @@ impl Ring {
 /// entries go to the back of a sorted ring and leave from its front: no allocation and no
 /// tree walk per entry. One that expires before all of a ring goes to its front. A ring's
 /// expiries count from a base 2^31 seconds before the entry that found it empty and span 2^32
-/// seconds (68 years each way); an entry that fits neither end of the first ring, by its stamp or that span,
-/// tries the second, so a second run of sessions (another timeout, or sessions that never
-/// expire beside ones that do) keeps to a ring too. The rest go to a B-tree beside them; the
-/// soonest entry is the least of the fronts. A removal from the middle of a ring leaves a
-/// tombstone (found by binary search); a ring never starts or ends with one, and is compacted
-/// once tombstones make up half of it.
+/// seconds (68 years each way); an entry that fits neither end of the first ring, by its
+/// stamp or that span, tries the second, so a second run of sessions (another timeout, or
+/// sessions that never expire beside ones that do) keeps to a ring too. The rest go to a
+/// B-tree beside them; the soonest entry is the least of the fronts. A removal from the
+/// middle of a ring leaves a tombstone (found by binary search); a ring never starts or ends
+/// with one, and is compacted once tombstones make up half of it.
 #[derive(Default)]
 pub(crate) struct ExpiryOrder {
     rings: [Ring; RINGS],
@@ -224,33 +226,22 @@ impl ExpiryOrder {
     /// the B-tree.
     #[inline]
     fn soonest(&self) -> Option<(Stamp, u32, usize)> {
+        self.soonest_besides(None)
+    }
+
+    /// [`soonest`](Self::soonest) among the sources other than `skip`.
+    #[inline]
+    fn soonest_besides(&self, skip: Option<usize>) -> Option<(Stamp, u32, usize)> {
         let mut soonest = self
             .stragglers
             .first_key_value()
+            .filter(|_| skip != Some(RINGS))
             .map(|(stamp, hash)| (*stamp, *hash, RINGS));
         for (at, ring) in self.rings.iter().enumerate() {
-            if let Some(e) = ring.entries.front() {
+            if let Some(e) = ring.entries.front().filter(|_| skip != Some(at)) {
                 let stamp = e.stamp(ring.base);
                 if soonest.is_none_or(|(s, _, _)| stamp < s) {
                     soonest = Some((stamp, e.hash, at));
-                }
-            }
-        }
-        soonest
-    }
-
-    /// The soonest stamp in the sources other than `at` (a ring's index, or [`RINGS`]).
-    fn soonest_besides(&self, at: usize) -> Option<Stamp> {
-        let tree = match at {
-            RINGS => None,
-            _ => self.stragglers.first_key_value().map(|(stamp, _)| *stamp),
-        };
-        let mut soonest = tree;
-        for (i, ring) in self.rings.iter().enumerate() {
-            if let Some(e) = ring.entries.front().filter(|_| i != at) {
-                let stamp = e.stamp(ring.base);
-                if soonest.is_none_or(|s| stamp < s) {
-                    soonest = Some(stamp);
                 }
             }
         }
@@ -326,7 +317,7 @@ impl ExpiryOrder {
             if !before_end(&soonest) || soonest.seq >= seq_limit {
                 break;
             }
-            let elsewhere = self.soonest_besides(at);
+            let elsewhere = self.soonest_besides(Some(at)).map(|(stamp, _, _)| stamp);
             let takes = |s: &Stamp| {
                 before_end(s) && s.seq < seq_limit && elsewhere.is_none_or(|next| *s < next)
             };
